@@ -1,0 +1,611 @@
+/*  balancer.c — the load-balancer tier: service pools over one ROUTER.
+
+    After the zguide's load-balancing broker with Paranoid Pirate
+    heartbeats. Callers (the gateway, tests) and workers (read-api,
+    write-api, ...) all connect DEALERs to the balancer's one bound ROUTER;
+    the message kind tells them apart. A worker joins pool P by sending
+    READY with service P and a capacity (requests it takes at once). A
+    request for pool P goes to the least recently used worker of P that has
+    spare capacity; otherwise it waits in P's bounded queue.
+
+    Frames: caller -> balancer   [caller][request]
+            balancer -> worker   [worker][caller][request]
+            worker -> balancer   [worker][caller][reply]
+            balancer -> caller   [caller][reply]
+
+    The worker table is a state machine, one entry per worker identity:
+
+        (unknown) --READY--> ACTIVE
+        ACTIVE: credit = capacity - in-flight requests.
+                credit > 0  <=>  the worker is on its pool's ready list
+                (LRU order: dispatch from the head, append at the tail).
+                Any message from it sets expires = now + heartbeat*liveness.
+        ACTIVE --BYE, or now > expires, or unroutable--> (removed): every
+                in-flight request it held is answered 502 "worker lost".
+
+    Requests, each answered exactly once:
+        QUEUED    in its pool's queue (length <= `queue`; beyond it the
+                  caller gets 503 at once);  --deadline--> answered 504
+        INFLIGHT  held by one worker; --reply--> forwarded to the caller;
+                  --deadline--> answered 504 and marked `answered`, so the
+                  late reply is dropped (the worker's credit comes back
+                  only when its reply arrives or it is removed);
+                  --worker removed--> answered 502.
+    A pool with no live worker answers 503 at once. Anything malformed is
+    answered 400 when it has a return route, and counted.
+*/
+#include "kind.h"
+#include "map.h"
+#include "node.h"
+#include "wire.h"
+#include "log.h"
+#include "metrics.h"
+
+typedef struct _pool_t pool_t;
+
+typedef struct {
+    zmsg_t *route;              //  frames back to the caller
+    tiers_wire_t *request;      //  QUEUED: the request; INFLIGHT: NULL
+    char rid [TIERS_WIRE_MAX_RID + 1];
+    int64_t deadline;           //  wall-clock ms
+    int64_t started;            //  monotonic us, for latency
+    bool answered;              //  INFLIGHT and already answered 504
+} item_t;
+
+typedef struct {
+    char key [64];              //  identity in hex
+    zframe_t *identity;
+    char name [TIERS_WIRE_MAX_RID + 1];
+    pool_t *pool;
+    int capacity, credit;
+    int64_t expires;            //  monotonic ms
+    zlistx_t *inflight;         //  item_t *
+    void *ready_handle;         //  handle in pool->ready, or NULL
+} worker_t;
+
+struct _pool_t {
+    char name [TIERS_WIRE_MAX_SERVICE + 1];
+    zlistx_t *ready;            //  worker_t * with credit > 0, LRU first
+    zlistx_t *queue;            //  item_t *, oldest first
+    size_t workers;
+    tiers_gauge_t *depth, *worker_gauge;
+    tiers_histogram_t *latency;
+};
+
+typedef struct {
+    char name [96];
+    zsock_t *pipe;
+    zsock_t *router;
+    zhashx_t *pools;            //  name -> pool_t
+    zhashx_t *workers;          //  key -> worker_t
+    int heartbeat_ms, liveness;
+    size_t queue_max;
+    int64_t default_timeout_ms;
+    int64_t heartbeat_at;
+    tiers_counter_t *malformed, *unroutable;
+} balancer_t;
+
+static void
+s_item_destroy (item_t **item_p)
+{
+    item_t *item = *item_p;
+    if (item) {
+        zmsg_destroy (&item->route);
+        tiers_wire_destroy (&item->request);
+        free (item);
+        *item_p = NULL;
+    }
+}
+
+static void
+s_count (balancer_t *self, const char *pool, int status)
+{
+    char labels [96];
+    snprintf (labels, sizeof labels, "pool=\"%s\",status=\"%d\"", pool, status);
+    tiers_counter_add (tiers_metrics_counter ("tiers_balancer_requests_total",
+        labels, "Requests answered by the balancer, by pool and status"), 1);
+}
+
+//  Answer a caller with an error (or timeout) status from the balancer.
+static void
+s_answer (balancer_t *self, zmsg_t *route, const char *rid, const char *pool,
+          int status, const char *reason)
+{
+    tiers_wire_t *reply = tiers_wire_new (TIERS_WIRE_REPLY);
+    tiers_wire_set_rid (reply, rid);
+    tiers_wire_set_service (reply, pool);
+    reply->status = (uint16_t) status;
+    tiers_wire_set_header (reply, "error", reason, strlen (reason));
+    if (status == 503)
+        tiers_wire_set_header (reply, "retry-after", "1", 1);
+    if (tiers_wire_send (reply, self->router, route))
+        tiers_counter_add (self->unroutable, 1);
+    tiers_wire_destroy (&reply);
+    s_count (self, pool, status);
+}
+
+static pool_t *
+s_pool (balancer_t *self, const char *name)
+{
+    pool_t *pool = (pool_t *) zhashx_lookup (self->pools, name);
+    if (!pool) {
+        pool = (pool_t *) zmalloc (sizeof *pool);
+        assert (pool);
+        snprintf (pool->name, sizeof pool->name, "%s", name);
+        pool->ready = zlistx_new ();
+        pool->queue = zlistx_new ();
+        char labels [96];
+        snprintf (labels, sizeof labels, "pool=\"%s\"", name);
+        pool->depth = tiers_metrics_gauge ("tiers_balancer_queue_depth", labels,
+                                           "Requests waiting for a worker");
+        pool->worker_gauge = tiers_metrics_gauge ("tiers_balancer_workers", labels,
+                                                  "Live workers in the pool");
+        pool->latency = tiers_metrics_histogram ("tiers_balancer_latency_seconds",
+            labels, "Time from a request's arrival to its answer");
+        zhashx_insert (self->pools, name, pool);
+    }
+    return pool;
+}
+
+static void
+s_pool_free (void **item)
+{
+    pool_t *pool = (pool_t *) *item;
+    if (pool) {
+        zlistx_destroy (&pool->ready);
+        item_t *queued = (item_t *) zlistx_first (pool->queue);
+        while (queued) {
+            s_item_destroy (&queued);
+            queued = (item_t *) zlistx_next (pool->queue);
+        }
+        zlistx_destroy (&pool->queue);
+        free (pool);
+        *item = NULL;
+    }
+}
+
+//  Give one request to the worker (which has credit): it becomes INFLIGHT.
+static void
+s_dispatch (balancer_t *self, worker_t *worker, item_t *item)
+{
+    assert (worker->credit > 0);
+    zmsg_t *envelope = zmsg_new ();
+    zmsg_append (envelope, &(zframe_t *) { zframe_dup (worker->identity) });
+    zframe_t *frame = zmsg_first (item->route);
+    while (frame) {
+        zmsg_append (envelope, &(zframe_t *) { zframe_dup (frame) });
+        frame = zmsg_next (item->route);
+    }
+    int rc = tiers_wire_send (item->request, self->router, envelope);
+    zmsg_destroy (&envelope);
+    tiers_wire_destroy (&item->request);
+    worker->credit--;
+    zlistx_add_end (worker->inflight, item);
+    if (worker->credit == 0 && worker->ready_handle) {
+        zlistx_delete (worker->pool->ready, worker->ready_handle);
+        worker->ready_handle = NULL;
+    }
+    else
+    if (worker->ready_handle)       //  LRU: the worker goes to the back
+        zlistx_move_end (worker->pool->ready, worker->ready_handle);
+    if (rc)                         //  worker vanished: it will expire and
+        tiers_counter_add (self->unroutable, 1);   //  fail this request 502
+}
+
+//  Feed queued requests to ready workers.
+static void
+s_pump (balancer_t *self, pool_t *pool)
+{
+    while (zlistx_size (pool->queue) && zlistx_size (pool->ready)) {
+        item_t *item = (item_t *) zlistx_first (pool->queue);
+        zlistx_delete (pool->queue, zlistx_cursor (pool->queue));
+        worker_t *worker = (worker_t *) zlistx_first (pool->ready);
+        s_dispatch (self, worker, item);
+    }
+    tiers_gauge_set (pool->depth, (int64_t) zlistx_size (pool->queue));
+}
+
+static void
+s_worker_remove (balancer_t *self, worker_t *worker, const char *why)
+{
+    pool_t *pool = worker->pool;
+    tiers_info ("worker %s left pool '%s': %s", worker->name, pool->name, why);
+    item_t *item = (item_t *) zlistx_first (worker->inflight);
+    while (item) {
+        if (!item->answered)
+            s_answer (self, item->route, item->rid, pool->name, 502, "worker lost");
+        s_item_destroy (&item);
+        item = (item_t *) zlistx_next (worker->inflight);
+    }
+    zlistx_purge (worker->inflight);
+    if (worker->ready_handle)
+        zlistx_delete (pool->ready, worker->ready_handle);
+    pool->workers--;
+    tiers_gauge_set (pool->worker_gauge, (int64_t) pool->workers);
+    zhashx_delete (self->workers, worker->key);
+    //  A pool without workers cannot serve its queue: fail it now.
+    if (pool->workers == 0) {
+        item_t *queued;
+        while ((queued = (item_t *) zlistx_first (pool->queue))) {
+            zlistx_delete (pool->queue, zlistx_cursor (pool->queue));
+            s_answer (self, queued->route, queued->rid, pool->name, 503,
+                      "no workers in pool");
+            s_item_destroy (&queued);
+        }
+        tiers_gauge_set (pool->depth, 0);
+    }
+}
+
+static void
+s_worker_free (void **item)
+{
+    worker_t *worker = (worker_t *) *item;
+    if (worker) {
+        item_t *inflight = (item_t *) zlistx_first (worker->inflight);
+        while (inflight) {
+            s_item_destroy (&inflight);
+            inflight = (item_t *) zlistx_next (worker->inflight);
+        }
+        zlistx_destroy (&worker->inflight);
+        zframe_destroy (&worker->identity);
+        free (worker);
+        *item = NULL;
+    }
+}
+
+static void
+s_on_ready (balancer_t *self, zframe_t *identity, const char *key,
+            tiers_wire_t *msg, zmsg_t *route)
+{
+    if (!*msg->service) {
+        s_answer (self, route, msg->rid, "", 400, "READY without a pool name");
+        return;
+    }
+    worker_t *worker = (worker_t *) zhashx_lookup (self->workers, key);
+    if (worker)
+        s_worker_remove (self, worker, "joined again");
+    const char *capacity = tiers_wire_header (msg, "capacity");
+    long long credit = 1;
+    if (capacity && (tiers_parse_int (capacity, &credit) || credit < 1 || credit > 10000)) {
+        s_answer (self, route, msg->rid, msg->service, 400, "bad capacity");
+        return;
+    }
+    worker = (worker_t *) zmalloc (sizeof *worker);
+    assert (worker);
+    snprintf (worker->key, sizeof worker->key, "%s", key);
+    snprintf (worker->name, sizeof worker->name, "%s", *msg->rid ? msg->rid : key);
+    worker->identity = zframe_dup (identity);
+    worker->pool = s_pool (self, msg->service);
+    worker->capacity = worker->credit = (int) credit;
+    worker->expires = zclock_mono () + (int64_t) self->heartbeat_ms * self->liveness;
+    worker->inflight = zlistx_new ();
+    zhashx_insert (self->workers, key, worker);
+    worker->ready_handle = zlistx_add_end (worker->pool->ready, worker);
+    worker->pool->workers++;
+    tiers_gauge_set (worker->pool->worker_gauge, (int64_t) worker->pool->workers);
+    tiers_info ("worker %s joined pool '%s' (capacity %d)",
+                worker->name, worker->pool->name, worker->capacity);
+    s_pump (self, worker->pool);
+}
+
+static void
+s_on_reply (balancer_t *self, worker_t *worker, tiers_wire_t *msg, zmsg_t *route)
+{
+    //  route = [worker][caller...]; find the in-flight item for this reply.
+    zframe_t *caller = zmsg_size (route) > 1 ? zmsg_next (route) : NULL;
+    if (!caller)
+        caller = zmsg_first (route);
+    item_t *item = (item_t *) zlistx_first (worker->inflight);
+    while (item) {
+        if (streq (item->rid, msg->rid)
+        &&  zframe_eq (zmsg_first (item->route), caller))
+            break;
+        item = (item_t *) zlistx_next (worker->inflight);
+    }
+    if (!item) {
+        tiers_warn ("reply %s from %s matches no request; dropped",
+                    msg->rid, worker->name);
+        tiers_counter_add (self->malformed, 1);
+        return;
+    }
+    zlistx_detach_cur (worker->inflight);
+    if (!item->answered) {
+        if (tiers_wire_send (msg, self->router, item->route))
+            tiers_counter_add (self->unroutable, 1);
+        s_count (self, worker->pool->name, msg->status);
+        tiers_histogram_observe (worker->pool->latency,
+                                 (tiers_clock_us () - item->started) / 1e6);
+    }
+    s_item_destroy (&item);
+    if (worker->credit++ == 0)
+        worker->ready_handle = zlistx_add_end (worker->pool->ready, worker);
+    s_pump (self, worker->pool);
+}
+
+static void
+s_on_request (balancer_t *self, tiers_wire_t *msg, zmsg_t **route_p)
+{
+    if (!*msg->service) {
+        s_answer (self, *route_p, msg->rid, "", 400, "request without a service");
+        return;
+    }
+    pool_t *pool = (pool_t *) zhashx_lookup (self->pools, msg->service);
+    if (!pool || pool->workers == 0) {
+        s_answer (self, *route_p, msg->rid, msg->service, 503, "no workers in pool");
+        return;
+    }
+    int64_t now = tiers_wire_now ();
+    if (msg->deadline == 0)
+        msg->deadline = now + self->default_timeout_ms;
+    if (msg->deadline <= now) {
+        s_answer (self, *route_p, msg->rid, msg->service, 504, "deadline passed");
+        return;
+    }
+    if (zlistx_size (pool->ready) == 0 && zlistx_size (pool->queue) >= self->queue_max) {
+        s_answer (self, *route_p, msg->rid, msg->service, 503, "pool busy");
+        return;
+    }
+    item_t *item = (item_t *) zmalloc (sizeof *item);
+    assert (item);
+    item->route = *route_p;
+    *route_p = NULL;
+    snprintf (item->rid, sizeof item->rid, "%s", msg->rid);
+    item->deadline = msg->deadline;
+    item->started = tiers_clock_us ();
+    item->request = msg;
+    zlistx_add_end (pool->queue, item);
+    s_pump (self, pool);
+}
+
+static void
+s_on_status (balancer_t *self, tiers_wire_t *msg, zmsg_t *route)
+{
+    //  {"pools":{"read":{"workers":2,"ready":1,"queued":0}}}
+    char *json = strdup ("{\"pools\":{");
+    bool first = true;
+    for (pool_t *pool = (pool_t *) zhashx_first (self->pools); pool;
+         pool = (pool_t *) zhashx_next (self->pools)) {
+        char *more = zsys_sprintf ("%s%s\"%s\":{\"workers\":%zu,\"ready\":%zu,\"queued\":%zu}",
+                                   json, first ? "" : ",", pool->name, pool->workers,
+                                   zlistx_size (pool->ready), zlistx_size (pool->queue));
+        free (json);
+        json = more;
+        first = false;
+    }
+    char *more = zsys_sprintf ("%s}}", json);
+    free (json);
+    tiers_wire_t *reply = tiers_wire_reply_to (msg, 200);
+    reply->kind = TIERS_WIRE_REPLY;
+    tiers_wire_set_body (reply, more, strlen (more));
+    free (more);
+    if (tiers_wire_send (reply, self->router, route))
+        tiers_counter_add (self->unroutable, 1);
+    tiers_wire_destroy (&reply);
+}
+
+static void
+s_on_router (balancer_t *self)
+{
+    const char *error = NULL;
+    zmsg_t *route = NULL;
+    tiers_wire_t *msg = tiers_wire_recv (self->router, &route, &error);
+    zframe_t *identity = route ? zmsg_first (route) : NULL;
+    if (!identity) {                //  cannot happen on a ROUTER
+        tiers_wire_destroy (&msg);
+        zmsg_destroy (&route);
+        return;
+    }
+    char *key = zframe_strhex (identity);
+    worker_t *worker = (worker_t *) zhashx_lookup (self->workers, key);
+    if (worker)
+        worker->expires = zclock_mono () + (int64_t) self->heartbeat_ms * self->liveness;
+
+    if (!msg) {
+        tiers_counter_add (self->malformed, 1);
+        tiers_warn ("malformed message from %s: %s", key, error ? error : "?");
+        //  Answer the sender (not any route it claims) so it learns why.
+        zmsg_t *back = zmsg_new ();
+        zmsg_append (back, &(zframe_t *) { zframe_dup (identity) });
+        char reason [128];
+        snprintf (reason, sizeof reason, "malformed message: %s", error ? error : "?");
+        s_answer (self, back, "", "", 400, reason);
+        zmsg_destroy (&back);
+    }
+    else
+    switch (msg->kind) {
+        case TIERS_WIRE_REQUEST:
+            if (zmsg_size (route) != 1)
+                s_answer (self, route, msg->rid, msg->service, 400,
+                          "request with an envelope");
+            else
+                s_on_request (self, msg, &route);
+            if (!route)
+                msg = NULL;         //  queued: the item owns it now
+            break;
+        case TIERS_WIRE_READY:
+            s_on_ready (self, identity, key, msg, route);
+            break;
+        case TIERS_WIRE_HEARTBEAT:
+            break;                  //  expiry already refreshed
+        case TIERS_WIRE_REPLY:
+            if (worker)
+                s_on_reply (self, worker, msg, route);
+            else {
+                tiers_counter_add (self->malformed, 1);
+                tiers_warn ("reply from unknown worker %s dropped", key);
+            }
+            break;
+        case TIERS_WIRE_BYE:
+            if (worker)
+                s_worker_remove (self, worker, "said bye");
+            break;
+        case TIERS_WIRE_STATUS:
+            s_on_status (self, msg, route);
+            break;
+        default:
+            s_answer (self, route, msg->rid, msg->service, 400, "unexpected kind");
+            break;
+    }
+    tiers_wire_destroy (&msg);
+    zmsg_destroy (&route);
+    zstr_free (&key);
+}
+
+//  Heartbeats out, dead workers out, late requests answered.
+static void
+s_tick (balancer_t *self)
+{
+    int64_t mono = zclock_mono ();
+    int64_t now = tiers_wire_now ();
+    bool beat = mono >= self->heartbeat_at;
+    if (beat)
+        self->heartbeat_at = mono + self->heartbeat_ms;
+
+    zlistx_t *dead = zlistx_new ();
+    for (worker_t *worker = (worker_t *) zhashx_first (self->workers); worker;
+         worker = (worker_t *) zhashx_next (self->workers)) {
+        if (mono > worker->expires) {
+            zlistx_add_end (dead, worker);
+            continue;
+        }
+        if (beat) {
+            tiers_wire_t *heartbeat = tiers_wire_new (TIERS_WIRE_HEARTBEAT);
+            zmsg_t *envelope = zmsg_new ();
+            zmsg_append (envelope, &(zframe_t *) { zframe_dup (worker->identity) });
+            if (tiers_wire_send (heartbeat, self->router, envelope))
+                tiers_counter_add (self->unroutable, 1);
+            zmsg_destroy (&envelope);
+            tiers_wire_destroy (&heartbeat);
+        }
+        for (item_t *item = (item_t *) zlistx_first (worker->inflight); item;
+             item = (item_t *) zlistx_next (worker->inflight))
+            if (!item->answered && item->deadline <= now) {
+                s_answer (self, item->route, item->rid, worker->pool->name, 504,
+                          "deadline passed");
+                item->answered = true;
+            }
+    }
+    for (worker_t *worker = (worker_t *) zlistx_first (dead); worker;
+         worker = (worker_t *) zlistx_next (dead))
+        s_worker_remove (self, worker, "missed its heartbeats");
+    zlistx_destroy (&dead);
+
+    for (pool_t *pool = (pool_t *) zhashx_first (self->pools); pool;
+         pool = (pool_t *) zhashx_next (self->pools)) {
+        item_t *item = (item_t *) zlistx_first (pool->queue);
+        while (item) {
+            if (item->deadline <= now) {
+                zlistx_detach_cur (pool->queue);
+                s_answer (self, item->route, item->rid, pool->name, 504,
+                          "deadline passed while queued");
+                s_item_destroy (&item);
+            }
+            item = (item_t *) zlistx_next (pool->queue);
+        }
+        tiers_gauge_set (pool->depth, (int64_t) zlistx_size (pool->queue));
+    }
+}
+
+static void
+s_balancer_actor (zsock_t *pipe, void *args_)
+{
+    tiers_actor_args_t *args = (tiers_actor_args_t *) args_;
+    tiers_log_set_actor (args->name);
+    balancer_t self_, *self = &self_;
+    memset (self, 0, sizeof *self);
+    snprintf (self->name, sizeof self->name, "%s", args->name);
+    self->pipe = pipe;
+    self->heartbeat_ms = (int) tiers_entry_int (args->entry, "heartbeat", 1000);
+    self->liveness = (int) tiers_entry_int (args->entry, "liveness", 3);
+    self->queue_max = (size_t) tiers_entry_int (args->entry, "queue", 100);
+    self->default_timeout_ms = tiers_entry_int (args->entry, "timeout", 5000);
+
+    self->router = zsock_new (ZMQ_ROUTER);
+    assert (self->router);
+    zsock_set_router_mandatory (self->router, 1);
+    zsock_set_sndtimeo (self->router, 0);
+    zsock_set_linger (self->router, 0);
+    zsock_set_sndhwm (self->router, 100000);
+    zsock_set_rcvhwm (self->router, 100000);
+    if (zsock_bind (self->router, "%s", args->entry->bind) < 0) {
+        tiers_actor_failed (pipe, "cannot bind %s: %s", args->entry->bind,
+                            zmq_strerror (zmq_errno ()));
+        zsock_destroy (&self->router);
+        return;
+    }
+    self->pools = zhashx_new ();
+    zhashx_set_destructor (self->pools, s_pool_free);
+    self->workers = zhashx_new ();
+    zhashx_set_destructor (self->workers, s_worker_free);
+    self->malformed = tiers_metrics_counter ("tiers_balancer_malformed_total", NULL,
+        "Malformed or unmatched messages the balancer dropped or refused");
+    self->unroutable = tiers_metrics_counter ("tiers_balancer_unroutable_total", NULL,
+        "Messages the balancer could not deliver (peer gone or full)");
+    self->heartbeat_at = zclock_mono () + self->heartbeat_ms;
+    tiers_info ("listening on %s (heartbeat %d ms x %d, queue %zu)",
+                args->entry->bind, self->heartbeat_ms, self->liveness, self->queue_max);
+    tiers_actor_ready (pipe);
+
+    int tick_ms = self->heartbeat_ms < 50 ? self->heartbeat_ms : 50;
+    int64_t tick_at = zclock_mono () + tick_ms;
+    while (true) {
+        int64_t wait = tick_at - zclock_mono ();
+        zmq_pollitem_t items [2] = {
+            { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 },
+            { zsock_resolve (self->router), 0, ZMQ_POLLIN, 0 }
+        };
+        int rc = zmq_poll (items, 2, wait > 0 ? wait : 0);
+        if (rc < 0 && errno != EINTR)
+            break;
+        if (items [0].revents & ZMQ_POLLIN) {
+            char *command = zstr_recv (pipe);
+            bool stop = !command || streq (command, "$TERM");
+            zstr_free (&command);
+            if (stop)
+                break;
+        }
+        //  Bounded batch per wake-up so ticks are never starved.
+        for (int batch = 0; batch < 256 && (items [1].revents & ZMQ_POLLIN); batch++) {
+            s_on_router (self);
+            if (!(zsock_events (self->router) & ZMQ_POLLIN))
+                break;
+        }
+        if (zclock_mono () >= tick_at) {
+            s_tick (self);
+            tick_at = zclock_mono () + tick_ms;
+        }
+    }
+    //  Shutting down: whoever still waits gets an answer, not silence.
+    for (pool_t *pool = (pool_t *) zhashx_first (self->pools); pool;
+         pool = (pool_t *) zhashx_next (self->pools)) {
+        item_t *item;
+        while ((item = (item_t *) zlistx_first (pool->queue))) {
+            zlistx_delete (pool->queue, zlistx_cursor (pool->queue));
+            s_answer (self, item->route, item->rid, pool->name, 503, "shutting down");
+            s_item_destroy (&item);
+        }
+    }
+    zhashx_destroy (&self->workers);
+    zhashx_destroy (&self->pools);
+    zsock_destroy (&self->router);
+}
+
+static const tiers_key_t s_keys [] = {
+    { "heartbeat", TIERS_KEY_MS,  false, 10, 60000, NULL },
+    { "liveness",  TIERS_KEY_INT, false, 1, 100, NULL },
+    { "queue",     TIERS_KEY_INT, false, 0, 1000000, NULL },
+    { "timeout",   TIERS_KEY_MS,  false, 1, 3600000, NULL },
+    { NULL, 0, false, 0, 0, NULL }
+};
+
+const tiers_kind_t tiers_balancer_kind = {
+    .name = "balancer",
+    .summary = "spreads requests over service pools (LRU, heartbeats, bounded queues)",
+    .rank = TIERS_RANK_ROUTING,
+    .run = s_balancer_actor,
+    .keys = s_keys,
+    .bind = true,
+    .multi = false,
+    .peer = NULL,
+    .listener = NULL
+};

@@ -1,0 +1,2 @@
+libtiers_a_SOURCES += \
+    actors/balancer.c

@@ -1,0 +1,33 @@
+/*  builtin.c — the actor kinds compiled into tiers.
+
+    One line per tier; each kind's descriptor lives beside its actor. To add
+    a kind: write actors/NAME.c with a `const tiers_kind_t tiers_NAME_kind`,
+    add it to the list below and to the local.mk of its folder.
+*/
+#include "kind.h"
+
+extern const tiers_kind_t tiers_balancer_kind;
+
+const tiers_kind_t *const tiers_builtin_kinds [] = {
+    &tiers_balancer_kind,
+    NULL
+};
+
+#include "map.h"
+
+//  The single-box map (rung 1): every actor a thread of one process.
+//  maps/single-box.map holds the same text; t/ checks they agree.
+static const char s_builtin_map [] =
+    "#   The built-in single-box map: every actor a thread of one process.\n"
+    "cluster\n"
+    "    name = single-box\n"
+    "    data = ./tiers-data\n"
+    "node = box\n"
+    "    balancer\n"
+    "        bind = inproc://balancer\n";
+
+const char *
+tiers_map_builtin (void)
+{
+    return s_builtin_map;
+}

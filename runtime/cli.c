@@ -1,0 +1,196 @@
+/*  cli.c — `tiers run`, `tiers check`, `tiers kinds` (see tiers(1)).
+
+    Signals: SIGINT and SIGTERM are blocked before the first thread starts,
+    so every actor thread (and libzmq's I/O threads) inherits the mask and
+    only the main thread, waiting in sigtimedwait(), ever sees them. czmq's
+    own interrupt handler is switched off: no actor is told to stop behind
+    the launcher's back; the launcher stops them in reverse start order.
+
+    Exit codes: 0 success (also after a signal), 1 a node failed to start,
+    2 usage error or invalid map.
+*/
+#include "cli.h"
+#include "map.h"
+#include "node.h"
+#include "log.h"
+#include "config.h"
+#include <getopt.h>
+#include <signal.h>
+#include <errno.h>
+
+static void
+s_usage (FILE *out)
+{
+    fprintf (out,
+"Usage: tiers [OPTION]... COMMAND [ARG]...\n"
+"Run the tiers of a web service as ZeroMQ actors placed by a map file.\n"
+"\n"
+"Commands:\n"
+"  run [-m MAP] [-n NODE] [--http HOST:PORT]\n"
+"                  start the actors the map places on NODE (all nodes when\n"
+"                  -n is not given); without -m, the built-in single-box map\n"
+"  check [-m MAP]  validate a map and print its placement plan\n"
+"  kinds           list the actor kinds this program knows\n"
+"\n"
+"Options:\n"
+"  -m, --map FILE      the map file (ZPL, see tiers-map(5))\n"
+"  -n, --node NAME     the node to run\n"
+"      --http ADDR     override the gateway's listen address (port 0 = any)\n"
+"  -l, --log LEVEL     error, warn, info (default) or debug\n"
+"  -h, --help          show this help and exit\n"
+"  -V, --version       show the version and exit\n"
+"\n"
+"Exit status: 0 success, 1 the node failed, 2 usage error or invalid map.\n"
+"See tiers(1) and tiers-map(5).\n");
+}
+
+static tiers_map_t *
+s_load (const char *path)
+{
+    char *errors = NULL;
+    tiers_map_t *map = path ? tiers_map_load (path, &errors)
+                            : tiers_map_parse (tiers_map_builtin (), "(built-in map)", &errors);
+    if (!map) {
+        fputs (errors ? errors : "invalid map\n", stderr);
+        fprintf (stderr, "tiers: the map is invalid; nothing was started\n");
+    }
+    free (errors);
+    return map;
+}
+
+static int
+s_run (tiers_map_t *map, const char *node_name)
+{
+    const char *level = tiers_map_cluster (map, "log");
+    if (level && !getenv ("TIERS_LOG"))
+        tiers_log_set_level (tiers_log_level_parse (level));
+    tiers_node_t *node = tiers_node_new (map, node_name);
+    if (tiers_node_start (node)) {
+        fprintf (stderr, "tiers: %s\n", tiers_node_error (node));
+        tiers_node_destroy (&node);
+        return 1;
+    }
+    printf ("tiers: node %s of %s running %zu actors; ready\n",
+            node_name ? node_name : "(all)", tiers_map_name (map),
+            tiers_node_actor_count (node));
+    fflush (stdout);
+
+    sigset_t signals;
+    sigemptyset (&signals);
+    sigaddset (&signals, SIGINT);
+    sigaddset (&signals, SIGTERM);
+    int signal_number;
+    while ((signal_number = sigwaitinfo (&signals, NULL)) < 0 && errno == EINTR)
+        ;
+    tiers_info ("%s: stopping", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
+    tiers_node_destroy (&node);
+    printf ("tiers: stopped\n");
+    fflush (stdout);
+    return 0;
+}
+
+int
+tiers_cli_main (int argc, char **argv)
+{
+    //  Before any thread exists: see the note at the top.
+    sigset_t signals;
+    sigemptyset (&signals);
+    sigaddset (&signals, SIGINT);
+    sigaddset (&signals, SIGTERM);
+    pthread_sigmask (SIG_BLOCK, &signals, NULL);
+    zsys_handler_set (NULL);
+    tiers_log_set_actor ("tiers");
+
+    static const struct option options [] = {
+        { "map",     required_argument, NULL, 'm' },
+        { "node",    required_argument, NULL, 'n' },
+        { "http",    required_argument, NULL, 'H' },
+        { "log",     required_argument, NULL, 'l' },
+        { "help",    no_argument,       NULL, 'h' },
+        { "version", no_argument,       NULL, 'V' },
+        { NULL, 0, NULL, 0 }
+    };
+    const char *map_path = NULL, *node_name = NULL, *http = NULL;
+    int opt;
+    while ((opt = getopt_long (argc, argv, "+m:n:l:hV", options, NULL)) != -1) {
+        switch (opt) {
+            case 'm': map_path = optarg; break;
+            case 'n': node_name = optarg; break;
+            case 'H': http = optarg; break;
+            case 'l':
+                if (tiers_log_level_parse (optarg) < 0) {
+                    fprintf (stderr, "tiers: unknown log level '%s'\n", optarg);
+                    return 2;
+                }
+                tiers_log_set_level (tiers_log_level_parse (optarg));
+                break;
+            case 'h': s_usage (stdout); return 0;
+            case 'V': printf ("tiers %s\n", PACKAGE_VERSION); return 0;
+            default:  s_usage (stderr); return 2;
+        }
+    }
+    if (optind >= argc) {
+        s_usage (stderr);
+        return 2;
+    }
+    const char *command = argv [optind++];
+    //  Options may also follow the command: tiers run -m MAP.
+    optind--;
+    argv [optind] = (char *) "tiers";
+    int sub_argc = argc - optind;
+    char **sub_argv = argv + optind;
+    optind = 1;
+    while ((opt = getopt_long (sub_argc, sub_argv, "m:n:l:hV", options, NULL)) != -1) {
+        switch (opt) {
+            case 'm': map_path = optarg; break;
+            case 'n': node_name = optarg; break;
+            case 'H': http = optarg; break;
+            case 'l':
+                if (tiers_log_level_parse (optarg) < 0) {
+                    fprintf (stderr, "tiers: unknown log level '%s'\n", optarg);
+                    return 2;
+                }
+                tiers_log_set_level (tiers_log_level_parse (optarg));
+                break;
+            case 'h': s_usage (stdout); return 0;
+            case 'V': printf ("tiers %s\n", PACKAGE_VERSION); return 0;
+            default:  s_usage (stderr); return 2;
+        }
+    }
+    if (optind < sub_argc) {
+        fprintf (stderr, "tiers: unexpected argument '%s'\n", sub_argv [optind]);
+        return 2;
+    }
+
+    if (streq (command, "kinds")) {
+        const tiers_kind_t *kind;
+        for (size_t i = 0; (kind = tiers_kind_at (i)); i++)
+            printf ("%-12s %s\n", kind->name, kind->summary ? kind->summary : "");
+        return 0;
+    }
+    if (!streq (command, "run") && !streq (command, "check")) {
+        fprintf (stderr, "tiers: unknown command '%s' (try --help)\n", command);
+        return 2;
+    }
+    tiers_map_t *map = s_load (map_path);
+    if (!map)
+        return 2;
+    int rc = 0;
+    if (node_name && !tiers_map_has_node (map, node_name)) {
+        fprintf (stderr, "tiers: %s has no node '%s'\n", tiers_map_file (map), node_name);
+        rc = 2;
+    }
+    else
+    if (http && tiers_map_set_listener (map, http, node_name)) {
+        fprintf (stderr, "tiers: --http %s: %s\n", http,
+                 "expected HOST:PORT, and a map with one gateway on this node");
+        rc = 2;
+    }
+    else
+    if (streq (command, "check"))
+        tiers_map_print_plan (map, stdout);
+    else
+        rc = s_run (map, node_name);
+    tiers_map_destroy (&map);
+    return rc;
+}

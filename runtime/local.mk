@@ -1,0 +1,13 @@
+libtiers_a_SOURCES += \
+    runtime/wire.c runtime/wire.h \
+    runtime/kind.c runtime/kind.h runtime/builtin.c \
+    runtime/map.c runtime/map.h \
+    runtime/log.c runtime/log.h \
+    runtime/metrics.c runtime/metrics.h \
+    runtime/node.c runtime/node.h \
+    runtime/service.c runtime/service.h \
+    runtime/cli.c runtime/cli.h
+
+bin_PROGRAMS += tiers
+tiers_SOURCES = runtime/main.c
+tiers_LDADD = $(TIERS_LIBS)

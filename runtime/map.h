@@ -1,0 +1,92 @@
+/*  map.h — the map file: which actors exist, on which node, at which endpoint.
+
+    A map is a ZPL text (the czmq zconfig format: one item per line, children
+    indented by four spaces, `name = value`, `#` comments). The loader keeps
+    the line of every item so that each problem is reported as FILE:LINE:
+    message, validates everything before anything starts, and resolves each
+    actor's `connect` endpoint. The grammar is documented in tiers-map(5).
+*/
+#ifndef TIERS_MAP_H
+#define TIERS_MAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include "kind.h"
+
+//  One actor entry of the map (read-only for everybody but the loader).
+struct _tiers_entry_t {
+    const tiers_kind_t *kind;
+    char *name;             //  the entry's name: `shard = s0` -> "s0";
+                            //  a bare `balancer` -> "balancer"
+    char *node;             //  the node it is placed on
+    int line;               //  line of the entry in the map file
+    int instances;          //  1 unless `instances = N`
+    char *bind;             //  own endpoint, or NULL
+    char *connect;          //  resolved peer endpoint, or NULL
+    bool connect_explicit;  //  connect came from the map, not the default
+    size_t setting_count;
+    char **keys;            //  settings other than bind/connect/instances
+    char **values;
+    int *lines;
+};
+
+//  Load and validate. On failure returns NULL and, if errors is not NULL,
+//  sets *errors to a malloc'ed string: one "FILE:LINE: message\n" per
+//  problem (the caller frees it).
+tiers_map_t *tiers_map_load (const char *path, char **errors);
+//  The same from text in memory; `filename` is used in messages.
+tiers_map_t *tiers_map_parse (const char *text, const char *filename,
+                              char **errors);
+void tiers_map_destroy (tiers_map_t **self_p);
+
+//  The built-in single-box map (text), what `tiers run` without -m uses.
+const char *tiers_map_builtin (void);
+
+//  Cluster-wide settings (`cluster` block): the map's value, else the
+//  documented default (name "tiers", data "./tiers-data", log "info",
+//  sync "full", slots "1024", heartbeat "1s"); NULL for an unknown key.
+const char *tiers_map_cluster (const tiers_map_t *self, const char *key);
+const char *tiers_map_name (const tiers_map_t *self);   //  cluster name
+const char *tiers_map_file (const tiers_map_t *self);
+
+size_t tiers_map_node_count (const tiers_map_t *self);
+const char *tiers_map_node_name (const tiers_map_t *self, size_t index);
+bool tiers_map_has_node (const tiers_map_t *self, const char *node);
+
+//  All entries in file order.
+size_t tiers_map_entry_count (const tiers_map_t *self);
+const tiers_entry_t *tiers_map_entry (const tiers_map_t *self, size_t index);
+//  Entry by name, or NULL.
+const tiers_entry_t *tiers_map_find (const tiers_map_t *self, const char *name);
+//  First entry of a kind (e.g. the balancer), or NULL.
+const tiers_entry_t *tiers_map_find_kind (const tiers_map_t *self,
+                                          const char *kind);
+
+//  A setting of an entry: the map's value, or `fallback`.
+const char *tiers_entry_get (const tiers_entry_t *self, const char *key,
+                             const char *fallback);
+//  Typed reads of validated settings (INT / MS / BYTES); fallback if unset.
+long long tiers_entry_int (const tiers_entry_t *self, const char *key,
+                           long long fallback);
+
+//  Value parsers shared by the loader and the actors. Return 0 or -1.
+int tiers_parse_ms (const char *text, long long *ms);
+int tiers_parse_bytes (const char *text, long long *bytes);
+int tiers_parse_int (const char *text, long long *value);
+//  Endpoint syntax check; on -1 sets *why to a static reason.
+int tiers_endpoint_check (const char *endpoint, const char **why);
+//  host:port check for listeners; splits into host (caller's buffer) and port.
+int tiers_hostport_split (const char *text, char *host, size_t host_size,
+                          int *port);
+
+//  `tiers run --http`: replace the listener address (kind->listener key)
+//  of the one entry with a listener on `node` (any node when NULL).
+//  Returns -1 if the address is not HOST:PORT or there is not exactly one
+//  such entry.
+int tiers_map_set_listener (tiers_map_t *self, const char *hostport,
+                            const char *node);
+
+//  Print the placement plan (for `tiers check`) to `out`.
+void tiers_map_print_plan (const tiers_map_t *self, FILE *out);
+
+#endif

@@ -1,0 +1,252 @@
+/*  service.c — a worker of a balancer pool (see service.h).
+
+    States of the link to the balancer:
+        JOINED    socket connected, READY sent; every message from the
+                  balancer pushes `expires` to now + heartbeat x liveness.
+        WAITING   socket closed after the balancer went quiet; at
+                  `reconnect_at` a new socket connects and READY is sent
+                  again (back to JOINED). The wait doubles up to 32 s.
+        FROZEN    (tests) neither answers nor heartbeats.
+    Invariant: in JOINED there is exactly one socket; in WAITING none.
+*/
+#include "service.h"
+#include "log.h"
+#include "metrics.h"
+
+#define BACKOFF_MIN_MS  1000
+#define BACKOFF_MAX_MS  32000
+
+typedef enum { S_JOINED, S_WAITING, S_FROZEN } s_state_t;
+
+struct _tiers_service_t {
+    char *endpoint, *pool, *name;
+    int capacity, heartbeat_ms, liveness;
+    zsock_t *sock;
+    s_state_t state;
+    int64_t expires;            //  balancer presumed gone after this
+    int64_t heartbeat_at;       //  next heartbeat to send
+    int64_t reconnect_at;
+    int backoff_ms;
+    tiers_counter_t *malformed;
+};
+
+static void
+s_send_kind (tiers_service_t *self, int kind)
+{
+    tiers_wire_t *msg = tiers_wire_new (kind);
+    tiers_wire_set_service (msg, self->pool);
+    tiers_wire_set_rid (msg, self->name);
+    if (kind == TIERS_WIRE_READY)
+        tiers_wire_set_headerf (msg, "capacity", "%d", self->capacity);
+    tiers_wire_send (msg, self->sock, NULL);
+    tiers_wire_destroy (&msg);
+}
+
+static void
+s_join (tiers_service_t *self)
+{
+    self->sock = zsock_new (ZMQ_DEALER);
+    assert (self->sock);
+    zsock_set_linger (self->sock, 0);
+    zsock_set_sndtimeo (self->sock, 0);
+    zsock_set_sndhwm (self->sock, 10000);
+    if (zsock_connect (self->sock, "%s", self->endpoint))
+        tiers_error ("cannot connect to %s", self->endpoint);
+    s_send_kind (self, TIERS_WIRE_READY);
+    int64_t now = zclock_mono ();
+    self->state = S_JOINED;
+    self->expires = now + (int64_t) self->heartbeat_ms * self->liveness;
+    self->heartbeat_at = now + self->heartbeat_ms;
+}
+
+tiers_service_t *
+tiers_service_new (const tiers_service_config_t *config)
+{
+    assert (config && config->endpoint && config->pool);
+    tiers_service_t *self = (tiers_service_t *) zmalloc (sizeof *self);
+    assert (self);
+    self->endpoint = strdup (config->endpoint);
+    self->pool = strdup (config->pool);
+    self->name = strdup (config->name ? config->name : config->pool);
+    self->capacity = config->capacity > 0 ? config->capacity : 1;
+    self->heartbeat_ms = config->heartbeat_ms > 0 ? config->heartbeat_ms : 1000;
+    self->liveness = config->liveness > 0 ? config->liveness : 3;
+    self->backoff_ms = BACKOFF_MIN_MS;
+    char labels [96];
+    snprintf (labels, sizeof labels, "pool=\"%s\"", self->pool);
+    self->malformed = tiers_metrics_counter ("tiers_service_malformed_total",
+        labels, "Malformed messages a service instance received and dropped");
+    s_join (self);
+    return self;
+}
+
+void
+tiers_service_destroy (tiers_service_t **self_p)
+{
+    assert (self_p);
+    tiers_service_t *self = *self_p;
+    if (self) {
+        if (self->sock && self->state == S_JOINED)
+            s_send_kind (self, TIERS_WIRE_BYE);
+        zsock_destroy (&self->sock);
+        free (self->endpoint);
+        free (self->pool);
+        free (self->name);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+zsock_t *
+tiers_service_sock (tiers_service_t *self)
+{
+    assert (self);
+    return self->sock;
+}
+
+tiers_wire_t *
+tiers_service_recv (tiers_service_t *self, zmsg_t **route_p)
+{
+    assert (self && route_p);
+    *route_p = NULL;
+    if (!self->sock)
+        return NULL;
+    const char *error = NULL;
+    zmsg_t *route = NULL;
+    tiers_wire_t *msg = tiers_wire_recv (self->sock, &route, &error);
+    if (self->state == S_FROZEN) {
+        tiers_wire_destroy (&msg);
+        zmsg_destroy (&route);
+        return NULL;
+    }
+    if (!msg) {
+        tiers_counter_add (self->malformed, 1);
+        tiers_warn ("dropped a malformed message: %s", error ? error : "?");
+        zmsg_destroy (&route);
+        return NULL;
+    }
+    //  Anything from the balancer proves it is alive.
+    self->expires = zclock_mono () + (int64_t) self->heartbeat_ms * self->liveness;
+    self->backoff_ms = BACKOFF_MIN_MS;
+    if (msg->kind == TIERS_WIRE_REQUEST) {
+        *route_p = route;
+        return msg;
+    }
+    if (msg->kind != TIERS_WIRE_HEARTBEAT) {
+        tiers_counter_add (self->malformed, 1);
+        tiers_warn ("unexpected %s from the balancer", tiers_wire_kind_name (msg->kind));
+    }
+    tiers_wire_destroy (&msg);
+    zmsg_destroy (&route);
+    return NULL;
+}
+
+int
+tiers_service_reply (tiers_service_t *self, zmsg_t **route_p,
+                     const tiers_wire_t *reply)
+{
+    assert (self && route_p);
+    int rc = -1;
+    if (self->sock && self->state == S_JOINED)
+        rc = tiers_wire_send (reply, self->sock, *route_p);
+    zmsg_destroy (route_p);
+    return rc;
+}
+
+int
+tiers_service_tick (tiers_service_t *self)
+{
+    assert (self);
+    int64_t now = zclock_mono ();
+    if (self->state == S_FROZEN)
+        return self->heartbeat_ms;
+    if (self->state == S_WAITING) {
+        if (now >= self->reconnect_at) {
+            tiers_info ("joining pool '%s' at %s again", self->pool, self->endpoint);
+            s_join (self);
+        }
+        else
+            return (int) (self->reconnect_at - now);
+    }
+    if (now >= self->expires) {
+        tiers_warn ("balancer at %s silent for %d ms; reconnecting in %d ms",
+                    self->endpoint, self->heartbeat_ms * self->liveness,
+                    self->backoff_ms);
+        zsock_destroy (&self->sock);
+        self->state = S_WAITING;
+        self->reconnect_at = now + self->backoff_ms;
+        if (self->backoff_ms < BACKOFF_MAX_MS)
+            self->backoff_ms *= 2;
+        return self->backoff_ms;
+    }
+    if (now >= self->heartbeat_at) {
+        s_send_kind (self, TIERS_WIRE_HEARTBEAT);
+        self->heartbeat_at = now + self->heartbeat_ms;
+    }
+    int64_t next = self->heartbeat_at < self->expires ? self->heartbeat_at : self->expires;
+    return next > now ? (int) (next - now) : 0;
+}
+
+void
+tiers_service_freeze (tiers_service_t *self)
+{
+    assert (self);
+    self->state = S_FROZEN;
+}
+
+void
+tiers_service_run (tiers_service_t *self, zsock_t *pipe,
+                   tiers_service_fn *handler, void *arg)
+{
+    while (true) {
+        int timeout = tiers_service_tick (self);
+        zmq_pollitem_t items [2] = {
+            { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 },
+            { self->sock ? zsock_resolve (self->sock) : NULL, 0, ZMQ_POLLIN, 0 }
+        };
+        int rc = zmq_poll (items, self->sock ? 2 : 1, timeout);
+        if (rc < 0 && errno != EINTR)
+            break;
+        if (items [0].revents & ZMQ_POLLIN) {
+            char *command = zstr_recv (pipe);
+            bool stop = !command || streq (command, "$TERM");
+            if (command && streq (command, "FREEZE"))
+                tiers_service_freeze (self);
+            zstr_free (&command);
+            if (stop)
+                break;
+        }
+        if (self->sock && (items [1].revents & ZMQ_POLLIN)) {
+            zmsg_t *route = NULL;
+            tiers_wire_t *request = tiers_service_recv (self, &route);
+            if (request) {
+                tiers_wire_t *reply = tiers_wire_reply_to (request, 200);
+                handler (request, reply, arg);
+                tiers_service_reply (self, &route, reply);
+                tiers_wire_destroy (&reply);
+                tiers_wire_destroy (&request);
+            }
+        }
+    }
+}
+
+tiers_wire_t *
+tiers_call (zsock_t *dealer, const tiers_wire_t *request, int timeout_ms)
+{
+    assert (dealer && request);
+    if (tiers_wire_send (request, dealer, NULL))
+        return NULL;
+    int64_t until = zclock_mono () + timeout_ms;
+    while (true) {
+        int64_t left = until - zclock_mono ();
+        if (left <= 0)
+            return NULL;
+        zmq_pollitem_t item = { zsock_resolve (dealer), 0, ZMQ_POLLIN, 0 };
+        if (zmq_poll (&item, 1, left) <= 0)
+            continue;
+        tiers_wire_t *reply = tiers_wire_recv (dealer, NULL, NULL);
+        if (reply && streq (reply->rid, request->rid))
+            return reply;
+        tiers_wire_destroy (&reply);
+    }
+}

@@ -1,0 +1,64 @@
+/*  service.h — the worker side of the balancer protocol, and a caller.
+
+    A service instance (read-api, write-api, a test echo worker, ...) joins
+    one pool of the balancer: it connects a DEALER, announces READY with its
+    capacity (how many requests it takes at once), answers requests, and
+    heartbeats. When it hears nothing from the balancer for
+    heartbeat x liveness it assumes the balancer is gone: it closes the
+    socket, waits (1 s, doubling to 32 s) and joins again — the Paranoid
+    Pirate worker of the zguide.
+
+    The socket changes on reconnect: take tiers_service_sock() afresh for
+    every poll.
+*/
+#ifndef TIERS_SERVICE_H
+#define TIERS_SERVICE_H
+
+#include <czmq.h>
+#include "wire.h"
+
+typedef struct _tiers_service_t tiers_service_t;
+
+typedef struct {
+    const char *endpoint;       //  the balancer's endpoint
+    const char *pool;           //  pool to join ("read", "write", ...)
+    const char *name;           //  this instance, for logs and replies
+    int capacity;               //  requests taken at once (>= 1)
+    int heartbeat_ms;           //  default 1000
+    int liveness;               //  missed heartbeats before reconnect; default 3
+} tiers_service_config_t;
+
+tiers_service_t *tiers_service_new (const tiers_service_config_t *config);
+//  Says BYE to the balancer (so its pool shrinks at once), then frees.
+void tiers_service_destroy (tiers_service_t **self_p);
+
+zsock_t *tiers_service_sock (tiers_service_t *self);
+
+//  Reads one message from the socket (call when readable). Returns a
+//  request, with its return route in *route_p, or NULL when the message was
+//  for the protocol itself (heartbeat) or malformed (counted, logged).
+tiers_wire_t *tiers_service_recv (tiers_service_t *self, zmsg_t **route_p);
+//  Sends a reply along the route (route destroyed, reply not consumed).
+int tiers_service_reply (tiers_service_t *self, zmsg_t **route_p,
+                         const tiers_wire_t *reply);
+//  Heartbeats and reconnects; call at least every heartbeat. Returns the
+//  milliseconds until it wants to be called again.
+int tiers_service_tick (tiers_service_t *self);
+//  Stop taking work without leaving (tests simulate a hung process).
+void tiers_service_freeze (tiers_service_t *self);
+
+//  Handler for tiers_service_run: fills `reply` for `request`.
+typedef void (tiers_service_fn) (const tiers_wire_t *request,
+                                 tiers_wire_t *reply, void *arg);
+//  The whole loop of a synchronous worker: pipe commands ($TERM, FREEZE),
+//  requests answered one at a time by `handler`. Returns on $TERM.
+void tiers_service_run (tiers_service_t *self, zsock_t *pipe,
+                        tiers_service_fn *handler, void *arg);
+
+//  Caller side: send `request` on a DEALER connected to a balancer and wait
+//  up to timeout_ms for the reply with the same rid (others are dropped).
+//  Returns the reply or NULL on timeout.
+tiers_wire_t *tiers_call (zsock_t *dealer, const tiers_wire_t *request,
+                          int timeout_ms);
+
+#endif

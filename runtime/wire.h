@@ -1,0 +1,127 @@
+/*  wire.h — the one message format that crosses every socket in tiers.
+
+    A tiers message is a single ZeroMQ frame (ROUTER envelopes travel as
+    frames in front of it and are not part of the codec). Everything an actor
+    receives from a socket goes through tiers_wire_decode(), which checks
+    every length against the bytes really present and returns an error for
+    anything malformed; it never aborts and never reads past the buffer.
+
+    Layout, all integers big-endian (version 1):
+
+        0   u8    magic 'T' (0x54)
+        1   u8    version (1)
+        2   u8    kind        (tiers_wire_kind_t)
+        3   u8    header count (0..TIERS_WIRE_MAX_HEADERS)
+        4   u16   status      (HTTP-like: 200, 400, 404, 503, 504, ...)
+        6   u64   deadline    (absolute, ms since the epoch; 0 = none)
+        14  u64   trace id
+        22  u8    rid length  (0..TIERS_WIRE_MAX_RID), then the bytes
+            u8    service length (0..TIERS_WIRE_MAX_SERVICE), then the bytes
+            per header: u8 key length (1..TIERS_WIRE_MAX_KEY), key bytes,
+                        u16 value length (0..TIERS_WIRE_MAX_VALUE), value bytes
+            u32   body length (0..TIERS_WIRE_MAX_BODY), then the body
+        nothing may follow the body.
+
+    Strings (rid, service, header keys) must be printable ASCII without
+    spaces; header values and bodies are opaque bytes.
+*/
+#ifndef TIERS_WIRE_H
+#define TIERS_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <czmq.h>
+
+#define TIERS_WIRE_MAGIC        0x54
+#define TIERS_WIRE_VERSION      1
+#define TIERS_WIRE_MAX_RID      64
+#define TIERS_WIRE_MAX_SERVICE  32
+#define TIERS_WIRE_MAX_HEADERS  16
+#define TIERS_WIRE_MAX_KEY      32
+#define TIERS_WIRE_MAX_VALUE    4096
+#define TIERS_WIRE_MAX_BODY     (16u * 1024 * 1024)
+#define TIERS_WIRE_FIXED        22      //  bytes before the rid length
+
+typedef enum {
+    TIERS_WIRE_REQUEST   = 1,   //  caller -> service (through the balancer)
+    TIERS_WIRE_REPLY     = 2,   //  service -> caller
+    TIERS_WIRE_READY     = 3,   //  worker -> balancer: join pool `service`
+    TIERS_WIRE_HEARTBEAT = 4,   //  both ways between balancer and worker
+    TIERS_WIRE_BYE       = 5,   //  worker -> balancer: leaving the pool
+    TIERS_WIRE_STATUS    = 6,   //  ask an actor for its state; reply is JSON
+    TIERS_WIRE_KIND_MAX  = 6
+} tiers_wire_kind_t;
+
+typedef struct {
+    char key [TIERS_WIRE_MAX_KEY + 1];
+    char *value;                //  NUL-terminated copy (value may hold NULs;
+    size_t value_size;          //  value_size is authoritative)
+} tiers_wire_header_t;
+
+typedef struct _tiers_wire_t tiers_wire_t;
+struct _tiers_wire_t {
+    uint8_t  kind;
+    uint16_t status;
+    int64_t  deadline;          //  ms since epoch, 0 = none
+    uint64_t trace;
+    char rid [TIERS_WIRE_MAX_RID + 1];
+    char service [TIERS_WIRE_MAX_SERVICE + 1];
+    size_t header_count;
+    tiers_wire_header_t headers [TIERS_WIRE_MAX_HEADERS];
+    uint8_t *body;              //  owned, never NULL; NUL-terminated
+    size_t body_size;
+};
+
+//  Create an empty message of the given kind (status 0, no body).
+tiers_wire_t *tiers_wire_new (int kind);
+void tiers_wire_destroy (tiers_wire_t **self_p);
+
+//  Setters return 0, or -1 when the value breaks a limit (message unchanged).
+int tiers_wire_set_rid (tiers_wire_t *self, const char *rid);
+int tiers_wire_set_service (tiers_wire_t *self, const char *service);
+int tiers_wire_set_body (tiers_wire_t *self, const void *data, size_t size);
+//  Takes ownership of a malloc'ed buffer (which must have room for size+1;
+//  data [size] is set to NUL). On -1 the caller still owns the buffer.
+int tiers_wire_take_body (tiers_wire_t *self, uint8_t *data, size_t size);
+//  Adds or replaces a header (keys compare exactly, case-sensitive).
+int tiers_wire_set_header (tiers_wire_t *self, const char *key,
+                           const void *value, size_t size);
+int tiers_wire_set_headerf (tiers_wire_t *self, const char *key,
+                            const char *format, ...);
+//  Returns the header value (NUL-terminated) or NULL.
+const char *tiers_wire_header (const tiers_wire_t *self, const char *key);
+
+//  A reply that carries the caller's rid, trace and deadline.
+tiers_wire_t *tiers_wire_reply_to (const tiers_wire_t *request, int status);
+
+//  Encoded size of the message.
+size_t tiers_wire_size (const tiers_wire_t *self);
+//  Encode into buf (at least tiers_wire_size bytes); returns bytes written.
+size_t tiers_wire_encode (const tiers_wire_t *self, uint8_t *buf);
+
+//  Decode; on error returns NULL and sets *error (static string) if error
+//  is not NULL. Never aborts on any input.
+tiers_wire_t *tiers_wire_decode (const uint8_t *data, size_t size,
+                                 const char **error);
+
+//  Socket helpers. send: encodes as one frame, preceded by the envelope
+//  frames if envelope is not NULL (the envelope is not consumed). Returns 0
+//  or -1. The message is never consumed.
+int tiers_wire_send (const tiers_wire_t *self, void *sock, zmsg_t *envelope);
+//  recv: receives one ZeroMQ message; all frames before the last form the
+//  envelope, returned in *envelope_p when it is not NULL (caller owns it;
+//  *envelope_p is NULL when there were no frames before the last).
+//  Returns NULL on a malformed message (error set) or interrupted receive
+//  (error = "interrupted"). On a malformed message the envelope is STILL
+//  returned in *envelope_p, so the caller can send an error reply back to
+//  the sender (and must destroy it either way).
+tiers_wire_t *tiers_wire_recv (void *sock, zmsg_t **envelope_p,
+                               const char **error);
+
+//  Name of a kind, for logs ("request", ...); "?" when unknown.
+const char *tiers_wire_kind_name (int kind);
+//  Milliseconds since the epoch (wall clock, what deadlines use).
+int64_t tiers_wire_now (void);
+
+#endif

@@ -1,0 +1,1 @@
+# SQLite and LMDB live only in this folder (shard, replica, objstore, queue).

@@ -1,0 +1,446 @@
+/*  balancer.c — cluster tests of the balancer with real test workers.
+
+    The same topology runs twice: (1) one node, every endpoint inproc://,
+    in this process; (2) three nodes on tcp:// loopback, each a separate
+    process started as `balancer.t run -m MAP -n NODE` (this program is also
+    a tiers launcher with the test-only "echo" kind registered).
+
+    echo: a worker of a balancer pool that answers every request with its
+    body after `delay`, naming itself in the "worker" header. It keeps
+    `capacity` requests at once and never sleeps, so $TERM is prompt.
+*/
+#include "../tap.h"
+#include "harness.h"
+#include "cli.h"
+#include "kind.h"
+#include "map.h"
+#include "node.h"
+#include "service.h"
+#include "log.h"
+#include <signal.h>
+
+typedef struct {
+    int64_t due;
+    zmsg_t *route;
+    tiers_wire_t *reply;
+} pending_t;
+
+static void
+s_echo_actor (zsock_t *pipe, void *args_)
+{
+    tiers_actor_args_t *args = (tiers_actor_args_t *) args_;
+    tiers_log_set_actor (args->name);
+    tiers_service_config_t config = {
+        .endpoint = args->entry->connect,
+        .pool = tiers_entry_get (args->entry, "pool", "echo"),
+        .name = args->name,
+        .capacity = (int) tiers_entry_int (args->entry, "capacity", 1),
+        .heartbeat_ms = (int) tiers_entry_int (args->entry, "heartbeat", 100),
+        .liveness = 3
+    };
+    int64_t delay = tiers_entry_int (args->entry, "delay", 0);
+    tiers_service_t *service = tiers_service_new (&config);
+    zlistx_t *pending = zlistx_new ();
+    tiers_actor_ready (pipe);
+    bool frozen = false;
+    while (true) {
+        int timeout = tiers_service_tick (service);
+        pending_t *first = (pending_t *) zlistx_first (pending);
+        if (first) {
+            int64_t left = first->due - zclock_mono ();
+            if (left < timeout)
+                timeout = left > 0 ? (int) left : 0;
+        }
+        zsock_t *sock = tiers_service_sock (service);
+        zmq_pollitem_t items [2] = {
+            { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 },
+            { sock ? zsock_resolve (sock) : NULL, 0, ZMQ_POLLIN, 0 }
+        };
+        if (zmq_poll (items, sock ? 2 : 1, timeout) < 0 && errno != EINTR)
+            break;
+        if (items [0].revents & ZMQ_POLLIN) {
+            char *command = zstr_recv (pipe);
+            bool stop = !command || streq (command, "$TERM");
+            if (command && streq (command, "FREEZE")) {
+                tiers_service_freeze (service);
+                frozen = true;
+            }
+            zstr_free (&command);
+            if (stop)
+                break;
+        }
+        if (sock && (items [1].revents & ZMQ_POLLIN)) {
+            pending_t *item = (pending_t *) zmalloc (sizeof *item);
+            tiers_wire_t *request = tiers_service_recv (service, &item->route);
+            if (request) {
+                item->reply = tiers_wire_reply_to (request, 200);
+                tiers_wire_set_body (item->reply, request->body, request->body_size);
+                tiers_wire_set_header (item->reply, "worker", args->name,
+                                       strlen (args->name));
+                item->due = zclock_mono () + delay;
+                zlistx_add_end (pending, item);
+                tiers_wire_destroy (&request);
+            }
+            else
+                free (item);
+        }
+        while ((first = (pending_t *) zlistx_first (pending))
+               && first->due <= zclock_mono ()) {
+            zlistx_delete (pending, zlistx_cursor (pending));
+            if (!frozen)
+                tiers_service_reply (service, &first->route, first->reply);
+            zmsg_destroy (&first->route);
+            tiers_wire_destroy (&first->reply);
+            free (first);
+        }
+    }
+    pending_t *item;
+    while ((item = (pending_t *) zlistx_first (pending))) {
+        zlistx_delete (pending, zlistx_cursor (pending));
+        zmsg_destroy (&item->route);
+        tiers_wire_destroy (&item->reply);
+        free (item);
+    }
+    zlistx_destroy (&pending);
+    tiers_service_destroy (&service);
+}
+
+static const tiers_key_t s_echo_keys [] = {
+    { "pool",      TIERS_KEY_STRING, false, 0, 0, NULL },
+    { "delay",     TIERS_KEY_MS,     false, 0, 60000, NULL },
+    { "capacity",  TIERS_KEY_INT,    false, 1, 1000, NULL },
+    { "heartbeat", TIERS_KEY_MS,     false, 10, 60000, NULL },
+    { NULL, 0, false, 0, 0, NULL }
+};
+
+static const tiers_kind_t s_echo_kind = {
+    .name = "echo", .summary = "test worker: answers with the request body",
+    .rank = TIERS_RANK_SERVICE, .run = s_echo_actor, .keys = s_echo_keys,
+    .bind = false, .multi = true, .peer = "balancer", .listener = NULL
+};
+
+//  --------------------------------------------------------------------------
+//  The map, in its two placements.
+
+static char *
+s_map_text (bool split, const char *lb, const char *lb2)
+{
+    return zsys_sprintf (
+        "cluster\n"
+        "    name = balancer-test\n"
+        "    log = warn\n"
+        "node = %s\n"
+        "    balancer = lb\n"
+        "        bind = %s\n"
+        "        heartbeat = 100ms\n"
+        "        liveness = 3\n"
+        "        timeout = 3s\n"
+        "    balancer = lb2\n"
+        "        bind = %s\n"
+        "        heartbeat = 100ms\n"
+        "        queue = 2\n"
+        "%s"
+        "    echo = fast\n"
+        "        connect = lb\n"
+        "        instances = 2\n"
+        "        delay = 20ms\n"
+        "    echo = slow\n"
+        "        connect = lb2\n"
+        "        pool = slow\n"
+        "        delay = 600ms\n"
+        "%s"
+        "    echo = far\n"
+        "        connect = lb\n"
+        "        delay = 400ms\n",
+        split ? "lb" : "box", lb, lb2,
+        split ? "node = w1\n" : "", split ? "node = w2\n" : "");
+}
+
+typedef struct {
+    bool split;
+    const char *label;
+    char *self_path;
+    char *map_path;
+    pid_t pids [3];             //  split: lb, w1, w2
+    char *logs [3];
+    tiers_map_t *map;           //  one process
+    tiers_node_t *node;
+    char lb [64], lb2 [64];
+} cluster_t;
+
+static const char *s_nodes [3] = { "lb", "w1", "w2" };
+
+static int
+s_start_node (cluster_t *c, int i)
+{
+    char *argv [] = { c->self_path, (char *) "run", (char *) "-m", c->map_path,
+                      (char *) "-n", (char *) s_nodes [i], NULL };
+    c->pids [i] = h_spawn (argv, c->logs [i]);
+    return h_wait_for_line (c->logs [i], "ready", 10000);
+}
+
+static int
+s_cluster_start (cluster_t *c)
+{
+    char *text;
+    if (c->split) {
+        snprintf (c->lb, sizeof c->lb, "tcp://127.0.0.1:%d", h_free_port ());
+        snprintf (c->lb2, sizeof c->lb2, "tcp://127.0.0.1:%d", h_free_port ());
+        text = s_map_text (true, c->lb, c->lb2);
+        c->map_path = h_write_file ("split.map", text);
+        free (text);
+        for (int i = 0; i < 3; i++) {
+            c->logs [i] = zsys_sprintf ("%s/%s.log", h_tmpdir (), s_nodes [i]);
+            if (s_start_node (c, i))
+                return -1;
+        }
+        return 0;
+    }
+    snprintf (c->lb, sizeof c->lb, "inproc://lb");
+    snprintf (c->lb2, sizeof c->lb2, "inproc://lb2");
+    text = s_map_text (false, c->lb, c->lb2);
+    char *errors = NULL;
+    c->map = tiers_map_parse (text, "box.map", &errors);
+    free (text);
+    if (!c->map) {
+        diag ("%s", errors);
+        free (errors);
+        return -1;
+    }
+    c->node = tiers_node_new (c->map, NULL);
+    return tiers_node_start (c->node);
+}
+
+static void
+s_cluster_stop (cluster_t *c)
+{
+    tiers_node_destroy (&c->node);
+    tiers_map_destroy (&c->map);
+    for (int i = 0; i < 3; i++) {
+        if (c->pids [i] > 0)
+            ok (h_stop (c->pids [i], SIGTERM, 3000) == 0,
+                "%s: node %s exits 0 on SIGTERM", c->label, s_nodes [i]);
+        free (c->logs [i]);
+    }
+    free (c->map_path);
+}
+
+//  Simulate the death of the worker "far": kill -9 its process, or freeze
+//  its thread (it stops answering and heartbeating, like a hung process).
+static void
+s_kill_far (cluster_t *c)
+{
+    if (c->split) {
+        ok (h_stop (c->pids [2], SIGKILL, 3000) == 128 + SIGKILL,
+            "%s: kill -9 the node holding worker far", c->label);
+        c->pids [2] = 0;
+    }
+    else
+        ok (zstr_send (tiers_node_actor (c->node, "far"), "FREEZE") == 0,
+            "%s: freeze worker far", c->label);
+}
+
+static int
+s_count_status (tiers_wire_t **replies, int count, int status)
+{
+    int n = 0;
+    for (int i = 0; i < count; i++)
+        if (replies [i]->status == status)
+            n++;
+    return n;
+}
+
+static void
+s_free_replies (tiers_wire_t **replies, int count)
+{
+    for (int i = 0; i < count; i++)
+        tiers_wire_destroy (&replies [i]);
+}
+
+static void
+s_scenarios (cluster_t *c)
+{
+    const char *L = c->label;
+    zsock_t *client = zsock_new_dealer (c->lb);
+    zsock_t *client2 = zsock_new_dealer (c->lb2);
+    zsock_set_linger (client, 0);
+    zsock_set_linger (client2, 0);
+    ok (h_wait_workers (client, "echo", 3, 10000) == 0, "%s: 3 echo workers joined", L);
+    ok (h_wait_workers (client2, "slow", 1, 10000) == 0, "%s: 1 slow worker joined", L);
+
+    //  1. Requests spread over every worker of the pool.
+    tiers_wire_t *replies [64];
+    for (int i = 0; i < 30; i++) {
+        char body [32];
+        snprintf (body, sizeof body, "hello %d", i);
+        tiers_wire_t *request = h_request ("echo", body, 0);
+        tiers_wire_send (request, zsock_resolve (client), NULL);
+        tiers_wire_destroy (&request);
+    }
+    int got = h_collect (client, replies, 30, 10000);
+    is_int (got, 30, "%s: all 30 requests answered", L);
+    is_int (s_count_status (replies, got, 200), 30, "%s: all 200", L);
+    zhashx_t *workers = zhashx_new ();
+    bool bodies_ok = true;
+    for (int i = 0; i < got; i++) {
+        const char *worker = tiers_wire_header (replies [i], "worker");
+        if (worker)
+            zhashx_update (workers, worker, (void *) "x");
+        if (strncmp ((char *) replies [i]->body, "hello ", 6))
+            bodies_ok = false;
+    }
+    is_int ((long long) zhashx_size (workers), 3, "%s: served by 3 distinct workers", L);
+    ok (bodies_ok, "%s: every reply carries its request's body", L);
+    zhashx_destroy (&workers);
+    s_free_replies (replies, got);
+
+    //  2. A saturated pool answers busy at once: 1 in flight, 2 queued.
+    int64_t start = zclock_mono ();
+    for (int i = 0; i < 6; i++) {
+        tiers_wire_t *request = h_request ("slow", "x", 0);
+        tiers_wire_send (request, zsock_resolve (client2), NULL);
+        tiers_wire_destroy (&request);
+    }
+    got = h_collect (client2, replies, 3, 2000);
+    int64_t elapsed = zclock_mono () - start;
+    is_int (got, 3, "%s: three answers arrive first", L);
+    is_int (s_count_status (replies, got, 503), 3, "%s: they are 503 busy", L);
+    ok (elapsed < 500, "%s: busy answers came at once (%lld ms)", L, (long long) elapsed);
+    ok (got > 0 && tiers_wire_header (replies [0], "retry-after") != NULL,
+        "%s: busy carries retry-after", L);
+    s_free_replies (replies, got);
+    got = h_collect (client2, replies, 3, 5000);
+    is_int (s_count_status (replies, got, 200), 3,
+            "%s: the in-flight and queued requests are served", L);
+    s_free_replies (replies, got);
+
+    //  3. A request past its deadline is answered with a timeout.
+    start = zclock_mono ();
+    tiers_wire_t *request = h_request ("slow", "late", 200);
+    tiers_wire_t *reply = tiers_call (client2, request, 3000);
+    elapsed = zclock_mono () - start;
+    ok (reply && reply->status == 504, "%s: 504 when the deadline passes", L);
+    ok (elapsed >= 150 && elapsed < 1000, "%s: timed out near its deadline (%lld ms)",
+        L, (long long) elapsed);
+    tiers_wire_destroy (&request);
+    tiers_wire_destroy (&reply);
+    //  The worker's late reply is dropped; the next request is served.
+    request = h_request ("slow", "after", 0);
+    reply = tiers_call (client2, request, 3000);
+    ok (reply && reply->status == 200 && streq ((char *) reply->body, "after"),
+        "%s: the pool serves again after a timeout", L);
+    tiers_wire_destroy (&request);
+    tiers_wire_destroy (&reply);
+    //  A request whose deadline already passed never reaches a worker.
+    request = h_request ("slow", "dead", 0);
+    request->deadline = tiers_wire_now () - 1;
+    reply = tiers_call (client2, request, 1000);
+    ok (reply && reply->status == 504, "%s: an expired request is refused with 504", L);
+    tiers_wire_destroy (&request);
+    tiers_wire_destroy (&reply);
+
+    //  4. Malformed input gets an error reply; the balancer keeps serving.
+    zstr_send (client, "this is not a tiers message");
+    got = h_collect (client, replies, 1, 2000);
+    ok (got == 1 && replies [0]->status == 400
+        && strstr (tiers_wire_header (replies [0], "error"), "malformed"),
+        "%s: garbage frame answered 400 malformed", L);
+    s_free_replies (replies, got);
+    uint8_t truncated [12] = { 'T', 1, 1, 0, 0, 200 };
+    zsock_send (client, "b", truncated, sizeof truncated);
+    got = h_collect (client, replies, 1, 2000);
+    ok (got == 1 && replies [0]->status == 400, "%s: truncated message answered 400", L);
+    s_free_replies (replies, got);
+    request = h_request ("", "no service", 0);
+    reply = tiers_call (client, request, 2000);
+    ok (reply && reply->status == 400, "%s: request without service answered 400", L);
+    tiers_wire_destroy (&request);
+    tiers_wire_destroy (&reply);
+    request = h_request ("nosuchpool", "x", 0);
+    reply = tiers_call (client, request, 2000);
+    ok (reply && reply->status == 503, "%s: unknown pool answered 503", L);
+    tiers_wire_destroy (&request);
+    tiers_wire_destroy (&reply);
+
+    //  5. A worker that dies mid-request: its request fails back (502),
+    //     it is dropped within its heartbeat window, the pool keeps serving.
+    ok (h_wait_workers (client, "echo", 3, 3000) == 0, "%s: still 3 workers", L);
+    for (int i = 0; i < 3; i++) {
+        request = h_request ("echo", "inflight", 0);
+        tiers_wire_send (request, zsock_resolve (client), NULL);
+        tiers_wire_destroy (&request);
+    }
+    zclock_sleep (50);              //  each worker holds one request now
+    s_kill_far (c);
+    start = zclock_mono ();
+    got = h_collect (client, replies, 3, 3000);
+    is_int (got, 3, "%s: every in-flight request is answered", L);
+    is_int (s_count_status (replies, got, 200), 2, "%s: two served", L);
+    is_int (s_count_status (replies, got, 502), 1, "%s: the dead worker's fails 502", L);
+    s_free_replies (replies, got);
+    ok (h_wait_workers (client, "echo", 2, 3000) == 0, "%s: pool shrinks to 2", L);
+    elapsed = zclock_mono () - start;
+    ok (elapsed < 1500, "%s: dead worker detected in %lld ms (window 300 ms)",
+        L, (long long) elapsed);
+    for (int i = 0; i < 20; i++) {
+        request = h_request ("echo", "after death", 0);
+        tiers_wire_send (request, zsock_resolve (client), NULL);
+        tiers_wire_destroy (&request);
+    }
+    got = h_collect (client, replies, 20, 5000);
+    is_int (s_count_status (replies, got, 200), 20, "%s: the pool keeps serving", L);
+    bool only_fast = true;
+    for (int i = 0; i < got; i++) {
+        const char *worker = tiers_wire_header (replies [i], "worker");
+        if (!worker || strncmp (worker, "fast.", 5))
+            only_fast = false;
+    }
+    ok (only_fast, "%s: only the live workers serve", L);
+    s_free_replies (replies, got);
+
+    //  6. (split only) The balancer dies and comes back: workers rejoin.
+    if (c->split) {
+        ok (h_stop (c->pids [0], SIGKILL, 3000) == 128 + SIGKILL,
+            "%s: kill -9 the balancer node", L);
+        c->pids [0] = 0;
+        zclock_sleep (200);
+        ok (s_start_node (c, 0) == 0, "%s: balancer node restarted", L);
+        ok (h_wait_workers (client, "echo", 2, 15000) == 0,
+            "%s: workers reconnected with back-off and rejoined", L);
+        request = h_request ("echo", "again", 0);
+        reply = tiers_call (client, request, 3000);
+        ok (reply && reply->status == 200, "%s: served after the balancer restart", L);
+        tiers_wire_destroy (&request);
+        tiers_wire_destroy (&reply);
+    }
+    zsock_destroy (&client);
+    zsock_destroy (&client2);
+}
+
+int
+main (int argc, char **argv)
+{
+    tiers_kind_register (&s_echo_kind);
+    if (argc > 1)                   //  a node of the split cluster
+        return tiers_cli_main (argc, argv);
+
+    zsys_handler_set (NULL);
+    tiers_log_set_level (TIERS_LOG_ERROR);
+    h_tmpdir ();
+    char self_path [4096];
+    ssize_t size = readlink ("/proc/self/exe", self_path, sizeof self_path - 1);
+    assert (size > 0);
+    self_path [size] = 0;
+
+    cluster_t one = { .split = false, .label = "inproc" };
+    ok (s_cluster_start (&one) == 0, "inproc: cluster started in one process");
+    s_scenarios (&one);
+    s_cluster_stop (&one);
+
+    cluster_t split = { .split = true, .label = "tcp", .self_path = self_path };
+    ok (s_cluster_start (&split) == 0, "tcp: three nodes started as processes");
+    s_scenarios (&split);
+    s_cluster_stop (&split);
+    h_kill_all ();
+    return done_testing ();
+}

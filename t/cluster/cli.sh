@@ -1,0 +1,90 @@
+#!/bin/sh
+# cli.sh — the tiers command line: help, version, check, run + SIGTERM.
+# Prints TAP. Every process it starts is stopped by pid, also on failure.
+
+: "${top_builddir:=.}"
+: "${top_srcdir:=.}"
+TIERS="$top_builddir/tiers"
+dir=$(mktemp -d "${TMPDIR:-/tmp}/tiers-cli-XXXXXX")
+pid=""
+cleanup () {
+    [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    rm -rf "$dir"
+}
+trap cleanup EXIT INT TERM
+
+n=0; failed=0
+ok () {   # ok STATUS DESCRIPTION
+    n=$((n + 1))
+    if [ "$1" -eq 0 ]; then echo "ok $n - $2"
+    else echo "not ok $n - $2"; failed=$((failed + 1)); fi
+}
+contains () { # contains FILE TEXT
+    grep -qF -- "$2" "$1"
+}
+
+"$TIERS" --help >"$dir/out" 2>&1; ok $? "--help exits 0"
+contains "$dir/out" "Usage: tiers"; ok $? "--help prints usage"
+contains "$dir/out" "check"; ok $? "--help lists check"
+"$TIERS" --version >"$dir/out" 2>&1; ok $? "--version exits 0"
+grep -Eq '^tiers [0-9]+\.[0-9]+\.[0-9]+$' "$dir/out"; ok $? "--version prints tiers X.Y.Z"
+"$TIERS" >"$dir/out" 2>&1; [ $? -eq 2 ]; ok $? "no command exits 2"
+"$TIERS" frobnicate >"$dir/out" 2>&1; [ $? -eq 2 ]; ok $? "unknown command exits 2"
+contains "$dir/out" "unknown command 'frobnicate'"; ok $? "unknown command is named"
+"$TIERS" --bogus >"$dir/out" 2>&1; [ $? -eq 2 ]; ok $? "unknown option exits 2"
+"$TIERS" kinds >"$dir/out" 2>&1; ok $? "kinds exits 0"
+contains "$dir/out" "balancer"; ok $? "kinds lists balancer"
+
+# check: the built-in map and every example map are valid.
+"$TIERS" check >"$dir/out" 2>&1; ok $? "check of the built-in map exits 0"
+contains "$dir/out" "node box"; ok $? "plan names node box"
+contains "$dir/out" "inproc://balancer"; ok $? "plan shows the balancer's endpoint"
+for map in "$top_srcdir"/maps/*.map; do
+    "$TIERS" check -m "$map" >"$dir/out" 2>&1; ok $? "check $(basename "$map") exits 0"
+done
+cmp -s "$top_srcdir/maps/single-box.map" /dev/null; [ $? -ne 0 ]; ok $? "maps/single-box.map exists"
+
+# check: bad maps exit 2 with FILE:LINE: messages and start nothing.
+cat >"$dir/bad.map" <<'MAP'
+cluster
+    name = bad
+node = box
+    balancer
+        bind = inproc://balancer
+        frequency = 3
+    teleporter
+MAP
+"$TIERS" check -m "$dir/bad.map" >"$dir/out" 2>&1; [ $? -eq 2 ]; ok $? "check of a bad map exits 2"
+contains "$dir/out" "$dir/bad.map:6: unknown key 'frequency'"; ok $? "bad key reported at line 6"
+contains "$dir/out" "$dir/bad.map:7: unknown actor kind 'teleporter'"; ok $? "bad kind reported at line 7"
+"$TIERS" run -m "$dir/bad.map" >"$dir/out" 2>&1; [ $? -eq 2 ]; ok $? "run of a bad map exits 2"
+contains "$dir/out" "nothing was started"; ok $? "run of a bad map starts nothing"
+"$TIERS" check -m "$dir/missing.map" >"$dir/out" 2>&1; [ $? -eq 2 ]; ok $? "missing map exits 2"
+contains "$dir/out" "missing.map"; ok $? "missing map is named"
+"$TIERS" run -n nosuchnode >"$dir/out" 2>&1; [ $? -eq 2 ]; ok $? "unknown node exits 2"
+contains "$dir/out" "no node 'nosuchnode'"; ok $? "unknown node is named"
+
+# run, then SIGTERM: clean exit 0 within 2 s; SIGINT likewise.
+for sig in TERM INT; do
+    ( cd "$dir" && exec "$TIERS" run ) >"$dir/run.log" 2>&1 &
+    pid=$!
+    i=0
+    while [ $i -lt 100 ] && ! contains "$dir/run.log" "ready"; do sleep 0.05; i=$((i + 1)); done
+    contains "$dir/run.log" "ready"; ok $? "run (built-in map) reports ready"
+    kill -$sig "$pid"
+    i=0
+    while [ $i -lt 20 ] && kill -0 "$pid" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+    if kill -0 "$pid" 2>/dev/null; then
+        ok 1 "SIG$sig stops run within 2 s"
+        kill -9 "$pid"; wait "$pid" 2>/dev/null; ok 1 "exit status after SIG$sig"
+    else
+        ok 0 "SIG$sig stops run within 2 s"
+        wait "$pid"; ok $? "exit status 0 after SIG$sig"
+    fi
+    pid=""
+    contains "$dir/run.log" "stopped"; ok $? "run says it stopped (SIG$sig)"
+    if contains "$dir/run.log" "dangling"; then ok 1 "no dangling sockets (SIG$sig)"; else ok 0 "no dangling sockets (SIG$sig)"; fi
+done
+
+echo "1..$n"
+[ $failed -eq 0 ]

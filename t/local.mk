@@ -1,0 +1,26 @@
+# Unit tests (one per module) and cluster tests; all print TAP.
+UNIT_TESTS = t/unit/wire.t t/unit/map.t t/unit/log.t t/unit/metrics.t
+CLUSTER_TESTS = t/cluster/balancer.t
+check_PROGRAMS += $(UNIT_TESTS) $(CLUSTER_TESTS)
+TESTS += $(UNIT_TESTS) $(CLUSTER_TESTS) t/cluster/cli.sh
+
+t_unit_wire_t_SOURCES = t/unit/wire.c t/tap.h
+t_unit_wire_t_LDADD = $(TIERS_LIBS)
+t_unit_map_t_SOURCES = t/unit/map.c t/tap.h
+t_unit_map_t_LDADD = $(TIERS_LIBS)
+t_unit_log_t_SOURCES = t/unit/log.c t/tap.h
+t_unit_log_t_LDADD = $(TIERS_LIBS)
+t_unit_metrics_t_SOURCES = t/unit/metrics.c t/tap.h
+t_unit_metrics_t_LDADD = $(TIERS_LIBS)
+t_cluster_balancer_t_SOURCES = t/cluster/balancer.c t/cluster/harness.c t/cluster/harness.h t/tap.h
+t_cluster_balancer_t_LDADD = $(TIERS_LIBS)
+
+EXTRA_DIST += t/cluster/cli.sh t/fuzz/corpus t/fuzz/wire_fuzz.c t/fuzz/make-corpus.c
+
+if FUZZING
+noinst_PROGRAMS += t/fuzz/wire_fuzz
+t_fuzz_wire_fuzz_SOURCES = t/fuzz/wire_fuzz.c runtime/wire.c
+t_fuzz_wire_fuzz_CFLAGS = $(AM_CFLAGS) -fsanitize=fuzzer
+t_fuzz_wire_fuzz_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
+t_fuzz_wire_fuzz_LDADD = $(CZMQ_LIBS) $(ZMQ_LIBS)
+endif

@@ -1,0 +1,703 @@
+/*  t/unit/map.c — the map loader: valid maps load and resolve, every
+    broken map is refused with the right FILE:LINE: message.
+
+    The test registers three kinds of its own so it does not depend on the
+    real actors: "echo" (a multi-instance service with the balancer as its
+    peer), "web" (a public HTTP listener) and "store" (binds, has slots).
+*/
+#include "map.h"
+#include "t/tap.h"
+#include <unistd.h>
+
+static void
+s_dummy (zsock_t *pipe, void *args)
+{
+    (void) pipe;
+    (void) args;
+}
+
+static const tiers_key_t s_echo_keys [] = {
+    { "delay", TIERS_KEY_MS, false, 0, 60000, NULL },
+    { "capacity", TIERS_KEY_INT, false, 1, 1000, NULL },
+    { NULL, 0, false, 0, 0, NULL }
+};
+static const tiers_kind_t s_echo = {
+    .name = "echo", .summary = "answers what it gets", .rank = TIERS_RANK_SERVICE,
+    .run = s_dummy, .keys = s_echo_keys, .bind = false, .multi = true,
+    .peer = "balancer", .listener = NULL
+};
+static const tiers_key_t s_web_keys [] = {
+    { "http", TIERS_KEY_HOSTPORT, true, 0, 0, NULL },
+    { NULL, 0, false, 0, 0, NULL }
+};
+static const tiers_kind_t s_web = {
+    .name = "web", .summary = "HTTP edge", .rank = TIERS_RANK_EDGE,
+    .run = s_dummy, .keys = s_web_keys, .bind = false, .multi = true,
+    .peer = "balancer", .listener = "http"
+};
+//  A listener that the map may leave out (tiers run --http sets it).
+static const tiers_key_t s_edge_keys [] = {
+    { "http", TIERS_KEY_HOSTPORT, false, 0, 0, NULL },
+    { NULL, 0, false, 0, 0, NULL }
+};
+static const tiers_kind_t s_edge = {
+    .name = "edge", .summary = "optional listener", .rank = TIERS_RANK_EDGE,
+    .run = s_dummy, .keys = s_edge_keys, .listener = "http"
+};
+static const tiers_key_t s_store_keys [] = {
+    { "slots", TIERS_KEY_SLOTS, false, 0, 0, NULL },
+    { "sync", TIERS_KEY_ENUM, false, 0, 0, "full|normal" },
+    { "size", TIERS_KEY_BYTES, false, 1, 0, NULL },
+    { NULL, 0, false, 0, 0, NULL }
+};
+static const tiers_kind_t s_store = {
+    .name = "store", .summary = "keeps things", .rank = TIERS_RANK_STORAGE,
+    .run = s_dummy, .keys = s_store_keys, .bind = true, .multi = false,
+    .peer = NULL, .listener = NULL
+};
+
+//  diag() prefixes only its first line; TAP wants '#' on every line.
+static void
+s_diag_lines (const char *text)
+{
+    while (text && *text) {
+        const char *newline = strchr (text, '\n');
+        int length = newline? (int) (newline - text): (int) strlen (text);
+        diag ("%.*s", length, text);
+        text += length + (newline? 1: 0);
+    }
+}
+
+//  The errors of a map, or "(loaded)" if it loaded; the caller frees.
+static char *
+s_errors_of (const char *text)
+{
+    char *errors = (char *) "x";
+    tiers_map_t *map = tiers_map_parse (text, "t.map", &errors);
+    if (map) {
+        ok (errors == NULL, "no errors string when the map loads");
+        tiers_map_destroy (&map);
+        return strdup ("(loaded)");
+    }
+    return errors;
+}
+
+static void
+s_broken (const char *text, const char *expected)
+{
+    char *errors = s_errors_of (text);
+    if (!ok (errors && strstr (errors, expected), "refused: %s", expected))
+        s_diag_lines (errors? errors: "(null)");
+    free (errors);
+}
+
+static size_t
+s_lines (const char *text)
+{
+    size_t count = 0;
+    for (; text && *text; text++)
+        count += *text == '\n';
+    return count;
+}
+
+//  A known-good frame with one balancer; `extra` is spliced in as more
+//  entries of node box.
+static char *
+s_with (const char *extra)
+{
+    return zsys_sprintf ("node = box\n"
+                         "    balancer\n"
+                         "        bind = inproc://balancer\n"
+                         "%s", extra);
+}
+
+static void
+s_broken_with (const char *extra, const char *expected)
+{
+    char *text = s_with (extra);
+    s_broken (text, expected);
+    free (text);
+}
+
+static void
+test_parsers (void)
+{
+    long long n = -1;
+    ok (tiers_parse_ms ("250", &n) == 0 && n == 250, "ms: 250");
+    ok (tiers_parse_ms ("250ms", &n) == 0 && n == 250, "ms: 250ms");
+    ok (tiers_parse_ms ("2s", &n) == 0 && n == 2000, "ms: 2s");
+    ok (tiers_parse_ms ("1m", &n) == 0 && n == 60000, "ms: 1m");
+    ok (tiers_parse_ms ("1h", &n) == 0 && n == 3600000, "ms: 1h");
+    ok (tiers_parse_ms ("", &n) == -1, "ms: empty refused");
+    ok (tiers_parse_ms ("-1", &n) == -1, "ms: negative refused");
+    ok (tiers_parse_ms ("2x", &n) == -1, "ms: bad unit refused");
+    ok (tiers_parse_ms (" 2s", &n) == -1, "ms: leading space refused");
+    ok (tiers_parse_ms ("99999999999999999999", &n) == -1, "ms: overflow refused");
+    ok (tiers_parse_ms ("9223372036854775807s", &n) == -1,
+        "ms: overflow by unit refused");
+    ok (tiers_parse_bytes ("512", &n) == 0 && n == 512, "bytes: 512");
+    ok (tiers_parse_bytes ("64k", &n) == 0 && n == 65536, "bytes: 64k");
+    ok (tiers_parse_bytes ("16m", &n) == 0 && n == 16 << 20, "bytes: 16m");
+    ok (tiers_parse_bytes ("1G", &n) == 0 && n == 1 << 30, "bytes: 1G");
+    ok (tiers_parse_bytes ("1kb", &n) == -1, "bytes: 1kb refused");
+    ok (tiers_parse_bytes ("9999999999999g", &n) == -1, "bytes: overflow refused");
+    ok (tiers_parse_int ("-5", &n) == 0 && n == -5, "int: -5");
+    ok (tiers_parse_int ("12a", &n) == -1, "int: trailing junk refused");
+    ok (tiers_parse_int ("+5", &n) == -1, "int: plus sign refused");
+    ok (tiers_parse_int ("-", &n) == -1, "int: lone minus refused");
+    ok (tiers_parse_int ("9223372036854775808", &n) == -1, "int: overflow refused");
+    ok (tiers_parse_int (NULL, &n) == -1, "int: NULL refused");
+
+    const char *why = NULL;
+    ok (tiers_endpoint_check ("inproc://balancer", &why) == 0, "inproc ok");
+    ok (tiers_endpoint_check ("tcp://127.0.0.1:5555", &why) == 0, "tcp ipv4 ok");
+    ok (tiers_endpoint_check ("tcp://[::1]:5555", &why) == 0, "tcp ipv6 ok");
+    ok (tiers_endpoint_check ("tcp://db-1.internal:5555", &why) == 0,
+        "tcp hostname ok");
+    ok (tiers_endpoint_check ("ipc:///tmp/tiers.sock", &why) == 0, "ipc ok");
+    ok (tiers_endpoint_check ("inproc://", &why) == -1 && why, "inproc without name");
+    ok (tiers_endpoint_check ("inproc://a b", &why) == -1, "inproc with space");
+    ok (tiers_endpoint_check ("tcp://*:5555", &why) == -1
+        && strstr (why, "bind a concrete address"), "tcp wildcard refused");
+    ok (tiers_endpoint_check ("tcp://0.0.0.0:5555", &why) == -1, "tcp 0.0.0.0 refused");
+    ok (tiers_endpoint_check ("tcp://[::]:5555", &why) == -1, "tcp [::] refused");
+    ok (tiers_endpoint_check ("tcp://127.0.0.1:0", &why) == -1, "tcp port 0 refused");
+    ok (tiers_endpoint_check ("tcp://127.0.0.1:65536", &why) == -1,
+        "tcp port 65536 refused");
+    ok (tiers_endpoint_check ("tcp://300.1.1.1:80", &why) == -1, "bad IPv4 refused");
+    ok (tiers_endpoint_check ("tcp://[zz]:80", &why) == -1, "bad IPv6 refused");
+    ok (tiers_endpoint_check ("tcp://-bad:80", &why) == -1, "bad hostname refused");
+    ok (tiers_endpoint_check ("tcp://host", &why) == -1, "tcp without port refused");
+    ok (tiers_endpoint_check ("ipc://", &why) == -1, "ipc without path refused");
+    ok (tiers_endpoint_check ("udp://x:1", &why) == -1, "unknown transport refused");
+    ok (tiers_endpoint_check ("", NULL) == -1, "empty refused, why optional");
+
+    char host [64];
+    int port = -1;
+    ok (tiers_hostport_split ("127.0.0.1:8080", host, sizeof host, &port) == 0
+        && streq (host, "127.0.0.1") && port == 8080, "hostport ipv4");
+    ok (tiers_hostport_split ("[::1]:80", host, sizeof host, &port) == 0
+        && streq (host, "::1") && port == 80, "hostport ipv6 without brackets");
+    ok (tiers_hostport_split (":8080", host, sizeof host, &port) == 0
+        && streq (host, "") && port == 8080, "hostport empty host");
+    ok (tiers_hostport_split ("0.0.0.0:0", host, sizeof host, &port) == 0
+        && port == 0, "hostport wildcard, port 0");
+    ok (tiers_hostport_split ("8080", host, sizeof host, &port) == -1,
+        "hostport without colon refused");
+    ok (tiers_hostport_split ("a:99999", host, sizeof host, &port) == -1,
+        "hostport big port refused");
+    ok (tiers_hostport_split ("averyveryverylonghost:1", host, 8, &port) == -1,
+        "hostport small buffer refused");
+}
+
+static void
+test_single_box (void)
+{
+    const char *text =
+        "# one box, everything inproc\n"
+        "cluster\n"
+        "    name = single-box\n"
+        "    data = ./d          # comment after a value\n"
+        "\n"
+        "node = box\n"
+        "    web\n"
+        "        http = 127.0.0.1:8080\n"
+        "    balancer\n"
+        "        bind = inproc://balancer\n"
+        "        timeout = 2s\n"
+        "    echo\n"
+        "        instances = 3\n"
+        "        delay = 250ms\n"
+        "        capacity = 10\n"
+        "    store = s0\n"
+        "        bind = inproc://s0\n"
+        "        slots = 0-511,768-1023\n"
+        "        size = 16m\n"
+        "        sync = \"normal\"\n";
+    char *errors = NULL;
+    tiers_map_t *map = tiers_map_parse (text, "box.map", &errors);
+    ok (map != NULL, "single-box map loads");
+    if (!map) {
+        s_diag_lines (errors);
+        free (errors);
+        return;
+    }
+    is (tiers_map_name (map), "single-box", "cluster name");
+    is (tiers_map_file (map), "box.map", "file name kept");
+    is (tiers_map_cluster (map, "data"), "./d", "cluster data");
+    is (tiers_map_cluster (map, "sync"), "full", "cluster sync defaults to full");
+    is (tiers_map_cluster (map, "slots"), "1024", "cluster slots default");
+    ok (tiers_map_cluster (map, "nope") == NULL, "unknown cluster key is NULL");
+    is_int (tiers_map_node_count (map), 1, "one node");
+    is (tiers_map_node_name (map, 0), "box", "node name");
+    ok (tiers_map_node_name (map, 1) == NULL, "node index out of range");
+    ok (tiers_map_has_node (map, "box") && !tiers_map_has_node (map, "x"),
+        "has_node");
+    is_int (tiers_map_entry_count (map), 4, "four entries");
+    is (tiers_map_entry (map, 0)->name, "web", "file order kept");
+    ok (tiers_map_entry (map, 4) == NULL, "entry index out of range");
+
+    const tiers_entry_t *web = tiers_map_find (map, "web");
+    ok (web && streq (web->kind->name, "web"), "find web");
+    is (web->connect, "inproc://balancer", "web connects to the only balancer");
+    ok (!web->connect_explicit, "by default, not explicitly");
+    is (tiers_entry_get (web, "http", NULL), "127.0.0.1:8080", "web http");
+    is_int (web->line, 7, "entry line");
+
+    const tiers_entry_t *balancer = tiers_map_find_kind (map, "balancer");
+    ok (balancer && streq (balancer->name, "balancer"), "find_kind balancer");
+    is (balancer->bind, "inproc://balancer", "balancer bind");
+    ok (balancer->connect == NULL, "balancer connects nowhere");
+    is_int (tiers_entry_int (balancer, "timeout", 0), 2000, "timeout 2s is 2000 ms");
+    is_int (tiers_entry_int (balancer, "heartbeat", 1000), 1000,
+            "unset heartbeat falls back");
+    is (tiers_entry_get (balancer, "liveness", "3"), "3", "unset get falls back");
+
+    const tiers_entry_t *echo = tiers_map_find (map, "echo");
+    is_int (echo->instances, 3, "echo has 3 instances");
+    is_int (tiers_entry_int (echo, "instances", 1), 3, "instances via entry_int");
+    is_int (tiers_entry_int (echo, "delay", 0), 250, "delay 250ms");
+    is_int (tiers_entry_int (echo, "capacity", 0), 10, "capacity 10");
+    is (echo->node, "box", "echo on node box");
+
+    const tiers_entry_t *store = tiers_map_find (map, "s0");
+    ok (store && streq (store->kind->name, "store"), "store named s0");
+    ok (tiers_map_find (map, "store") == NULL, "named entry not found by kind word");
+    is_int (tiers_entry_int (store, "size", 0), 16 << 20, "size 16m");
+    is (tiers_entry_get (store, "sync", NULL), "normal", "quoted value unquoted");
+    is (tiers_entry_get (store, "slots", NULL), "0-511,768-1023", "slots kept");
+    is_int (store->instances, 1, "one instance by default");
+
+    char *plan = NULL;
+    size_t plan_size = 0;
+    FILE *out = open_memstream (&plan, &plan_size);
+    tiers_map_print_plan (map, out);
+    fclose (out);
+    ok (strstr (plan, "cluster single-box (map box.map") != NULL, "plan: cluster line");
+    ok (strstr (plan, "\nnode box\n") != NULL, "plan: node line");
+    ok (strstr (plan, "echo      echo      x3   connect inproc://balancer\n") != NULL, "plan: echo x3 aligned");
+    ok (strstr (plan, "bind inproc://s0") != NULL, "plan: store bind");
+    ok (strstr (plan, "connect inproc://balancer  http 127.0.0.1:8080 (public)")
+        != NULL,
+        "plan: web connect and public listener");
+    ok (strstr (plan, "public listeners:\n    http 127.0.0.1:8080  (web on node box)")
+        != NULL,
+        "plan: public listener summary");
+    s_diag_lines (plan);
+    free (plan);
+    tiers_map_destroy (&map);
+    ok (map == NULL, "destroy nulls the pointer");
+    tiers_map_destroy (&map);
+}
+
+static void
+test_two_nodes (void)
+{
+    const char *text =
+        "cluster\n"
+        "    name = two\n"
+        "    slots = 2048\n"
+        "node = front\n"
+        "    web\n"
+        "        http = 0.0.0.0:8080\n"
+        "    echo = reader\n"
+        "        instances = 2\n"
+        "        connect = balancer\n"
+        "node = back\n"
+        "    balancer\n"
+        "        bind = tcp://10.0.0.2:5555\n"
+        "    store = s0\n"
+        "        bind = tcp://10.0.0.2:5556\n"
+        "        slots = 0-2047\n"
+        "    store = s1\n"
+        "        bind = ipc:///tmp/tiers-s1.sock\n"
+        "    echo = writer\n"
+        "        connect = tcp://10.0.0.2:5555\n"
+        "    echo = keeper\n"
+        "        connect = s0\n";
+    char *errors = NULL;
+    tiers_map_t *map = tiers_map_parse (text, "two.map", &errors);
+    ok (map != NULL, "two-node map loads");
+    if (!map) {
+        s_diag_lines (errors);
+        free (errors);
+        return;
+    }
+    is_int (tiers_map_node_count (map), 2, "two nodes");
+    is (tiers_map_node_name (map, 1), "back", "second node");
+    is (tiers_map_find (map, "web")->connect, "tcp://10.0.0.2:5555",
+        "web reaches the balancer over tcp");
+    const tiers_entry_t *reader = tiers_map_find (map, "reader");
+    is (reader->connect, "tcp://10.0.0.2:5555", "connect by name resolves");
+    ok (reader->connect_explicit, "connect by name is explicit");
+    is_int (reader->instances, 2, "reader has 2 instances");
+    is (reader->node, "front", "reader on front");
+    is (tiers_map_find (map, "writer")->connect, "tcp://10.0.0.2:5555",
+        "connect by endpoint kept");
+    is (tiers_map_find (map, "keeper")->connect, "tcp://10.0.0.2:5556",
+        "connect to a non-peer by name");
+    is (tiers_map_find (map, "s1")->bind, "ipc:///tmp/tiers-s1.sock", "ipc bind");
+    is (tiers_map_cluster (map, "slots"), "2048", "cluster slots");
+    tiers_map_destroy (&map);
+}
+
+static void
+test_set_listener (void)
+{
+    const char *text =
+        "node = front\n"
+        "    web\n"
+        "        http = 127.0.0.1:8080\n"
+        "node = back\n"
+        "    balancer\n"
+        "        bind = tcp://127.0.0.1:5555\n"
+        "    web = admin\n"
+        "        http = 127.0.0.1:9090\n"
+        "        connect = balancer\n";
+    char *errors = NULL;
+    tiers_map_t *map = tiers_map_parse (text, "l.map", &errors);
+    ok (map != NULL, "listener map loads");
+    if (!map) {
+        s_diag_lines (errors);
+        free (errors);
+        return;
+    }
+    ok (tiers_map_set_listener (map, "127.0.0.1:8081", NULL) == -1,
+        "set_listener: two listeners in the map is ambiguous");
+    ok (tiers_map_set_listener (map, "127.0.0.1:8081", "front") == 0,
+        "set_listener on node front");
+    is (tiers_entry_get (tiers_map_find (map, "web"), "http", NULL),
+        "127.0.0.1:8081", "listener replaced");
+    is (tiers_entry_get (tiers_map_find (map, "admin"), "http", NULL),
+        "127.0.0.1:9090", "other node untouched");
+    ok (tiers_map_set_listener (map, "8081", "front") == -1,
+        "set_listener: bad address refused");
+    ok (tiers_map_set_listener (map, ":5555", "front") == -1,
+        "set_listener: clash with a tcp bind refused");
+    ok (tiers_map_set_listener (map, "127.0.0.1:9090", "front") == -1,
+        "set_listener: clash with another listener refused");
+    ok (tiers_map_set_listener (map, "127.0.0.1:0", "front") == 0,
+        "set_listener: port 0 never clashes");
+    ok (tiers_map_set_listener (map, "127.0.0.1:80", "nowhere") == -1,
+        "set_listener: no listener on that node");
+    tiers_map_destroy (&map);
+
+    map = tiers_map_parse ("node = box\n    edge\n", "l.map", NULL);
+    ok (map && tiers_map_set_listener (map, "[::1]:8080", NULL) == 0,
+        "set_listener adds a listener the map left out");
+    is (map? tiers_entry_get (tiers_map_find (map, "edge"), "http", NULL): NULL,
+        "[::1]:8080", "added listener readable");
+    ok (map && tiers_map_set_listener (map, "[::1]:8081", "box") == 0,
+        "and replaces it again");
+    tiers_map_destroy (&map);
+}
+
+static void
+test_syntax (void)
+{
+    s_broken ("node = box\n\tbalancer\n",
+              "t.map:2: tab in indentation; indent with 4 spaces per level");
+    s_broken ("node = box\n    balancer\n        bind =\tinproc://b\n",
+              "t.map:3: tab character; use spaces");
+    s_broken ("node = box\n  balancer\n",
+              "t.map:2: indentation of 2 spaces is not a multiple of 4");
+    s_broken ("node = box\n            balancer\n",
+              "t.map:2: indented more than one level (4 spaces) below the item above");
+    s_broken ("    node = box\n", "t.map:1: the first item must not be indented");
+    s_broken ("cluster\n    name = \"abc\nnode = box\n",
+              "t.map:2: unterminated quote in the value of 'name'");
+    s_broken ("cluster\n    name = 'abc\nnode = box\n",
+              "t.map:2: unterminated quote in the value of 'name'");
+    s_broken ("cluster\n    name =   # nothing\n",
+              "t.map:2: 'name =' has no value (write name = VALUE)");
+    s_broken ("node = box\n    bal!ancer\n",
+              "t.map:2: bad character '!' in name 'bal!ancer'");
+    s_broken ("node box\n", "t.map:1: expected '=' after 'node' (write name = value)");
+    s_broken ("= box\n", "t.map:1: expected a name before '='");
+    s_broken ("cluster\n    name = a b\n",
+              "t.map:2: unexpected text after the value of 'name'");
+    s_broken ("cluster\n    name = \"a\" b\n",
+              "t.map:2: unexpected text after the value of 'name'");
+    s_broken ("cluster\n    name = a\x01\n", "t.map:2: control character 0x01 in line");
+
+    char *long_line = (char *) malloc (1200);
+    memset (long_line, 'a', 1100);
+    strcpy (long_line + 1100, "\n");
+    s_broken (long_line, "t.map:1: line longer than 1024 bytes");
+    free (long_line);
+
+    //  A problem line is reported once; its children are not reported again.
+    char *errors = s_errors_of ("node box\n    balancer\n        bind = x\n");
+    is_int (s_lines (errors), 2, "children of a bad line are skipped (+ no actors)");
+    free (errors);
+
+    //  CRLF files are accepted.
+    errors = s_errors_of ("node = box\r\n    balancer\r\n        bind = inproc://b\r\n");
+    is (errors, "(loaded)", "CRLF line ends are accepted");
+    free (errors);
+}
+
+static void
+test_grammar (void)
+{
+    s_broken ("nodes = box\n",
+              "t.map:1: unknown top-level item 'nodes' (expected cluster or node)");
+    s_broken ("balancer\n    bind = inproc://b\n",
+              "t.map:1: unknown top-level item 'balancer' (expected cluster or "
+              "node; actors go inside a node)");
+    s_broken ("", "t.map:1: the map places no actors");
+    s_broken ("# just a comment\n\n", "t.map:1: the map places no actors");
+    s_broken ("cluster\n    name = x\n", "t.map:1: the map places no actors");
+    s_broken ("cluster\ncluster\n", "t.map:2: cluster defined twice (first at line 1)");
+    s_broken ("cluster = x\n", "t.map:1: cluster takes no value");
+    s_broken ("cluster\n    color = red\n",
+              "t.map:2: unknown cluster key 'color' (expected name, data, log, "
+              "sync, slots or heartbeat)");
+    s_broken ("cluster\n    name = a\n    name = b\n",
+              "t.map:3: duplicate key 'name' (first at line 2)");
+    s_broken ("cluster\n    slots = 0\n",
+              "t.map:2: bad slots '0': expected an integer from 1 to 65536");
+    s_broken ("cluster\n    log = loud\n",
+              "t.map:2: bad log 'loud': expected error|warn|info|debug");
+    s_broken ("cluster\n    heartbeat = 5ms\n",
+              "t.map:2: bad heartbeat '5ms': expected a duration like 250ms, 2s "
+              "or 1m, from 10ms to 60000ms");
+    s_broken ("cluster\n    name\n", "t.map:2: 'name' needs a value: name = VALUE");
+    s_broken ("cluster\n    name = x\n        deeper = y\n",
+              "t.map:3: 'deeper' is indented under the setting 'name', which "
+              "takes no children");
+    s_broken ("node\n    balancer\n", "t.map:1: node needs a name: node = NAME");
+    s_broken ("node = \"\"\n    balancer\n", "t.map:1: node needs a name: node = NAME");
+    s_broken ("node = a.b\n    balancer\n", "t.map:1: bad node name 'a.b'");
+    s_broken ("node = box\n", "t.map:1: node 'box' places no actors");
+    s_broken_with ("node = box\n    echo\n",
+                   "t.map:4: duplicate node name 'box' (first at line 1)");
+    s_broken_with ("    balancr\n", "t.map:4: unknown actor kind 'balancr' (known: "
+                   "balancer, echo, web, store, edge)");
+    s_broken_with ("    echo = a.1\n", "t.map:4: bad actor name 'a.1'");
+    s_broken_with ("    echo = a\n    echo = a\n",
+                   "t.map:5: duplicate actor name 'a' (first at line 4)");
+    s_broken_with ("    echo = balancer\n",
+                   "t.map:4: duplicate actor name 'balancer' (first at line 2)");
+    s_broken_with ("    echo\n        colour = red\n",
+                   "t.map:5: unknown key 'colour' for echo");
+    s_broken_with ("    echo\n        delay = 1s\n        delay = 2s\n",
+                   "t.map:6: duplicate key 'delay' (first at line 5)");
+    s_broken ("node = box\n    balancer\n        bind = inproc://a\n"
+              "        bind = inproc://b\n",
+              "t.map:4: duplicate key 'bind' (first at line 3)");
+    s_broken ("node = box\n    balancer\n", "t.map:2: balancer needs 'bind'");
+    s_broken_with ("    store = s0\n", "t.map:4: store 's0' needs 'bind'");
+    s_broken_with ("    web\n", "t.map:4: web needs 'http'");
+    s_broken_with ("    echo\n        bind = inproc://e\n",
+                   "t.map:5: echo does not bind; it connects");
+    s_broken ("node = box\n    balancer\n        bind = inproc://b\n"
+              "        instances = 2\n",
+              "t.map:4: balancer cannot have instances");
+    s_broken_with ("    echo\n        instances = 0\n",
+                   "t.map:5: bad instances '0': expected an integer from 1 to 256");
+    s_broken_with ("    echo\n        instances = 257\n",
+                   "t.map:5: bad instances '257'");
+    s_broken_with ("    echo\n        instances = two\n",
+                   "t.map:5: bad instances 'two'");
+    s_broken ("node = box\n    balancer\n        bind = inproc://b\n"
+              "        timeout = 5x\n",
+              "t.map:4: bad timeout '5x': expected a duration like 250ms, 2s or "
+              "1m, from 1ms to 3600000ms");
+    s_broken ("node = box\n    balancer\n        bind = inproc://b\n"
+              "        liveness = 101\n",
+              "t.map:4: bad liveness '101': expected an integer from 1 to 100");
+    s_broken_with ("    store = s0\n        bind = inproc://s0\n        size = 3q\n",
+                   "t.map:6: bad size '3q': expected a size like 512, 64k, 16m or "
+                   "1g, of at least 1 bytes");
+    s_broken_with ("    store = s0\n        bind = inproc://s0\n        sync = fast\n",
+                   "t.map:6: bad sync 'fast': expected full|normal");
+    s_broken_with ("    store = s0\n        bind = inproc://s0\n"
+                   "        slots = 0-2000\n",
+                   "t.map:6: bad slots '0-2000': slot 2000 is beyond the cluster's "
+                   "1024 slots (0-1023)");
+    s_broken_with ("    store = s0\n        bind = inproc://s0\n"
+                   "        slots = 0-10,5-20\n",
+                   "t.map:6: bad slots '0-10,5-20': ranges must ascend and not overlap");
+    s_broken_with ("    store = s0\n        bind = inproc://s0\n"
+                   "        slots = 0-\n",
+                   "t.map:6: bad slots '0-': expected slot ranges like 0-511,768-1023");
+    s_broken ("cluster\n    slots = 16\nnode = box\n    store = s0\n"
+              "        bind = inproc://s0\n        slots = 0-16\n",
+              "t.map:6: bad slots '0-16': slot 16 is beyond the cluster's 16 slots");
+    s_broken_with ("    web\n        http = 8080\n",
+                   "t.map:5: bad http '8080': missing ':port'");
+}
+
+static void
+test_endpoints (void)
+{
+    s_broken ("node = box\n    balancer\n        bind = tcp://host\n",
+              "t.map:3: malformed endpoint 'tcp://host': missing ':port'");
+    s_broken ("node = box\n    balancer\n        bind = tcp://1.2.3:80\n",
+              "t.map:3: malformed endpoint 'tcp://1.2.3:80': bad IPv4 address");
+    s_broken ("node = box\n    balancer\n        bind = tcp://1.2.3.4:0\n",
+              "t.map:3: malformed endpoint 'tcp://1.2.3.4:0': port must be a "
+              "number from 1 to 65535");
+    s_broken ("node = box\n    balancer\n        bind = http://x\n",
+              "t.map:3: malformed endpoint 'http://x': expected inproc://NAME, "
+              "tcp://HOST:PORT or ipc://PATH");
+    s_broken ("node = box\n    balancer\n        bind = inproc://\n",
+              "t.map:3: malformed endpoint 'inproc://': inproc needs a name");
+    s_broken ("node = box\n    balancer\n        bind = ipc://\n",
+              "t.map:3: malformed endpoint 'ipc://': ipc needs a path");
+    s_broken ("node = box\n    balancer\n        bind = tcp://*:5555\n",
+              "t.map:3: malformed endpoint 'tcp://*:5555': bind a concrete "
+              "address so peers can connect");
+    s_broken ("node = box\n    balancer\n        bind = tcp://0.0.0.0:5555\n",
+              "t.map:3: malformed endpoint 'tcp://0.0.0.0:5555': bind a concrete");
+    s_broken_with ("    store = s0\n        bind = inproc://balancer\n",
+                   "t.map:5: endpoint 'inproc://balancer' is already bound at line 3");
+    s_broken ("node = box\n    balancer\n        bind = tcp://Box1:5555\n"
+              "    store = s0\n        bind = tcp://box1:5555\n",
+              "t.map:5: port 5555 already used at line 3");
+    s_broken ("node = box\n    balancer\n        bind = tcp://127.0.0.1:8080\n"
+              "    web\n        http = :8080\n",
+              "t.map:5: port 8080 already used at line 3");
+    s_broken_with ("    web = w1\n        http = 127.0.0.1:80\n"
+                   "    web = w2\n        http = *:80\n",
+                   "t.map:7: port 80 already used at line 5");
+    char *errors = s_errors_of ("node = box\n    balancer\n"
+                                "        bind = tcp://10.0.0.1:8080\n"
+                                "    web = w1\n        http = 10.0.0.2:8080\n"
+                                "    web = w2\n        http = 127.0.0.1:0\n"
+                                "    web = w3\n        http = 127.0.0.1:0\n"
+                                "        connect = balancer\n");
+    is (errors, "(loaded)", "different hosts and port 0 do not clash");
+    free (errors);
+
+    s_broken ("node = front\n    echo\nnode = back\n    balancer\n"
+              "        bind = inproc://balancer\n",
+              "t.map:2: inproc://balancer is bound on node 'back'; node 'front' "
+              "cannot reach it (use tcp://)");
+    s_broken ("node = front\n    echo\n        connect = b\nnode = back\n"
+              "    balancer = b\n        bind = inproc://b\n",
+              "t.map:3: inproc://b is bound on node 'back'; node 'front' cannot "
+              "reach it (use tcp://)");
+    s_broken_with ("    echo\n        connect = tcp://10.0.0.9:5555\n",
+                   "t.map:5: nothing in the map binds 'tcp://10.0.0.9:5555'");
+    s_broken_with ("    echo\n        connect = nope\n",
+                   "t.map:5: connect: no actor named 'nope' in the map");
+    s_broken_with ("    echo\n        connect = tcp://x\n",
+                   "t.map:5: malformed endpoint 'tcp://x': missing ':port'");
+    s_broken_with ("    echo = e\n    echo = f\n        connect = e\n",
+                   "t.map:6: connect: 'e' binds nothing to connect to");
+    s_broken ("node = box\n    echo\n",
+              "t.map:2: echo needs a balancer but the map has none");
+    s_broken_with ("    balancer = b2\n        bind = inproc://b2\n    echo\n",
+                   "t.map:6: several balancers: say which one with connect = NAME");
+    errors = s_errors_of ("node = box\n    balancer = b1\n        bind = inproc://b1\n"
+                          "    balancer = b2\n        bind = inproc://b2\n"
+                          "    echo\n        connect = b2\n");
+    is (errors, "(loaded)", "explicit connect settles several balancers");
+    free (errors);
+}
+
+static void
+test_collected (void)
+{
+    //  Three independent problems: all three reported, in line order.
+    char *errors = s_errors_of ("node = box\n"
+                                "    balancer\n"
+                                "        bind = tcp://*:1\n"
+                                "    echo\n"
+                                "        capacity = 0\n"
+                                "    nope\n");
+    is_int (s_lines (errors), 3, "three problems, three lines");
+    ok (errors && strstr (errors, "t.map:3: ") == errors, "sorted by line");
+    ok (errors && strstr (errors, "t.map:5: bad capacity '0'"), "second problem");
+    ok (errors && strstr (errors, "t.map:6: unknown actor kind 'nope'"), "third problem");
+    s_diag_lines (errors);
+    free (errors);
+
+    //  At most 50, then a note.
+    char *text = strdup ("node = box\n");
+    for (int i = 0; i < 60; i++) {
+        char *longer = zsys_sprintf ("%s    nope%d\n", text, i);
+        free (text);
+        text = longer;
+    }
+    errors = s_errors_of (text);
+    is_int (s_lines (errors), 51, "50 problems and a note");
+    ok (errors && strstr (errors, "t.map: 10 more problems not shown"), "the note");
+    free (errors);
+    free (text);
+
+    //  No errors pointer: still refused, nothing leaks.
+    ok (tiers_map_parse ("node = box\n", "t.map", NULL) == NULL,
+        "refused without an errors pointer");
+
+    //  Too large.
+    size_t size = 1024 * 1024 + 10;
+    text = (char *) malloc (size + 1);
+    memset (text, '\n', size);
+    text [size] = 0;
+    errors = s_errors_of (text);
+    ok (errors && strstr (errors, "t.map: larger than 1 MiB"), "over 1 MiB refused");
+    free (errors);
+    free (text);
+}
+
+static void
+test_files (void)
+{
+    char *errors = NULL;
+    ok (tiers_map_load ("/nonexistent/x.map", &errors) == NULL, "missing file refused");
+    is (errors, "/nonexistent/x.map: cannot read: No such file or directory\n",
+        "missing file reported");
+    free (errors);
+
+    char path [] = "/tmp/tiers-map-test-XXXXXX";
+    int fd = mkstemp (path);
+    ok (fd >= 0, "temporary file");
+    const char good [] = "node = box\n    balancer\n        bind = inproc://b\n";
+    ok (write (fd, good, sizeof good - 1) == (ssize_t) sizeof good - 1, "written");
+    tiers_map_t *map = tiers_map_load (path, &errors);
+    ok (map && !errors, "map loads from a file");
+    is (map? tiers_map_file (map): NULL, path, "file name is the path");
+    tiers_map_destroy (&map);
+
+    //  A NUL byte in the file is reported at its line.
+    const char bad [] = "\n    nul\0here\n";
+    ok (ftruncate (fd, 0) == 0 && lseek (fd, 0, SEEK_SET) == 0, "truncated");
+    ok (write (fd, good, sizeof good - 1) == (ssize_t) sizeof good - 1
+        && write (fd, bad, sizeof bad - 1) == (ssize_t) sizeof bad - 1, "written");
+    map = tiers_map_load (path, &errors);
+    ok (map == NULL, "NUL byte refused");
+    char *expected = zsys_sprintf ("%s:5: NUL byte in line", path);
+    ok (errors && strstr (errors, expected), "NUL byte reported at its line");
+    free (expected);
+    free (errors);
+    close (fd);
+    unlink (path);
+
+    ok (tiers_map_load ("/tmp", &errors) == NULL && errors
+        && strstr (errors, "/tmp: cannot read: Is a directory"),
+        "a directory is unreadable");
+    free (errors);
+}
+
+int
+main (void)
+{
+    ok (tiers_kind_register (&s_echo) == 0, "register echo");
+    ok (tiers_kind_register (&s_web) == 0, "register web");
+    ok (tiers_kind_register (&s_store) == 0, "register store");
+    ok (tiers_kind_register (&s_edge) == 0, "register edge");
+    ok (tiers_kind_register (&s_edge) == -1, "a kind registers once");
+    test_parsers ();
+    test_single_box ();
+    test_two_nodes ();
+    test_set_listener ();
+    test_syntax ();
+    test_grammar ();
+    test_endpoints ();
+    test_collected ();
+    test_files ();
+    return done_testing ();
+}

@@ -4,7 +4,7 @@ CLUSTER_TESTS = t/cluster/balancer.t
 check_PROGRAMS += $(UNIT_TESTS) $(CLUSTER_TESTS)
 TESTS += $(UNIT_TESTS) $(CLUSTER_TESTS) t/cluster/cli.sh
 
-t_unit_wire_t_SOURCES = t/unit/wire.c t/tap.h
+t_unit_wire_t_SOURCES = t/unit/wire.c t/tap.h t/fuzz/wire_cases.h
 t_unit_wire_t_LDADD = $(TIERS_LIBS)
 t_unit_map_t_SOURCES = t/unit/map.c t/tap.h
 t_unit_map_t_LDADD = $(TIERS_LIBS)

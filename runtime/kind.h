@@ -53,6 +53,8 @@ typedef struct {
     bool multi;             //  `instances` > 1 allowed
     const char *peer;       //  kind whose bind `connect` defaults to
     const char *listener;   //  key holding a public listener ("http"), or NULL
+    const char *uses;       //  kind whose every entry it connects to
+                            //  ("shard" for the APIs), or NULL
 } tiers_kind_t;
 
 //  Start ranks, lowest first.

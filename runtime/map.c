@@ -1272,6 +1272,116 @@ s_resolve_connects (s_loader_t *self)
     }
 }
 
+//  A kind that `uses` another (the APIs use every shard) connects to each
+//  entry of it: each must exist, bind, and be reachable from its node.
+static void
+s_check_uses (s_loader_t *self)
+{
+    for (size_t i = 0; i < self->draft_count; i++) {
+        tiers_entry_t *entry = self->drafts [i].entry;
+        const char *uses = entry->kind->uses;
+        if (!uses)
+            continue;
+        size_t found = 0;
+        for (size_t j = 0; j < self->draft_count; j++) {
+            tiers_entry_t *target = self->drafts [j].entry;
+            if (!streq (target->kind->name, uses) || !target->bind)
+                continue;
+            found++;
+            if (s_prefix (target->bind, "inproc://")
+            &&  !streq (target->node, entry->node))
+                s_problem (self->problems, entry->line,
+                           "%s reaches %s '%s' at %s, bound on node '%s'; "
+                           "node '%s' cannot reach it (use tcp://)",
+                           entry->kind->name, uses, target->name, target->bind,
+                           target->node, entry->node);
+        }
+        if (found == 0)
+            s_problem (self->problems, entry->line,
+                       "%s needs a %s but the map has none",
+                       entry->kind->name, uses);
+    }
+}
+
+//  Slot ownership: the entries of a kind with a SLOTS key named "slots"
+//  (the shards) must own every slot exactly once. One entry without
+//  `slots` owns them all.
+static void
+s_check_slot_owners (s_loader_t *self)
+{
+    const tiers_kind_t *kind;
+    for (size_t k = 0; (kind = tiers_kind_at (k)); k++) {
+        const tiers_key_t *key = kind->keys ? s_key_find (kind->keys, "slots") : NULL;
+        if (!key || key->type != TIERS_KEY_SLOTS)
+            continue;
+        size_t count = 0;
+        for (size_t i = 0; i < self->draft_count; i++)
+            if (self->drafts [i].entry->kind == kind)
+                count++;
+        if (count == 0)
+            continue;
+        int *owner = (int *) calloc ((size_t) self->slots, sizeof (int));
+        assert (owner);
+        bool complete = true;
+        for (size_t i = 0; i < self->draft_count; i++) {
+            tiers_entry_t *entry = self->drafts [i].entry;
+            if (entry->kind != kind)
+                continue;
+            const char *value = tiers_entry_get (entry, "slots", NULL);
+            if (!value) {
+                if (count > 1) {
+                    s_problem (self->problems, entry->line,
+                               "with several %ss each needs 'slots'", kind->name);
+                    complete = false;
+                }
+                else
+                    for (long long s = 0; s < self->slots; s++)
+                        owner [s] = entry->line;
+                continue;
+            }
+            char *why = s_slots_check ("slots", value, self->slots);
+            if (why) {                  //  reported with the setting
+                free (why);
+                complete = false;
+                continue;
+            }
+            const char *cursor = value;
+            while (*cursor) {
+                long long low, high;
+                const char *rest;
+                s_parse_unsigned (cursor, &low, &rest);
+                high = low;
+                if (*rest == '-')
+                    s_parse_unsigned (rest + 1, &high, &rest);
+                for (long long s = low; s <= high; s++) {
+                    if (owner [s] && owner [s] != entry->line) {
+                        s_problem (self->problems, entry->line,
+                                   "slot %lld of %s '%s' is also owned by the %s "
+                                   "at line %d", s, kind->name, entry->name,
+                                   kind->name, owner [s]);
+                        complete = false;
+                        break;
+                    }
+                    owner [s] = entry->line;
+                }
+                cursor = *rest == ',' ? rest + 1 : rest;
+            }
+        }
+        if (complete)
+            for (long long s = 0; s < self->slots; s++)
+                if (!owner [s]) {
+                    long long end = s;
+                    while (end + 1 < self->slots && !owner [end + 1])
+                        end++;
+                    s_problem (self->problems, self->cluster_line ? self->cluster_line : 1,
+                               "slots %lld-%lld are owned by no %s",
+                               s, end, kind->name);
+                    break;
+                }
+        free (owner);
+    }
+}
+
 
 //  --------------------------------------------------------------------------
 //  The map
@@ -1325,6 +1435,8 @@ s_parse (const char *text, size_t size, const char *filename, char **errors)
         s_problem (problems, 1, "the map places no actors");
     s_check_binds (&loader);
     s_resolve_connects (&loader);
+    s_check_uses (&loader);
+    s_check_slot_owners (&loader);
 
     for (size_t i = 0; i < loader.item_count; i++) {
         free (items [i].name);

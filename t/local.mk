@@ -1,5 +1,5 @@
 # Unit tests (one per module) and cluster tests; all print TAP.
-UNIT_TESTS = t/unit/wire.t t/unit/map.t t/unit/log.t t/unit/metrics.t
+UNIT_TESTS = t/unit/wire.t t/unit/map.t t/unit/log.t t/unit/metrics.t t/unit/node.t
 CLUSTER_TESTS = t/cluster/balancer.t
 check_PROGRAMS += $(UNIT_TESTS) $(CLUSTER_TESTS)
 TESTS += $(UNIT_TESTS) $(CLUSTER_TESTS) t/cluster/cli.sh
@@ -24,3 +24,5 @@ t_fuzz_wire_fuzz_CFLAGS = $(AM_CFLAGS) -fsanitize=fuzzer
 t_fuzz_wire_fuzz_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
 t_fuzz_wire_fuzz_LDADD = $(CZMQ_LIBS) $(ZMQ_LIBS)
 endif
+t_unit_node_t_SOURCES = t/unit/node.c t/tap.h
+t_unit_node_t_LDADD = $(TIERS_LIBS)

@@ -211,7 +211,7 @@ test_single_box (void)
         "        capacity = 10\n"
         "    store = s0\n"
         "        bind = inproc://s0\n"
-        "        slots = 0-511,768-1023\n"
+        "        slots = 0-511,512-1023\n"
         "        size = 16m\n"
         "        sync = \"normal\"\n";
     char *errors = NULL;
@@ -265,7 +265,7 @@ test_single_box (void)
     ok (tiers_map_find (map, "store") == NULL, "named entry not found by kind word");
     is_int (tiers_entry_int (store, "size", 0), 16 << 20, "size 16m");
     is (tiers_entry_get (store, "sync", NULL), "normal", "quoted value unquoted");
-    is (tiers_entry_get (store, "slots", NULL), "0-511,768-1023", "slots kept");
+    is (tiers_entry_get (store, "slots", NULL), "0-511,512-1023", "slots kept");
     is_int (store->instances, 1, "one instance by default");
 
     char *plan = NULL;
@@ -308,9 +308,10 @@ test_two_nodes (void)
         "        bind = tcp://10.0.0.2:5555\n"
         "    store = s0\n"
         "        bind = tcp://10.0.0.2:5556\n"
-        "        slots = 0-2047\n"
+        "        slots = 0-1023\n"
         "    store = s1\n"
         "        bind = ipc:///tmp/tiers-s1.sock\n"
+        "        slots = 1024-2047\n"
         "    echo = writer\n"
         "        connect = tcp://10.0.0.2:5555\n"
         "    echo = keeper\n"
@@ -682,6 +683,40 @@ test_files (void)
     free (errors);
 }
 
+static const tiers_kind_t s_user = {
+    .name = "user", .summary = "uses every store", .rank = 30,
+    .run = s_dummy, .keys = NULL, .multi = true, .uses = "store"
+};
+
+//  Slot ownership across stores, and reaching every used store.
+static void
+test_ownership (void)
+{
+    s_broken ("node = box\n"
+              "    store = s0\n        bind = inproc://s0\n        slots = 0-600\n"
+              "    store = s1\n        bind = inproc://s1\n        slots = 500-1023\n",
+              "t.map:5: slot 500 of store 's1' is also owned by the store at line 2");
+    s_broken ("node = box\n"
+              "    store = s0\n        bind = inproc://s0\n        slots = 0-400\n"
+              "    store = s1\n        bind = inproc://s1\n        slots = 512-1023\n",
+              "slots 401-511 are owned by no store");
+    s_broken ("node = box\n"
+              "    store = s0\n        bind = inproc://s0\n"
+              "    store = s1\n        bind = inproc://s1\n        slots = 512-1023\n",
+              "t.map:2: with several stores each needs 'slots'");
+    s_broken ("node = web\n    user\n"
+              "node = db\n    store = s0\n        bind = inproc://s0\n",
+              "t.map:2: user reaches store 's0' at inproc://s0, bound on node 'db'; "
+              "node 'web' cannot reach it (use tcp://)");
+    s_broken ("node = web\n    user\n",
+              "t.map:2: user needs a store but the map has none");
+    char *errors = s_errors_of ("node = web\n    user\n"
+                                "node = db\n    store = s0\n"
+                                "        bind = tcp://127.0.0.1:7000\n");
+    is (errors, "(loaded)", "a used store on tcp:// is reachable from another node");
+    free (errors);
+}
+
 int
 main (void)
 {
@@ -690,6 +725,7 @@ main (void)
     ok (tiers_kind_register (&s_store) == 0, "register store");
     ok (tiers_kind_register (&s_edge) == 0, "register edge");
     ok (tiers_kind_register (&s_edge) == -1, "a kind registers once");
+    ok (tiers_kind_register (&s_user) == 0, "register user");
     test_parsers ();
     test_single_box ();
     test_two_nodes ();
@@ -699,5 +735,6 @@ main (void)
     test_endpoints ();
     test_collected ();
     test_files ();
+    test_ownership ();
     return done_testing ();
 }

@@ -474,7 +474,7 @@ test_grammar (void)
     s_broken_with ("node = box\n    echo\n",
                    "t.map:4: duplicate node name 'box' (first at line 1)");
     s_broken_with ("    balancr\n", "t.map:4: unknown actor kind 'balancr' (known: "
-                   "balancer, echo, web, store, edge)");
+                   "balancer");
     s_broken_with ("    echo = a.1\n", "t.map:4: bad actor name 'a.1'");
     s_broken_with ("    echo = a\n    echo = a\n",
                    "t.map:5: duplicate actor name 'a' (first at line 4)");

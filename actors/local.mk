@@ -1,2 +1,3 @@
 libtiers_a_SOURCES += \
-    actors/balancer.c
+    actors/balancer.c \
+    actors/api.c

@@ -1,0 +1,10 @@
+# `make bench`: build the floor and the test tool, then run the scenarios.
+EXTRA_PROGRAMS = bench/floor
+bench_floor_SOURCES = bench/floor.c
+bench_floor_LDADD = $(MHD_LIBS)
+EXTRA_DIST += bench/run bench/get.lua bench/put.lua bench/mixed.lua
+CLEANFILES += bench/floor
+
+bench: tiers bench/floor t/cluster/tool
+	top_builddir=$(abs_top_builddir) top_srcdir=$(abs_top_srcdir) $(SHELL) $(srcdir)/bench/run
+.PHONY: bench

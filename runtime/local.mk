@@ -6,7 +6,8 @@ libtiers_a_SOURCES += \
     runtime/metrics.c runtime/metrics.h \
     runtime/node.c runtime/node.h \
     runtime/service.c runtime/service.h \
-    runtime/cli.c runtime/cli.h
+    runtime/cli.c runtime/cli.h \
+    runtime/slot.c runtime/slot.h
 
 bin_PROGRAMS += tiers
 tiers_SOURCES = runtime/main.c

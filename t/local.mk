@@ -1,5 +1,5 @@
 # Unit tests (one per module) and cluster tests; all print TAP.
-UNIT_TESTS = t/unit/wire.t t/unit/map.t t/unit/log.t t/unit/metrics.t t/unit/node.t
+UNIT_TESTS = t/unit/wire.t t/unit/map.t t/unit/log.t t/unit/metrics.t t/unit/node.t t/unit/shard.t
 CLUSTER_TESTS = t/cluster/balancer.t
 check_PROGRAMS += $(UNIT_TESTS) $(CLUSTER_TESTS)
 TESTS += $(UNIT_TESTS) $(CLUSTER_TESTS) t/cluster/cli.sh
@@ -26,3 +26,9 @@ t_fuzz_wire_fuzz_LDADD = $(CZMQ_LIBS) $(ZMQ_LIBS)
 endif
 t_unit_node_t_SOURCES = t/unit/node.c t/tap.h
 t_unit_node_t_LDADD = $(TIERS_LIBS)
+t_unit_shard_t_SOURCES = t/unit/shard.c t/tap.h
+t_unit_shard_t_LDADD = $(TIERS_LIBS)
+
+# A helper of the shell cluster tests (free ports, slow clients).
+check_PROGRAMS += t/cluster/tool
+t_cluster_tool_SOURCES = t/cluster/tool.c

@@ -1,0 +1,746 @@
+/*  api.c — the Read API and Write API tiers of the document service.
+
+    Both are workers of a balancer pool ("read" / "write") holding the
+    application logic of the HTTP document API (doc/http.md): they check
+    names and preconditions, route each key to the shard that owns its hash
+    slot, and turn the shard's answer into the HTTP status, headers and body
+    the gateway sends back. They reach storage only through messages to the
+    shards (one DEALER per shard), so an instance runs unchanged on any node.
+
+    Each instance is asynchronous: it takes up to `capacity` requests from
+    the balancer at once and keeps a call for each until its shard answers.
+
+    A call's states:
+        LOOKUP    (If-Match: * only) a get to learn the current version
+        SHARD     waiting for the owning shard (or, for a list, for every
+                  shard: `waiting` counts the answers still due)
+        (done)    answered to the caller; removed from the table
+    Every call is answered exactly once: by the shard's answer, by a send
+    failure (503), or by its deadline (504), whichever comes first; a shard
+    answer for a call no longer in the table is dropped.
+*/
+#include "kind.h"
+#include "map.h"
+#include "node.h"
+#include "service.h"
+#include "wire.h"
+#include "slot.h"
+#include "log.h"
+#include "metrics.h"
+#include <jansson.h>
+
+#define COLLECTION_MAX  64
+#define ID_MAX          250
+#define LIST_DEFAULT    100
+#define LIST_MAX        1000
+
+typedef struct {
+    const tiers_entry_t *entry;
+    zsock_t *sock;
+} shard_link_t;
+
+typedef enum { OP_GET, OP_LIST, OP_PUT, OP_DELETE } op_t;
+
+typedef struct {
+    char rid [TIERS_WIRE_MAX_RID + 1];      //  ours, towards the shards
+    zmsg_t *route;                          //  back to the caller
+    tiers_wire_t *request;                  //  the caller's request
+    op_t op;
+    bool lookup;                            //  LOOKUP stage (If-Match: *)
+    bool head;
+    size_t shard;
+    int waiting;                            //  list: answers still due
+    int limit;
+    json_t *items;                          //  list: gathered items
+    bool more;                              //  list: some shard had more
+    int failed;                             //  list: worst shard status
+} call_t;
+
+typedef struct {
+    char name [96];
+    const char *pool;
+    bool writes;
+    tiers_service_t *service;
+    shard_link_t *shards;
+    size_t shard_count;
+    uint16_t *owner;                        //  slot -> shard index
+    uint32_t slots;
+    zhashx_t *calls;                        //  rid -> call_t
+    uint64_t sequence;
+    tiers_counter_t *shard_errors;
+} api_t;
+
+//  --------------------------------------------------------------------------
+//  Answers
+
+static const char *
+s_title (int status)
+{
+    switch (status) {
+        case 400: return "Bad Request";
+        case 404: return "Not Found";
+        case 405: return "Method Not Allowed";
+        case 409: return "Conflict";
+        case 412: return "Precondition Failed";
+        case 413: return "Content Too Large";
+        case 500: return "Internal Server Error";
+        case 502: return "Bad Gateway";
+        case 503: return "Service Unavailable";
+        case 504: return "Gateway Timeout";
+        default:  return "Error";
+    }
+}
+
+static void
+s_reply (api_t *self, call_t *call, tiers_wire_t *reply)
+{
+    if (tiers_service_reply (self->service, &call->route, reply))
+        tiers_warn ("could not send the answer to %s", call->request->rid);
+}
+
+//  RFC 9457 problem details; the gateway adds nothing but the transport.
+static void
+s_problem (api_t *self, call_t *call, int status, const char *detail)
+{
+    tiers_wire_t *reply = tiers_wire_reply_to (call->request, status);
+    json_t *body = json_pack ("{s:s, s:s, s:i, s:s, s:s}",
+                              "type", "about:blank", "title", s_title (status),
+                              "status", status, "detail", detail,
+                              "request_id", call->request->rid);
+    char *text = json_dumps (body, JSON_COMPACT);
+    json_decref (body);
+    tiers_wire_set_body (reply, text, strlen (text));
+    free (text);
+    tiers_wire_set_header (reply, "content-type", "application/problem+json", 24);
+    if (status == 503)
+        tiers_wire_set_header (reply, "retry-after", "1", 1);
+    s_reply (self, call, reply);
+    tiers_wire_destroy (&reply);
+}
+
+static void
+s_call_destroy (call_t **call_p)
+{
+    call_t *call = *call_p;
+    if (call) {
+        zmsg_destroy (&call->route);
+        tiers_wire_destroy (&call->request);
+        json_decref (call->items);
+        free (call);
+        *call_p = NULL;
+    }
+}
+
+static void
+s_call_free (void **item)
+{
+    s_call_destroy ((call_t **) item);
+}
+
+//  --------------------------------------------------------------------------
+//  Checking what the caller sent
+
+static bool
+s_name_ok (const char *name, size_t max, bool id)
+{
+    size_t size = name ? strlen (name) : 0;
+    if (size == 0 || size > max)
+        return false;
+    for (const char *c = name; *c; c++)
+        if (!(isalnum ((unsigned char) *c) || *c == '_' || *c == '-'
+           || (id && (*c == '.' || *c == '~' || *c == ':' || *c == '@'))))
+            return false;
+    return true;
+}
+
+//  An entity tag as tiers makes them: "123". Weak (W/"123") when allowed.
+//  Returns the version, 0 when malformed.
+static long long
+s_etag_version (const char *tag, bool weak_ok)
+{
+    while (*tag == ' ' || *tag == '\t')
+        tag++;
+    if (weak_ok && strncmp (tag, "W/", 2) == 0)
+        tag += 2;
+    if (*tag != '"')
+        return 0;
+    char *end;
+    errno = 0;
+    long long version = strtoll (tag + 1, &end, 10);
+    if (errno || end == tag + 1 || *end != '"' || version <= 0 || !isdigit ((unsigned char) tag [1]))
+        return 0;
+    end++;
+    while (*end == ' ' || *end == '\t')
+        end++;
+    return *end ? 0 : version;
+}
+
+//  If-None-Match on a read: "*" or a list of tags. Returns 1 if `version`
+//  matches, 0 if not, -1 if the header is malformed.
+static int
+s_none_match (const char *header, long long version)
+{
+    if (streq (header, "*"))
+        return 1;
+    char *copy = strdup (header);
+    int result = 0;
+    char *save = NULL;
+    for (char *tag = strtok_r (copy, ",", &save); tag; tag = strtok_r (NULL, ",", &save)) {
+        long long candidate = s_etag_version (tag, true);
+        if (candidate == 0) {
+            result = -1;
+            break;
+        }
+        if (candidate == version)
+            result = 1;
+    }
+    free (copy);
+    return result;
+}
+
+//  --------------------------------------------------------------------------
+//  Talking to shards
+
+static int
+s_shard_send (api_t *self, call_t *call, size_t shard, const char *op,
+              long long version, bool create)
+{
+    const tiers_wire_t *request = call->request;
+    tiers_wire_t *message = tiers_wire_new (TIERS_WIRE_REQUEST);
+    tiers_wire_set_rid (message, call->rid);
+    tiers_wire_set_service (message, self->shards [shard].entry->name);
+    message->deadline = request->deadline;
+    message->trace = request->trace;
+    tiers_wire_set_header (message, "op", op, strlen (op));
+    const char *collection = tiers_wire_header (request, "collection");
+    tiers_wire_set_header (message, "collection", collection, strlen (collection));
+    const char *id = tiers_wire_header (request, "id");
+    if (id && call->op != OP_LIST)
+        tiers_wire_set_header (message, "id", id, strlen (id));
+    if (version > 0)
+        tiers_wire_set_headerf (message, "version", "%lld", version);
+    if (create)
+        tiers_wire_set_header (message, "create", "1", 1);
+    if (call->op == OP_LIST) {
+        const char *after = tiers_wire_header (request, "after");
+        if (after && *after)
+            tiers_wire_set_header (message, "after", after, strlen (after));
+        //  One more than asked tells whether this shard has more (at the
+        //  largest page the shard's own cursor has to tell it).
+        tiers_wire_set_headerf (message, "limit", "%d",
+                                call->limit < LIST_MAX ? call->limit + 1 : LIST_MAX);
+    }
+    if (call->op == OP_PUT && !call->lookup)
+        tiers_wire_set_body (message, request->body, request->body_size);
+    int rc = tiers_wire_send (message, zsock_resolve (self->shards [shard].sock), NULL);
+    tiers_wire_destroy (&message);
+    return rc;
+}
+
+//  --------------------------------------------------------------------------
+//  A request from the balancer
+
+static void
+s_start (api_t *self, tiers_wire_t *request, zmsg_t *route)
+{
+    call_t *call = (call_t *) zmalloc (sizeof *call);
+    assert (call);
+    call->request = request;
+    call->route = route;
+    snprintf (call->rid, sizeof call->rid, "%.40s-%" PRIu64, self->name, ++self->sequence);
+
+    const char *method = tiers_wire_header (request, "method");
+    const char *collection = tiers_wire_header (request, "collection");
+    const char *id = tiers_wire_header (request, "id");
+    method = method ? method : "";
+    if (!s_name_ok (collection, COLLECTION_MAX, false)) {
+        s_problem (self, call, 400, "a collection name is 1 to 64 letters, digits, "
+                                    "'_' or '-'");
+        s_call_destroy (&call);
+        return;
+    }
+    if (id && !s_name_ok (id, ID_MAX, true)) {
+        s_problem (self, call, 400, "a document id is 1 to 250 letters, digits, "
+                                    "or any of _ - . ~ : @");
+        s_call_destroy (&call);
+        return;
+    }
+    const char *if_match = tiers_wire_header (request, "if-match");
+    const char *if_none = tiers_wire_header (request, "if-none-match");
+    long long version = 0;
+    bool create = false;
+    const char *op = NULL;
+
+    if (!self->writes && (streq (method, "GET") || streq (method, "HEAD")) && id) {
+        call->op = OP_GET;
+        call->head = streq (method, "HEAD");
+        if (if_none && s_none_match (if_none, 1) < 0) {
+            s_problem (self, call, 400, "If-None-Match must be * or quoted ETags");
+            s_call_destroy (&call);
+            return;
+        }
+        op = "get";
+    }
+    else
+    if (!self->writes && streq (method, "GET")) {
+        call->op = OP_LIST;
+        call->limit = LIST_DEFAULT;
+        const char *limit = tiers_wire_header (request, "limit");
+        long long n;
+        if (limit && (tiers_parse_int (limit, &n) || n < 1 || n > LIST_MAX)) {
+            s_problem (self, call, 400, "limit must be an integer from 1 to 1000");
+            s_call_destroy (&call);
+            return;
+        }
+        if (limit)
+            call->limit = (int) n;
+        const char *after = tiers_wire_header (request, "after");
+        if (after && *after && !s_name_ok (after, ID_MAX, true)) {
+            s_problem (self, call, 400, "after must be a document id");
+            s_call_destroy (&call);
+            return;
+        }
+        op = "list";
+    }
+    else
+    if (self->writes && id && (streq (method, "PUT") || streq (method, "DELETE"))) {
+        call->op = streq (method, "PUT") ? OP_PUT : OP_DELETE;
+        op = call->op == OP_PUT ? "put" : "delete";
+        if (if_match && streq (if_match, "*"))
+            call->lookup = true;
+        else
+        if (if_match) {
+            version = s_etag_version (if_match, false);
+            if (version == 0) {
+                s_problem (self, call, 400, "If-Match must be * or one quoted "
+                                            "strong ETag like \"42\"");
+                s_call_destroy (&call);
+                return;
+            }
+        }
+        if (if_none) {
+            if (!streq (if_none, "*") || call->op != OP_PUT) {
+                s_problem (self, call, 400, "on writes If-None-Match can only be *, "
+                                            "on PUT (create only)");
+                s_call_destroy (&call);
+                return;
+            }
+            create = true;
+        }
+        if (create && (if_match)) {
+            s_problem (self, call, 400, "If-Match and If-None-Match together "
+                                        "can never both hold");
+            s_call_destroy (&call);
+            return;
+        }
+        if (call->op == OP_PUT && request->body_size == 0) {
+            s_problem (self, call, 400, "the body must be a JSON document");
+            s_call_destroy (&call);
+            return;
+        }
+    }
+    else {
+        s_problem (self, call, 405, "this pool does not serve that method");
+        s_call_destroy (&call);
+        return;
+    }
+
+    if (call->op == OP_LIST) {
+        call->items = json_array ();
+        for (size_t i = 0; i < self->shard_count; i++)
+            if (s_shard_send (self, call, i, op, 0, false) == 0)
+                call->waiting++;
+        if (call->waiting < (int) self->shard_count) {
+            tiers_counter_add (self->shard_errors, 1);
+            s_problem (self, call, 503, "a shard is not reachable");
+            s_call_destroy (&call);
+            return;
+        }
+    }
+    else {
+        call->shard = self->owner [tiers_slot_of (collection, id, self->slots)];
+        int rc = call->lookup ? s_shard_send (self, call, call->shard, "get", 0, false)
+                              : s_shard_send (self, call, call->shard, op, version, create);
+        if (rc) {
+            tiers_counter_add (self->shard_errors, 1);
+            s_problem (self, call, 503, "the shard is not reachable");
+            s_call_destroy (&call);
+            return;
+        }
+        call->waiting = 1;
+    }
+    zhashx_insert (self->calls, call->rid, call);
+}
+
+//  --------------------------------------------------------------------------
+//  A shard's answer
+
+static void
+s_etag (tiers_wire_t *reply, const char *version)
+{
+    if (version)
+        tiers_wire_set_headerf (reply, "etag", "\"%s\"", version);
+}
+
+static void
+s_finish_list (api_t *self, call_t *call)
+{
+    if (call->failed) {
+        s_problem (self, call, call->failed, "a shard could not list");
+        return;
+    }
+    //  Merge in id order; ids are compared as bytes, as SQLite orders them.
+    size_t count = json_array_size (call->items);
+    json_t **sorted = (json_t **) malloc ((count ? count : 1) * sizeof (json_t *));
+    for (size_t i = 0; i < count; i++)
+        sorted [i] = json_array_get (call->items, i);
+    for (size_t i = 1; i < count; i++) {        //  insertion sort of a few pages
+        json_t *item = sorted [i];
+        const char *id = json_string_value (json_object_get (item, "id"));
+        size_t j = i;
+        while (j > 0 && strcmp (json_string_value (json_object_get (sorted [j - 1], "id")), id) > 0) {
+            sorted [j] = sorted [j - 1];
+            j--;
+        }
+        sorted [j] = item;
+    }
+    size_t take = count < (size_t) call->limit ? count : (size_t) call->limit;
+    json_t *items = json_array ();
+    for (size_t i = 0; i < take; i++)
+        json_array_append (items, sorted [i]);
+    bool more = count > take || call->more;
+    json_t *next = more && take ? json_object_get (sorted [take - 1], "id") : NULL;
+    json_t *body = json_pack ("{s:o, s:O}", "items", items, "next",
+                              next ? next : json_null ());
+    free (sorted);
+    char *text = json_dumps (body, JSON_COMPACT);
+    json_decref (body);
+    tiers_wire_t *reply = tiers_wire_reply_to (call->request, 200);
+    tiers_wire_set_body (reply, text, strlen (text));
+    free (text);
+    s_reply (self, call, reply);
+    tiers_wire_destroy (&reply);
+}
+
+static void
+s_list_part (api_t *self, call_t *call, tiers_wire_t *answer)
+{
+    call->waiting--;
+    if (answer->status != 200) {
+        call->failed = answer->status >= 500 ? answer->status : 502;
+        return;
+    }
+    json_error_t error;
+    json_t *page = json_loadb ((const char *) answer->body, answer->body_size, 0, &error);
+    json_t *items = page ? json_object_get (page, "items") : NULL;
+    if (!json_is_array (items)) {
+        call->failed = 502;
+        json_decref (page);
+        return;
+    }
+    size_t index;
+    json_t *item;
+    json_array_foreach (items, index, item) {
+        if (!json_is_string (json_object_get (item, "id"))) {
+            call->failed = 502;
+            break;
+        }
+        json_array_append (call->items, item);
+    }
+    //  The shard was asked for limit + 1: a full page means it has more.
+    if (json_array_size (items) > (size_t) call->limit) {
+        call->more = true;
+        json_array_remove (call->items, json_array_size (call->items) - 1);
+    }
+    else
+    if (call->limit == LIST_MAX && json_is_string (json_object_get (page, "next")))
+        call->more = true;
+    json_decref (page);
+}
+
+//  Returns true when the call is done.
+static bool
+s_answer (api_t *self, call_t *call, tiers_wire_t *answer)
+{
+    const char *error = tiers_wire_header (answer, "error");
+    const char *version = tiers_wire_header (answer, "version");
+    int status = answer->status;
+    if (call->op == OP_LIST) {
+        s_list_part (self, call, answer);
+        if (call->waiting > 0)
+            return false;
+        s_finish_list (self, call);
+        return true;
+    }
+    if (call->lookup) {                         //  If-Match: * wants existence
+        if (status == 404) {
+            s_problem (self, call, 412, "If-Match: * but the document does not exist");
+            return true;
+        }
+        if (status != 200 || !version) {
+            s_problem (self, call, status >= 500 ? status : 502, error ? error : "shard error");
+            return true;
+        }
+        call->lookup = false;
+        long long current = 0;
+        tiers_parse_int (version, &current);
+        if (s_shard_send (self, call, call->shard, call->op == OP_PUT ? "put" : "delete",
+                          current, false)) {
+            s_problem (self, call, 503, "the shard is not reachable");
+            return true;
+        }
+        return false;
+    }
+    if (status >= 400) {
+        const char *detail = error;
+        if (status == 404)
+            detail = "no such document";
+        else
+        if (status == 412)
+            detail = call->op == OP_PUT && tiers_wire_header (call->request, "if-none-match")
+                   ? "the document exists (If-None-Match: *)"
+                   : "the document's version does not match If-Match";
+        if (status >= 500)
+            tiers_counter_add (self->shard_errors, 1);
+        s_problem (self, call, status, detail ? detail : s_title (status));
+        return true;
+    }
+    tiers_wire_t *reply = tiers_wire_reply_to (call->request, status);
+    s_etag (reply, version);
+    const char *collection = tiers_wire_header (call->request, "collection");
+    const char *id = tiers_wire_header (call->request, "id");
+    if (call->op == OP_GET) {
+        const char *if_none = tiers_wire_header (call->request, "if-none-match");
+        long long current = 0;
+        if (version)
+            tiers_parse_int (version, &current);
+        if (if_none && s_none_match (if_none, current) == 1) {
+            reply->status = 304;
+        }
+        else
+        if (!call->head)
+            tiers_wire_set_body (reply, answer->body, answer->body_size);
+        else
+            tiers_wire_set_headerf (reply, "content-length", "%zu", answer->body_size);
+    }
+    else
+    if (call->op == OP_PUT) {
+        json_t *body = json_pack ("{s:s, s:s, s:I}", "collection", collection,
+                                  "id", id, "version", (json_int_t) atoll (version ? version : "0"));
+        char *text = json_dumps (body, JSON_COMPACT);
+        json_decref (body);
+        tiers_wire_set_body (reply, text, strlen (text));
+        free (text);
+        if (status == 201)
+            tiers_wire_set_headerf (reply, "location", "/v1/%s/%s", collection, id);
+    }
+    s_reply (self, call, reply);
+    tiers_wire_destroy (&reply);
+    return true;
+}
+
+static void
+s_on_shard (api_t *self, shard_link_t *link)
+{
+    const char *error = NULL;
+    tiers_wire_t *answer = tiers_wire_recv (zsock_resolve (link->sock), NULL, &error);
+    if (!answer) {
+        tiers_counter_add (self->shard_errors, 1);
+        tiers_warn ("malformed answer from shard %s: %s", link->entry->name,
+                    error ? error : "?");
+        return;
+    }
+    call_t *call = (call_t *) zhashx_lookup (self->calls, answer->rid);
+    if (call && s_answer (self, call, answer))
+        zhashx_delete (self->calls, answer->rid);
+    tiers_wire_destroy (&answer);
+}
+
+//  Calls past their deadline are answered 504.
+static void
+s_expire (api_t *self)
+{
+    int64_t now = tiers_wire_now ();
+    zlistx_t *late = zlistx_new ();
+    for (call_t *call = (call_t *) zhashx_first (self->calls); call;
+         call = (call_t *) zhashx_next (self->calls))
+        if (call->request->deadline && call->request->deadline <= now)
+            zlistx_add_end (late, call);
+    for (call_t *call = (call_t *) zlistx_first (late); call;
+         call = (call_t *) zlistx_next (late)) {
+        s_problem (self, call, 504, "the shard did not answer in time");
+        zhashx_delete (self->calls, call->rid);
+    }
+    zlistx_destroy (&late);
+}
+
+//  --------------------------------------------------------------------------
+//  The actor
+
+static int
+s_slot_table (api_t *self, const tiers_map_t *map)
+{
+    long long slots = 1024;
+    const char *text = tiers_map_cluster (map, "slots");
+    if (text)
+        tiers_parse_int (text, &slots);
+    self->slots = (uint32_t) slots;
+    self->owner = (uint16_t *) calloc (self->slots, sizeof (uint16_t));
+    for (size_t i = 0; i < tiers_map_entry_count (map); i++) {
+        const tiers_entry_t *entry = tiers_map_entry (map, i);
+        if (!streq (entry->kind->name, "shard"))
+            continue;
+        size_t index = self->shard_count++;
+        self->shards = (shard_link_t *) realloc (self->shards,
+                                                 self->shard_count * sizeof (shard_link_t));
+        self->shards [index].entry = entry;
+        zsock_t *sock = zsock_new (ZMQ_DEALER);
+        zsock_set_linger (sock, 0);
+        zsock_set_sndtimeo (sock, 0);
+        zsock_set_sndhwm (sock, 100000);
+        zsock_set_rcvhwm (sock, 100000);
+        self->shards [index].sock = sock;
+        if (zsock_connect (sock, "%s", entry->bind))
+            return -1;
+        //  Validated by the loader: ranges "a-b,c,d-e" below `slots`.
+        const char *ranges = tiers_entry_get (entry, "slots", NULL);
+        if (!ranges) {
+            for (uint32_t s = 0; s < self->slots; s++)
+                self->owner [s] = (uint16_t) index;
+            continue;
+        }
+        const char *cursor = ranges;
+        while (*cursor) {
+            char *end;
+            long low = strtol (cursor, &end, 10), high = low;
+            if (*end == '-')
+                high = strtol (end + 1, &end, 10);
+            for (long s = low; s <= high && s < (long) self->slots; s++)
+                self->owner [s] = (uint16_t) index;
+            cursor = *end == ',' ? end + 1 : end;
+        }
+    }
+    return self->shard_count ? 0 : -1;
+}
+
+static void
+s_api_actor (zsock_t *pipe, void *args_, bool writes)
+{
+    tiers_actor_args_t *args = (tiers_actor_args_t *) args_;
+    tiers_log_set_actor (args->name);
+    api_t self_, *self = &self_;
+    memset (self, 0, sizeof *self);
+    snprintf (self->name, sizeof self->name, "%s", args->name);
+    self->writes = writes;
+    self->pool = tiers_entry_get (args->entry, "pool", writes ? "write" : "read");
+    self->calls = zhashx_new ();
+    zhashx_set_destructor (self->calls, s_call_free);
+    char labels [128];
+    snprintf (labels, sizeof labels, "api=\"%s\"", writes ? "write" : "read");
+    self->shard_errors = tiers_metrics_counter ("tiers_api_shard_errors_total", labels,
+        "Shard calls of the read/write APIs that failed or timed out");
+    if (s_slot_table (self, args->map)) {
+        tiers_actor_failed (pipe, "cannot reach the shards of the map");
+        goto done;
+    }
+    long long heartbeat = 1000;
+    const char *cluster_heartbeat = tiers_map_cluster (args->map, "heartbeat");
+    if (cluster_heartbeat)
+        tiers_parse_ms (cluster_heartbeat, &heartbeat);
+    tiers_service_config_t config = {
+        .endpoint = args->entry->connect,
+        .pool = self->pool,
+        .name = args->name,
+        .capacity = (int) tiers_entry_int (args->entry, "capacity", 64),
+        .heartbeat_ms = (int) tiers_entry_int (args->entry, "heartbeat", heartbeat),
+        .liveness = 3
+    };
+    self->service = tiers_service_new (&config);
+    tiers_actor_ready (pipe);
+
+    size_t count = 2 + self->shard_count;
+    zmq_pollitem_t *items = (zmq_pollitem_t *) calloc (count, sizeof *items);
+    while (true) {
+        int timeout = tiers_service_tick (self->service);
+        if (zhashx_size (self->calls) && timeout > 50)
+            timeout = 50;
+        zsock_t *sock = tiers_service_sock (self->service);
+        items [0] = (zmq_pollitem_t) { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 };
+        for (size_t i = 0; i < self->shard_count; i++)
+            items [1 + i] = (zmq_pollitem_t) { zsock_resolve (self->shards [i].sock), 0, ZMQ_POLLIN, 0 };
+        items [count - 1] = (zmq_pollitem_t) { sock ? zsock_resolve (sock) : NULL, 0, ZMQ_POLLIN, 0 };
+        if (zmq_poll (items, sock ? (int) count : (int) count - 1, timeout) < 0 && errno != EINTR)
+            break;
+        if (items [0].revents & ZMQ_POLLIN) {
+            char *command = zstr_recv (pipe);
+            bool stop = !command || streq (command, "$TERM");
+            zstr_free (&command);
+            if (stop)
+                break;
+        }
+        for (size_t i = 0; i < self->shard_count; i++)
+            for (int batch = 0; batch < 256 && (items [1 + i].revents & ZMQ_POLLIN); batch++) {
+                s_on_shard (self, &self->shards [i]);
+                if (!(zsock_events (self->shards [i].sock) & ZMQ_POLLIN))
+                    break;
+            }
+        if (sock && (items [count - 1].revents & ZMQ_POLLIN))
+            for (int batch = 0; batch < 256; batch++) {
+                zmsg_t *route = NULL;
+                tiers_wire_t *request = tiers_service_recv (self->service, &route);
+                if (request)
+                    s_start (self, request, route);
+                sock = tiers_service_sock (self->service);
+                if (!sock || !(zsock_events (sock) & ZMQ_POLLIN))
+                    break;
+            }
+        s_expire (self);
+    }
+    free (items);
+    //  Shutting down: whoever waits gets an answer.
+    for (call_t *call = (call_t *) zhashx_first (self->calls); call;
+         call = (call_t *) zhashx_next (self->calls))
+        s_problem (self, call, 503, "shutting down");
+    tiers_service_destroy (&self->service);
+done:
+    zhashx_destroy (&self->calls);
+    for (size_t i = 0; i < self->shard_count; i++)
+        zsock_destroy (&self->shards [i].sock);
+    free (self->shards);
+    free (self->owner);
+}
+
+static void
+s_read_api_actor (zsock_t *pipe, void *args)
+{
+    s_api_actor (pipe, args, false);
+}
+
+static void
+s_write_api_actor (zsock_t *pipe, void *args)
+{
+    s_api_actor (pipe, args, true);
+}
+
+static const tiers_key_t s_keys [] = {
+    { "capacity",  TIERS_KEY_INT,    false, 1, 100000, NULL },
+    { "pool",      TIERS_KEY_STRING, false, 0, 0, NULL },
+    { "heartbeat", TIERS_KEY_MS,     false, 10, 60000, NULL },
+    { NULL, 0, false, 0, 0, NULL }
+};
+
+const tiers_kind_t tiers_read_api_kind = {
+    .name = "read-api",
+    .summary = "serves document reads: routes by slot to the shards, merges lists",
+    .rank = TIERS_RANK_SERVICE, .run = s_read_api_actor, .keys = s_keys,
+    .bind = false, .multi = true, .peer = "balancer", .listener = NULL,
+    .uses = "shard"
+};
+
+const tiers_kind_t tiers_write_api_kind = {
+    .name = "write-api",
+    .summary = "serves document writes: preconditions, routes by slot to the shards",
+    .rank = TIERS_RANK_SERVICE, .run = s_write_api_actor, .keys = s_keys,
+    .bind = false, .multi = true, .peer = "balancer", .listener = NULL,
+    .uses = "shard"
+};

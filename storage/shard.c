@@ -1,0 +1,1161 @@
+/*  shard.c — the storage tier: the SQLite primary for a range of hash slots.
+
+    One shard = one SQLite file (<data>/<name>.db) in WAL mode holding the
+    documents of the slots it owns, and one actor with two threads:
+
+      - the actor thread owns the ROUTER the APIs talk to and a READ
+        connection. It validates every request, answers reads (get, list)
+        at once from the read connection — in WAL mode a reader sees the
+        last committed state and never waits behind a commit's fsync — and
+        queues writes (put, delete);
+      - the WRITER thread (a zactor child) owns the write connection. It
+        receives a whole batch of queued writes as one pointer, applies them
+        in one transaction, commits, and hands the batch back; only then
+        does the actor thread answer each write. Acknowledged means
+        committed with the map's `sync` policy.
+
+    The one idea: group commit. While the writer is inside a commit (an
+    fsync costs milliseconds), writes keep arriving and queue up in the
+    actor thread; the moment the writer is free it takes all of them (up to
+    `batch`) into the next transaction. Under load one fsync pays for many
+    writes; with a single client a write still commits at once, alone.
+
+    Every committed write takes the next number of the shard's sequence as
+    its version (the document's ETag); the sequence lives in the meta table
+    and moves in the same transaction as the documents, so a version is
+    never handed out twice, not after a delete, not after a restart, and
+    not after a failed commit (the in-memory counter is rolled back too).
+
+    The commit sequence is a state machine (one batch at most in flight):
+
+        IDLE       queue may be empty; no batch at the writer.
+                   --a write is queued--> ship at once (SHIPPED).
+        SHIPPED    the actor thread owns nothing of the batch; writes that
+                   arrive now wait in the queue (<= SHARD_QUEUE_MAX, beyond
+                   it 503 + retry-after). In the writer:
+                     BEGIN IMMEDIATE
+                     per write: precondition -> 412/404, or apply with
+                                version = ++sequence, updated = now
+                     UPDATE meta sequence; COMMIT
+                   COMMIT (or anything before it) failed -> ROLLBACK,
+                   sequence restored, every write of the batch -> 500.
+                   --batch handed back--> DONE
+        DONE       the actor thread answers every write of the batch, then
+                   ships the queue's head (up to `batch`) -> SHIPPED, or
+                   -> IDLE when the queue is empty.
+
+    Invariants: a write is answered exactly once; a success is answered
+    only after its COMMIT returned; the sequence on disk is the highest
+    version ever handed out; the actor thread never touches a batch while
+    it is SHIPPED. On $TERM the batch in flight finishes its commit and is
+    answered (bounded by one commit), waiting writes get 503, then the
+    writer stops and both connections close with all statements finalized.
+
+    Key ownership (which slots belong here) is checked by the APIs, which
+    route with tiers_slot_of(); the shard does not re-check it for now.
+*/
+#include "kind.h"
+#include "map.h"
+#include "node.h"
+#include "wire.h"
+#include "log.h"
+#include "metrics.h"
+#include "storage/shard.h"
+#include <sqlite3.h>
+#include <inttypes.h>
+
+#define SHARD_QUEUE_MAX     10000       //  writes waiting for the writer
+#define SHARD_KEY_MAX       1024        //  bytes in a collection or id
+#define SHARD_LIMIT_DEFAULT 100
+#define SHARD_LIMIT_MAX     1000
+#define SHARD_PAGE_MAX      (TIERS_WIRE_MAX_BODY - 65536)   //  list body
+#define SHARD_BUSY_MS       5000        //  sqlite busy_timeout
+#define SHARD_ROUTER_BURST  1024        //  messages read per wake-up
+#define SHARD_SCHEMA        1           //  PRAGMA user_version
+
+typedef enum { OP_GET, OP_PUT, OP_DELETE, OP_LIST } op_t;
+
+//  One queued write. The actor thread fills the request part; the writer
+//  fills the outcome while the batch is SHIPPED.
+typedef struct {
+    tiers_wire_t *request;      //  owned; collection/id point into it
+    zmsg_t *route;              //  owned: frames back to the caller
+    op_t op;
+    const char *collection;
+    const char *id;
+    int64_t expect;             //  `version` precondition, 0 = none
+    bool create;                //  `create` = 1
+    //  Outcome
+    int status;
+    int64_t version;            //  0 = no version header
+    int64_t updated;
+    const char *error;          //  static reason, or NULL
+} write_t;
+
+typedef struct {
+    write_t **writes;           //  capacity = `batch`
+    size_t count;
+    int64_t sequence;           //  the sequence after the batch
+} batch_t;
+
+//  The writer thread's world. Created by the actor thread, then owned by
+//  the writer until it returns.
+typedef struct {
+    char name [112];            //  for its log lines
+    char *path;
+    bool sync_full;
+    sqlite3 *db;
+    sqlite3_stmt *begin, *commit, *rollback;
+    sqlite3_stmt *lookup, *upsert, *remove, *store_sequence;
+    int64_t sequence;           //  last version handed out
+    tiers_counter_t *commits, *writes, *errors;
+    tiers_gauge_t *batch_size;
+    tiers_histogram_t *commit_seconds;
+} writer_t;
+
+typedef struct {
+    char name [96];
+    const char *slots;
+    zsock_t *router;
+    zactor_t *writer;
+    writer_t writer_state;
+    sqlite3 *db;                //  the read connection
+    sqlite3_stmt *get, *list, *valid;
+    size_t batch_max;
+    size_t max_doc;
+    write_t **queue;            //  ring of SHARD_QUEUE_MAX
+    size_t queue_head, queue_count;
+    batch_t batch;
+    bool shipped;               //  the batch is at the writer
+    int64_t sequence;           //  as of the last batch handed back
+    tiers_counter_t *reads, *errors;
+} shard_t;
+
+
+//  --------------------------------------------------------------------------
+//  SQLite helpers shared by both connections
+
+static int
+s_prepare (sqlite3 *db, const char *sql, sqlite3_stmt **stmt_p, char **why)
+{
+    if (sqlite3_prepare_v3 (db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+                            stmt_p, NULL) == SQLITE_OK)
+        return 0;
+    *why = zsys_sprintf ("cannot prepare \"%s\": %s", sql, sqlite3_errmsg (db));
+    return -1;
+}
+
+static int
+s_exec (sqlite3 *db, const char *sql, char **why)
+{
+    char *message = NULL;
+    if (sqlite3_exec (db, sql, NULL, NULL, &message) == SQLITE_OK)
+        return 0;
+    *why = zsys_sprintf ("%s: %s", sql, message ? message : sqlite3_errmsg (db));
+    sqlite3_free (message);
+    return -1;
+}
+
+//  Step a statement that returns no rows; reset it. True on success.
+static bool
+s_step_done (sqlite3_stmt *stmt)
+{
+    int rc = sqlite3_step (stmt);
+    sqlite3_reset (stmt);
+    sqlite3_clear_bindings (stmt);
+    return rc == SQLITE_DONE;
+}
+
+static void
+s_close (sqlite3 **db_p, sqlite3_stmt **stmts [], size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        sqlite3_finalize (*stmts [i]);
+        *stmts [i] = NULL;
+    }
+    if (*db_p && sqlite3_close (*db_p) != SQLITE_OK)
+        tiers_error ("cannot close database: %s", sqlite3_errmsg (*db_p));
+    *db_p = NULL;
+}
+
+
+//  --------------------------------------------------------------------------
+//  The writer thread
+
+static int
+s_writer_open (writer_t *self, char **why)
+{
+    if (sqlite3_open_v2 (self->path, &self->db, SQLITE_OPEN_READWRITE
+                         | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL)) {
+        *why = zsys_sprintf ("cannot open %s: %s", self->path,
+                             self->db ? sqlite3_errmsg (self->db) : "out of memory");
+        return -1;
+    }
+    sqlite3_busy_timeout (self->db, SHARD_BUSY_MS);
+    sqlite3_extended_result_codes (self->db, 1);
+
+    //  WAL is a property of the file; check that it took (it cannot on
+    //  some file systems, and then reads would block behind commits).
+    sqlite3_stmt *stmt = NULL;
+    if (s_prepare (self->db, "PRAGMA journal_mode=WAL", &stmt, why))
+        return -1;
+    bool wal = sqlite3_step (stmt) == SQLITE_ROW
+            && streq ((const char *) sqlite3_column_text (stmt, 0), "wal");
+    sqlite3_finalize (stmt);
+    if (!wal) {
+        *why = zsys_sprintf ("%s: cannot switch to WAL mode: %s", self->path,
+                             sqlite3_errmsg (self->db));
+        return -1;
+    }
+    if (s_exec (self->db, self->sync_full ? "PRAGMA synchronous=FULL"
+                                          : "PRAGMA synchronous=NORMAL", why))
+        return -1;
+
+    if (s_prepare (self->db, "PRAGMA user_version", &stmt, why))
+        return -1;
+    int schema = sqlite3_step (stmt) == SQLITE_ROW ? sqlite3_column_int (stmt, 0) : -1;
+    sqlite3_finalize (stmt);
+    if (schema < 0 || schema > SHARD_SCHEMA) {
+        *why = zsys_sprintf ("%s: unknown schema version %d (this tiers knows %d)",
+                             self->path, schema, SHARD_SCHEMA);
+        return -1;
+    }
+    if (s_exec (self->db,
+            "BEGIN IMMEDIATE;"
+            "CREATE TABLE IF NOT EXISTS docs ("
+            "  collection TEXT, id TEXT,"
+            "  version INTEGER NOT NULL, updated INTEGER NOT NULL,"
+            "  body TEXT NOT NULL,"
+            "  PRIMARY KEY (collection, id)) WITHOUT ROWID;"
+            "CREATE TABLE IF NOT EXISTS meta ("
+            "  key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('sequence', 0);"
+            "PRAGMA user_version = 1;"
+            "COMMIT;", why))
+        return -1;
+
+    if (s_prepare (self->db, "SELECT value FROM meta WHERE key = 'sequence'",
+                   &stmt, why))
+        return -1;
+    bool found = sqlite3_step (stmt) == SQLITE_ROW;
+    self->sequence = found ? sqlite3_column_int64 (stmt, 0) : -1;
+    sqlite3_finalize (stmt);
+    if (self->sequence < 0) {
+        *why = zsys_sprintf ("%s: cannot read the sequence", self->path);
+        return -1;
+    }
+    if (s_prepare (self->db, "BEGIN IMMEDIATE", &self->begin, why)
+    ||  s_prepare (self->db, "COMMIT", &self->commit, why)
+    ||  s_prepare (self->db, "ROLLBACK", &self->rollback, why)
+    ||  s_prepare (self->db, "SELECT version FROM docs"
+                   " WHERE collection = ?1 AND id = ?2", &self->lookup, why)
+    ||  s_prepare (self->db, "INSERT INTO docs (collection, id, version, updated, body)"
+                   " VALUES (?1, ?2, ?3, ?4, ?5)"
+                   " ON CONFLICT (collection, id) DO UPDATE SET"
+                   " version = excluded.version, updated = excluded.updated,"
+                   " body = excluded.body", &self->upsert, why)
+    ||  s_prepare (self->db, "DELETE FROM docs WHERE collection = ?1 AND id = ?2",
+                   &self->remove, why)
+    ||  s_prepare (self->db, "UPDATE meta SET value = ?1 WHERE key = 'sequence'",
+                   &self->store_sequence, why))
+        return -1;
+    return 0;
+}
+
+static void
+s_writer_close (writer_t *self)
+{
+    sqlite3_stmt **stmts [] = {
+        &self->begin, &self->commit, &self->rollback, &self->lookup,
+        &self->upsert, &self->remove, &self->store_sequence
+    };
+    s_close (&self->db, stmts, sizeof stmts / sizeof stmts [0]);
+}
+
+//  Apply one write inside the open transaction. Returns -1 on a storage
+//  error (the whole batch then fails); precondition failures are outcomes.
+static int
+s_writer_apply (writer_t *self, write_t *write, int64_t now)
+{
+    sqlite3_bind_text (self->lookup, 1, write->collection, -1, SQLITE_STATIC);
+    sqlite3_bind_text (self->lookup, 2, write->id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step (self->lookup);
+    bool exists = rc == SQLITE_ROW;
+    int64_t current = exists ? sqlite3_column_int64 (self->lookup, 0) : 0;
+    sqlite3_reset (self->lookup);
+    sqlite3_clear_bindings (self->lookup);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return -1;
+
+    if (write->op == OP_DELETE && !exists) {
+        write->status = 404;
+        write->error = "no such document";
+        return 0;
+    }
+    if (write->create && exists) {
+        write->status = 412;
+        write->version = current;
+        write->error = "document exists";
+        return 0;
+    }
+    if (write->expect && (!exists || current != write->expect)) {
+        write->status = 412;
+        write->version = current;
+        write->error = exists ? "version does not match" : "no such document";
+        return 0;
+    }
+    int64_t version = self->sequence + 1;
+    sqlite3_stmt *stmt;
+    if (write->op == OP_PUT) {
+        stmt = self->upsert;
+        sqlite3_bind_text (stmt, 1, write->collection, -1, SQLITE_STATIC);
+        sqlite3_bind_text (stmt, 2, write->id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64 (stmt, 3, version);
+        sqlite3_bind_int64 (stmt, 4, now);
+        sqlite3_bind_text (stmt, 5, (const char *) write->request->body,
+                           (int) write->request->body_size, SQLITE_STATIC);
+    }
+    else {
+        stmt = self->remove;
+        sqlite3_bind_text (stmt, 1, write->collection, -1, SQLITE_STATIC);
+        sqlite3_bind_text (stmt, 2, write->id, -1, SQLITE_STATIC);
+    }
+    if (!s_step_done (stmt))
+        return -1;
+    self->sequence = version;
+    write->status = write->op == OP_DELETE ? 204 : exists ? 200 : 201;
+    write->version = version;
+    write->updated = now;
+    return 0;
+}
+
+//  SHIPPED: the whole commit sequence for one batch.
+static void
+s_writer_commit (writer_t *self, batch_t *batch)
+{
+    int64_t started = tiers_clock_us ();
+    int64_t saved = self->sequence;
+    int64_t now = tiers_wire_now ();
+    bool good = s_step_done (self->begin);
+    for (size_t i = 0; good && i < batch->count; i++)
+        good = s_writer_apply (self, batch->writes [i], now) == 0;
+    if (good) {
+        sqlite3_bind_int64 (self->store_sequence, 1, self->sequence);
+        good = s_step_done (self->store_sequence);
+    }
+    if (good)
+        good = s_step_done (self->commit);
+    if (!good) {
+        tiers_error ("commit of %zu writes failed: %s", batch->count,
+                     sqlite3_errmsg (self->db));
+        if (!sqlite3_get_autocommit (self->db))
+            s_step_done (self->rollback);
+        self->sequence = saved;
+        for (size_t i = 0; i < batch->count; i++) {
+            write_t *write = batch->writes [i];
+            write->status = 500;
+            write->version = write->updated = 0;
+            write->error = "storage error";
+        }
+        tiers_counter_add (self->errors, batch->count);
+    }
+    else {
+        tiers_counter_add (self->commits, 1);
+        tiers_counter_add (self->writes, batch->count);
+        tiers_gauge_set (self->batch_size, (int64_t) batch->count);
+        tiers_histogram_observe (self->commit_seconds,
+                                 (tiers_clock_us () - started) / 1e6);
+    }
+    batch->sequence = self->sequence;
+}
+
+//  Receives "COMMAND" [pointer] from a pipe. Returns the command (to free)
+//  or NULL when interrupted; *pointer_p is NULL if there was none.
+static char *
+s_recv_command (zsock_t *pipe, void **pointer_p)
+{
+    *pointer_p = NULL;
+    zmsg_t *msg = zmsg_recv (pipe);
+    if (!msg)
+        return NULL;
+    char *command = zmsg_popstr (msg);
+    zframe_t *frame = zmsg_pop (msg);
+    if (frame && zframe_size (frame) == sizeof (void *))
+        memcpy (pointer_p, zframe_data (frame), sizeof (void *));
+    zframe_destroy (&frame);
+    zmsg_destroy (&msg);
+    return command;
+}
+
+static void
+s_writer_actor (zsock_t *pipe, void *args)
+{
+    writer_t *self = (writer_t *) args;
+    tiers_log_set_actor (self->name);
+    char *why = NULL;
+    if (s_writer_open (self, &why)) {
+        zsock_signal (pipe, 0);
+        zstr_sendf (pipe, "ERROR %s", why);
+        free (why);
+        s_writer_close (self);
+        return;
+    }
+    zsock_signal (pipe, 0);
+    zstr_sendf (pipe, "OK %" PRId64, self->sequence);
+    while (true) {
+        void *pointer;
+        char *command = s_recv_command (pipe, &pointer);
+        if (!command || streq (command, "$TERM")) {
+            zstr_free (&command);
+            break;
+        }
+        if (streq (command, "BATCH") && pointer) {
+            s_writer_commit (self, (batch_t *) pointer);
+            zsock_send (pipe, "sp", "DONE", pointer);
+        }
+        zstr_free (&command);
+    }
+    s_writer_close (self);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Input checks
+
+//  Well-formed UTF-8: no overlongs, no surrogates, nothing above U+10FFFF.
+static bool
+s_utf8_valid (const uint8_t *data, size_t size)
+{
+    size_t i = 0;
+    while (i < size) {
+        uint8_t byte = data [i];
+        if (byte < 0x80) {
+            i++;
+            continue;
+        }
+        size_t more;
+        uint32_t point;
+        if (byte >= 0xc2 && byte <= 0xdf)      { more = 1; point = byte & 0x1f; }
+        else if (byte >= 0xe0 && byte <= 0xef) { more = 2; point = byte & 0x0f; }
+        else if (byte >= 0xf0 && byte <= 0xf4) { more = 3; point = byte & 0x07; }
+        else
+            return false;
+        if (size - i <= more)
+            return false;
+        for (size_t k = 1; k <= more; k++) {
+            if ((data [i + k] & 0xc0) != 0x80)
+                return false;
+            point = (point << 6) | (data [i + k] & 0x3f);
+        }
+        if ((more == 2 && point < 0x800) || (more == 3 && point < 0x10000)
+        ||  (point >= 0xd800 && point <= 0xdfff) || point > 0x10ffff)
+            return false;
+        i += more + 1;
+    }
+    return true;
+}
+
+static const char *
+s_header (const tiers_wire_t *msg, const char *key, size_t *size_p)
+{
+    for (size_t i = 0; i < msg->header_count; i++)
+        if (streq (msg->headers [i].key, key)) {
+            *size_p = msg->headers [i].value_size;
+            return msg->headers [i].value;
+        }
+    return NULL;
+}
+
+//  A key part (collection, id, after): 1..SHARD_KEY_MAX bytes of UTF-8
+//  without NUL. Returns the value, or NULL with *why set.
+static const char *
+s_key (const tiers_wire_t *msg, const char *key, const char **why)
+{
+    size_t size = 0;
+    const char *value = s_header (msg, key, &size);
+    if (!value || size == 0)
+        *why = "missing";
+    else
+    if (size > SHARD_KEY_MAX)
+        *why = "too long";
+    else
+    if (memchr (value, 0, size) || !s_utf8_valid ((const uint8_t *) value, size))
+        *why = "not UTF-8 text";
+    else
+        return value;
+    return NULL;
+}
+
+//  A positive decimal of at most 18 digits (so it fits in int64).
+static int
+s_positive (const char *text, int64_t *value)
+{
+    size_t length = strlen (text);
+    if (length == 0 || length > 18 || strspn (text, "0123456789") != length)
+        return -1;
+    *value = strtoll (text, NULL, 10);
+    return *value > 0 ? 0 : -1;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Replies
+
+static void
+s_send (shard_t *self, tiers_wire_t **reply_p, zmsg_t *route)
+{
+    if (tiers_wire_send (*reply_p, self->router, route))
+        tiers_debug ("reply %s: caller gone or full", (*reply_p)->rid);
+    tiers_wire_destroy (reply_p);
+}
+
+//  Answer an error. `request` may be NULL (malformed frame).
+static void
+s_fail (shard_t *self, const tiers_wire_t *request, zmsg_t *route,
+        int status, const char *format, ...)
+{
+    char reason [256];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (reason, sizeof reason, format, args);
+    va_end (args);
+    tiers_wire_t *reply;
+    if (request)
+        reply = tiers_wire_reply_to (request, status);
+    else {
+        reply = tiers_wire_new (TIERS_WIRE_REPLY);
+        reply->status = (uint16_t) status;
+    }
+    tiers_wire_set_header (reply, "error", reason, strlen (reason));
+    if (status == 503)
+        tiers_wire_set_header (reply, "retry-after", "1", 1);
+    if (status != 404 && status != 412)
+        tiers_counter_add (self->errors, 1);
+    s_send (self, &reply, route);
+}
+
+static void
+s_write_destroy (write_t **write_p)
+{
+    write_t *write = *write_p;
+    if (write) {
+        tiers_wire_destroy (&write->request);
+        zmsg_destroy (&write->route);
+        free (write);
+        *write_p = NULL;
+    }
+}
+
+//  DONE: answer one write of a batch that came back.
+static void
+s_write_answer (shard_t *self, write_t *write)
+{
+    tiers_wire_t *reply = tiers_wire_reply_to (write->request, write->status);
+    if (write->version)
+        tiers_wire_set_headerf (reply, "version", "%" PRId64, write->version);
+    if (write->updated)
+        tiers_wire_set_headerf (reply, "updated", "%" PRId64, write->updated);
+    if (write->error)
+        tiers_wire_set_header (reply, "error", write->error, strlen (write->error));
+    s_send (self, &reply, write->route);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Reads, in the actor thread
+
+static void
+s_get (shard_t *self, tiers_wire_t *msg, zmsg_t *route,
+       const char *collection, const char *id)
+{
+    tiers_counter_add (self->reads, 1);
+    sqlite3_bind_text (self->get, 1, collection, -1, SQLITE_STATIC);
+    sqlite3_bind_text (self->get, 2, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step (self->get);
+    if (rc == SQLITE_ROW) {
+        tiers_wire_t *reply = tiers_wire_reply_to (msg, 200);
+        tiers_wire_set_headerf (reply, "version", "%" PRId64,
+                                (int64_t) sqlite3_column_int64 (self->get, 0));
+        tiers_wire_set_headerf (reply, "updated", "%" PRId64,
+                                (int64_t) sqlite3_column_int64 (self->get, 1));
+        const void *body = sqlite3_column_text (self->get, 2);
+        int size = sqlite3_column_bytes (self->get, 2);
+        if (tiers_wire_set_body (reply, body ? body : "", (size_t) size) == 0)
+            s_send (self, &reply, route);
+        else {
+            tiers_wire_destroy (&reply);
+            s_fail (self, msg, route, 500, "document too large to send");
+        }
+    }
+    else
+    if (rc == SQLITE_DONE)
+        s_fail (self, msg, route, 404, "no such document");
+    else {
+        tiers_error ("get failed: %s", sqlite3_errmsg (self->db));
+        s_fail (self, msg, route, 500, "storage error");
+    }
+    sqlite3_reset (self->get);
+    sqlite3_clear_bindings (self->get);
+}
+
+//  A growing text buffer for list pages.
+typedef struct {
+    char *data;
+    size_t size, room;
+} text_t;
+
+static void
+s_text_add (text_t *text, const char *data, size_t size)
+{
+    if (text->size + size + 1 > text->room) {
+        while (text->size + size + 1 > text->room)
+            text->room = text->room ? text->room * 2 : 4096;
+        text->data = (char *) realloc (text->data, text->room);
+        assert (text->data);
+    }
+    memcpy (text->data + text->size, data, size);
+    text->size += size;
+    text->data [text->size] = 0;
+}
+
+static void
+s_text_str (text_t *text, const char *string)
+{
+    s_text_add (text, string, strlen (string));
+}
+
+//  A JSON string literal (the input is valid UTF-8).
+static void
+s_text_json (text_t *text, const char *string)
+{
+    s_text_add (text, "\"", 1);
+    const char *run = string;
+    for (const char *at = string; *at; at++) {
+        unsigned char byte = (unsigned char) *at;
+        if (byte >= 0x20 && byte != '"' && byte != '\\')
+            continue;
+        s_text_add (text, run, (size_t) (at - run));
+        char escape [8];
+        switch (byte) {
+            case '"':  s_text_str (text, "\\\""); break;
+            case '\\': s_text_str (text, "\\\\"); break;
+            case '\n': s_text_str (text, "\\n"); break;
+            case '\r': s_text_str (text, "\\r"); break;
+            case '\t': s_text_str (text, "\\t"); break;
+            case '\b': s_text_str (text, "\\b"); break;
+            case '\f': s_text_str (text, "\\f"); break;
+            default:
+                snprintf (escape, sizeof escape, "\\u%04x", byte);
+                s_text_str (text, escape);
+        }
+        run = at + 1;
+    }
+    s_text_str (text, run);
+    s_text_add (text, "\"", 1);
+}
+
+static void
+s_list (shard_t *self, tiers_wire_t *msg, zmsg_t *route, const char *collection)
+{
+    tiers_counter_add (self->reads, 1);
+    int64_t limit = SHARD_LIMIT_DEFAULT;
+    const char *limit_text = tiers_wire_header (msg, "limit");
+    if (limit_text && (s_positive (limit_text, &limit) || limit > SHARD_LIMIT_MAX)) {
+        s_fail (self, msg, route, 400, "bad limit: expected 1..%d", SHARD_LIMIT_MAX);
+        return;
+    }
+    const char *after = "";
+    size_t size;
+    if (s_header (msg, "after", &size)) {
+        const char *why = NULL;
+        after = s_key (msg, "after", &why);
+        if (!after) {
+            s_fail (self, msg, route, 400, "bad after: %s", why);
+            return;
+        }
+    }
+    sqlite3_stmt *stmt = self->list;
+    sqlite3_bind_text (stmt, 1, collection, -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 2, after, -1, SQLITE_STATIC);
+    sqlite3_bind_int64 (stmt, 3, limit);
+
+    text_t page = { NULL, 0, 0 };
+    text_t last = { NULL, 0, 0 };       //  the last id, as a JSON literal
+    s_text_str (&page, "{\"items\":[");
+    int64_t count = 0;
+    bool full = false;
+    int rc;
+    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
+        const char *id = (const char *) sqlite3_column_text (stmt, 0);
+        int64_t version = sqlite3_column_int64 (stmt, 1);
+        const char *body = (const char *) sqlite3_column_text (stmt, 2);
+        size_t body_size = (size_t) sqlite3_column_bytes (stmt, 2);
+        if (!id || !body) {
+            rc = SQLITE_NOMEM;
+            break;
+        }
+        //  Bound the page in bytes too: a page cut short counts as full,
+        //  so the caller follows `next` to the rest.
+        if (count > 0 && page.size + body_size + 6 * strlen (id) + 64 > SHARD_PAGE_MAX) {
+            full = true;
+            break;
+        }
+        last.size = 0;
+        s_text_json (&last, id);
+        char number [48];
+        snprintf (number, sizeof number, "%s{\"id\":", count ? "," : "");
+        s_text_str (&page, number);
+        s_text_add (&page, last.data, last.size);
+        snprintf (number, sizeof number, ",\"version\":%" PRId64 ",\"doc\":", version);
+        s_text_str (&page, number);
+        s_text_add (&page, body, body_size);
+        s_text_str (&page, "}");
+        count++;
+    }
+    if (count == limit)
+        full = true;
+    sqlite3_reset (stmt);
+    sqlite3_clear_bindings (stmt);
+
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        tiers_error ("list failed: %s", sqlite3_errmsg (self->db));
+        s_fail (self, msg, route, 500, "storage error");
+    }
+    else {
+        s_text_str (&page, "],\"next\":");
+        if (full && count > 0)
+            s_text_add (&page, last.data, last.size);
+        else
+            s_text_str (&page, "null");
+        s_text_str (&page, "}");
+        tiers_wire_t *reply = tiers_wire_reply_to (msg, 200);
+        if (tiers_wire_take_body (reply, (uint8_t *) page.data, page.size) == 0) {
+            page.data = NULL;
+            s_send (self, &reply, route);
+        }
+        else {
+            tiers_wire_destroy (&reply);
+            s_fail (self, msg, route, 500, "document too large for a list page");
+        }
+    }
+    free (page.data);
+    free (last.data);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Writes: validate, queue, ship, answer
+
+//  IDLE/DONE -> SHIPPED: give the writer the head of the queue.
+static void
+s_ship (shard_t *self)
+{
+    assert (!self->shipped);
+    if (self->queue_count == 0)
+        return;
+    self->batch.count = 0;
+    while (self->queue_count && self->batch.count < self->batch_max) {
+        self->batch.writes [self->batch.count++] = self->queue [self->queue_head];
+        self->queue [self->queue_head] = NULL;
+        self->queue_head = (self->queue_head + 1) % SHARD_QUEUE_MAX;
+        self->queue_count--;
+    }
+    if (zsock_send (zactor_sock (self->writer), "sp", "BATCH", &self->batch) == 0)
+        self->shipped = true;
+    else {
+        //  Cannot happen on an inproc pipe; answer rather than hang.
+        for (size_t i = 0; i < self->batch.count; i++) {
+            write_t *write = self->batch.writes [i];
+            s_fail (self, write->request, write->route, 500, "writer unavailable");
+            s_write_destroy (&write);
+        }
+        self->batch.count = 0;
+    }
+}
+
+//  SHIPPED -> DONE: the writer handed the batch back; answer it.
+static void
+s_on_writer (shard_t *self)
+{
+    void *pointer;
+    char *command = s_recv_command (zactor_sock (self->writer), &pointer);
+    bool done = command && streq (command, "DONE") && pointer == &self->batch;
+    zstr_free (&command);
+    if (!done)
+        return;
+    assert (self->shipped);
+    self->shipped = false;
+    self->sequence = self->batch.sequence;
+    for (size_t i = 0; i < self->batch.count; i++) {
+        s_write_answer (self, self->batch.writes [i]);
+        s_write_destroy (&self->batch.writes [i]);
+    }
+    self->batch.count = 0;
+}
+
+static void
+s_on_request (shard_t *self, tiers_wire_t *msg, zmsg_t **route_p)
+{
+    zmsg_t *route = *route_p;
+    const char *op_name = tiers_wire_header (msg, "op");
+    op_t op;
+    if (!op_name) {
+        s_fail (self, msg, route, 400, "missing op");
+        return;
+    }
+    if (streq (op_name, "get"))
+        op = OP_GET;
+    else
+    if (streq (op_name, "put"))
+        op = OP_PUT;
+    else
+    if (streq (op_name, "delete"))
+        op = OP_DELETE;
+    else
+    if (streq (op_name, "list"))
+        op = OP_LIST;
+    else {
+        s_fail (self, msg, route, 400, "unknown op (get, put, delete, list)");
+        return;
+    }
+    const char *why = NULL;
+    const char *collection = s_key (msg, "collection", &why);
+    if (!collection) {
+        s_fail (self, msg, route, 400, "bad collection: %s", why);
+        return;
+    }
+    if (op == OP_LIST) {
+        s_list (self, msg, route, collection);
+        return;
+    }
+    const char *id = s_key (msg, "id", &why);
+    if (!id) {
+        s_fail (self, msg, route, 400, "bad id: %s", why);
+        return;
+    }
+    if (op == OP_GET) {
+        s_get (self, msg, route, collection, id);
+        return;
+    }
+    int64_t expect = 0;
+    const char *version = tiers_wire_header (msg, "version");
+    if (version && s_positive (version, &expect)) {
+        s_fail (self, msg, route, 400, "bad version: expected a positive decimal");
+        return;
+    }
+    const char *create = tiers_wire_header (msg, "create");
+    if (create && !streq (create, "1") && !streq (create, "0")) {
+        s_fail (self, msg, route, 400, "bad create: expected 1 or 0");
+        return;
+    }
+    if (op == OP_PUT) {
+        if (msg->body_size > self->max_doc) {
+            s_fail (self, msg, route, 413, "document over %zu bytes", self->max_doc);
+            return;
+        }
+        //  JSON text has no NUL, and SQLite's parser would stop at one.
+        bool valid = msg->body_size > 0
+                  && !memchr (msg->body, 0, msg->body_size)
+                  && s_utf8_valid (msg->body, msg->body_size);
+        if (valid) {
+            sqlite3_bind_text (self->valid, 1, (const char *) msg->body,
+                               (int) msg->body_size, SQLITE_STATIC);
+            valid = sqlite3_step (self->valid) == SQLITE_ROW
+                 && sqlite3_column_int (self->valid, 0) == 1;
+            sqlite3_reset (self->valid);
+            sqlite3_clear_bindings (self->valid);
+        }
+        if (!valid) {
+            s_fail (self, msg, route, 400, "body is not a JSON document");
+            return;
+        }
+    }
+    if (self->queue_count >= SHARD_QUEUE_MAX) {
+        s_fail (self, msg, route, 503, "shard busy: %d writes waiting", SHARD_QUEUE_MAX);
+        return;
+    }
+    write_t *write = (write_t *) zmalloc (sizeof *write);
+    assert (write);
+    write->request = msg;
+    write->route = route;
+    *route_p = NULL;            //  the write owns request and route now
+    write->op = op;
+    write->collection = collection;
+    write->id = id;
+    write->expect = expect;
+    write->create = create && streq (create, "1");
+    size_t tail = (self->queue_head + self->queue_count) % SHARD_QUEUE_MAX;
+    self->queue [tail] = write;
+    self->queue_count++;
+}
+
+static void
+s_on_status (shard_t *self, tiers_wire_t *msg, zmsg_t *route)
+{
+    text_t json = { NULL, 0, 0 };
+    s_text_str (&json, "{\"shard\":");
+    s_text_json (&json, self->name);
+    s_text_str (&json, ",\"slots\":");
+    s_text_json (&json, self->slots);
+    char numbers [160];
+    snprintf (numbers, sizeof numbers,
+              ",\"sequence\":%" PRId64 ",\"queued\":%zu,\"committing\":%zu}",
+              self->sequence, self->queue_count,
+              self->shipped ? self->batch.count : (size_t) 0);
+    s_text_str (&json, numbers);
+    tiers_wire_t *reply = tiers_wire_reply_to (msg, 200);
+    reply->kind = TIERS_WIRE_REPLY;
+    tiers_wire_set_body (reply, json.data, json.size);
+    free (json.data);
+    s_send (self, &reply, route);
+}
+
+static void
+s_on_router (shard_t *self)
+{
+    const char *error = NULL;
+    zmsg_t *route = NULL;
+    tiers_wire_t *msg = tiers_wire_recv (self->router, &route, &error);
+    zframe_t *identity = route ? zmsg_first (route) : NULL;
+    if (!identity) {                //  cannot happen on a ROUTER
+        tiers_wire_destroy (&msg);
+        zmsg_destroy (&route);
+        return;
+    }
+    if (!msg) {
+        //  Answer the sender (not any route it claims) so it learns why.
+        tiers_warn ("malformed message: %s", error ? error : "?");
+        zmsg_t *back = zmsg_new ();
+        zmsg_append (back, &(zframe_t *) { zframe_dup (identity) });
+        s_fail (self, NULL, back, 400, "malformed message: %s", error ? error : "?");
+        zmsg_destroy (&back);
+    }
+    else
+    switch (msg->kind) {
+        case TIERS_WIRE_REQUEST:
+            s_on_request (self, msg, &route);
+            if (!route)
+                msg = NULL;         //  queued: the write owns it now
+            break;
+        case TIERS_WIRE_STATUS:
+            s_on_status (self, msg, route);
+            break;
+        case TIERS_WIRE_HEARTBEAT:
+            break;
+        default:
+            s_fail (self, msg, route, 400, "unexpected %s message",
+                    tiers_wire_kind_name (msg->kind));
+            break;
+    }
+    tiers_wire_destroy (&msg);
+    zmsg_destroy (&route);
+}
+
+
+//  --------------------------------------------------------------------------
+//  The actor
+
+static int
+s_reader_open (shard_t *self, const char *path, char **why)
+{
+    if (sqlite3_open_v2 (path, &self->db, SQLITE_OPEN_READWRITE
+                         | SQLITE_OPEN_NOMUTEX, NULL)) {
+        *why = zsys_sprintf ("cannot open %s: %s", path,
+                             self->db ? sqlite3_errmsg (self->db) : "out of memory");
+        return -1;
+    }
+    sqlite3_busy_timeout (self->db, SHARD_BUSY_MS);
+    if (s_exec (self->db, "PRAGMA query_only = 1", why)
+    ||  s_prepare (self->db, "SELECT version, updated, body FROM docs"
+                   " WHERE collection = ?1 AND id = ?2", &self->get, why)
+    ||  s_prepare (self->db, "SELECT id, version, body FROM docs"
+                   " WHERE collection = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+                   &self->list, why)
+    ||  s_prepare (self->db, "SELECT json_valid (?1)", &self->valid, why))
+        return -1;
+    return 0;
+}
+
+static void
+s_reader_close (shard_t *self)
+{
+    sqlite3_stmt **stmts [] = { &self->get, &self->list, &self->valid };
+    s_close (&self->db, stmts, sizeof stmts / sizeof stmts [0]);
+}
+
+//  Start the writer; it opens (creates) the file. Returns 0 or -1 + why.
+static int
+s_writer_start (shard_t *self, char **why)
+{
+    self->writer = zactor_new (s_writer_actor, &self->writer_state);
+    if (!self->writer) {
+        *why = strdup ("cannot start the writer thread");
+        return -1;
+    }
+    char *answer = zstr_recv (self->writer);
+    if (answer && strncmp (answer, "OK ", 3) == 0) {
+        self->sequence = strtoll (answer + 3, NULL, 10);
+        zstr_free (&answer);
+        return 0;
+    }
+    *why = strdup (answer && strlen (answer) > 6 ? answer + 6 : "writer failed");
+    zstr_free (&answer);
+    zactor_destroy (&self->writer);
+    return -1;
+}
+
+static void
+s_shard_destroy (shard_t *self)
+{
+    //  Reader first: the last connection to close checkpoints the WAL
+    //  into the main file, and that needs the writable one.
+    s_reader_close (self);
+    zactor_destroy (&self->writer);     //  writer closes its connection
+    zsock_destroy (&self->router);
+    free (self->writer_state.path);
+    free (self->queue);
+    free (self->batch.writes);
+}
+
+static void
+s_shard_actor (zsock_t *pipe, void *args_)
+{
+    tiers_actor_args_t *args = (tiers_actor_args_t *) args_;
+    tiers_log_set_actor (args->name);
+    shard_t self_, *self = &self_;
+    memset (self, 0, sizeof *self);
+    snprintf (self->name, sizeof self->name, "%s", args->name);
+    const tiers_entry_t *entry = args->entry;
+    self->slots = tiers_entry_get (entry, "slots", "all");
+    self->batch_max = (size_t) tiers_entry_int (entry, "batch", 256);
+    self->max_doc = (size_t) tiers_entry_int (entry, "max_doc", 1024 * 1024);
+    const char *sync = tiers_entry_get (entry, "sync",
+                                        tiers_map_cluster (args->map, "sync"));
+    if (!sync)
+        sync = "full";
+    self->queue = (write_t **) zmalloc (SHARD_QUEUE_MAX * sizeof (write_t *));
+    self->batch.writes = (write_t **) zmalloc (self->batch_max * sizeof (write_t *));
+    assert (self->queue && self->batch.writes);
+
+    char labels [128];
+    snprintf (labels, sizeof labels, "shard=\"%s\"", args->name);
+    self->reads = tiers_metrics_counter ("tiers_shard_reads_total", labels,
+        "Reads (get, list) the shard answered");
+    self->errors = tiers_metrics_counter ("tiers_shard_errors_total", labels,
+        "Requests the shard refused or failed (400, 413, 500, 503, malformed)");
+    writer_t *writer = &self->writer_state;
+    snprintf (writer->name, sizeof writer->name, "%s/writer", args->name);
+    writer->sync_full = !streq (sync, "normal");
+    writer->commits = tiers_metrics_counter ("tiers_shard_commits_total", labels,
+        "Transactions the shard committed");
+    writer->writes = tiers_metrics_counter ("tiers_shard_writes_total", labels,
+        "Writes (put, delete) that went through a committed transaction");
+    writer->errors = self->errors;
+    writer->batch_size = tiers_metrics_gauge ("tiers_shard_batch_size", labels,
+        "Writes in the last committed transaction");
+    writer->commit_seconds = tiers_metrics_histogram ("tiers_shard_commit_seconds",
+        labels, "Time from BEGIN to the end of COMMIT of one batch");
+
+    char leaf [128];
+    snprintf (leaf, sizeof leaf, "%s.db", entry->name);
+    writer->path = tiers_data_path (args->map, leaf);
+
+    self->router = zsock_new (ZMQ_ROUTER);
+    assert (self->router);
+    zsock_set_router_mandatory (self->router, 1);
+    zsock_set_sndtimeo (self->router, 0);
+    zsock_set_linger (self->router, 0);
+    zsock_set_sndhwm (self->router, 100000);
+    zsock_set_rcvhwm (self->router, 100000);
+    char *why = NULL;
+    if (zsock_bind (self->router, "%s", entry->bind) < 0)
+        why = zsys_sprintf ("cannot bind %s: %s", entry->bind,
+                            zmq_strerror (zmq_errno ()));
+    else
+    if (s_writer_start (self, &why) == 0)
+        s_reader_open (self, writer->path, &why);
+    if (why) {
+        tiers_actor_failed (pipe, "%s", why);
+        free (why);
+        s_shard_destroy (self);
+        return;
+    }
+    tiers_info ("serving %s on %s (slots %s, sync %s, batch %zu, sequence %" PRId64 ")",
+                writer->path, entry->bind, self->slots, sync, self->batch_max,
+                self->sequence);
+    tiers_actor_ready (pipe);
+
+    while (true) {
+        zmq_pollitem_t items [3] = {
+            { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 },
+            { zsock_resolve (zactor_sock (self->writer)), 0, ZMQ_POLLIN, 0 },
+            { zsock_resolve (self->router), 0, ZMQ_POLLIN, 0 }
+        };
+        int rc = zmq_poll (items, 3, -1);
+        if (rc < 0 && errno != EINTR)
+            break;
+        if (items [0].revents & ZMQ_POLLIN) {
+            char *command = zstr_recv (pipe);
+            bool stop = !command || streq (command, "$TERM");
+            zstr_free (&command);
+            if (stop)
+                break;
+        }
+        if (items [1].revents & ZMQ_POLLIN)
+            s_on_writer (self);
+        //  Bounded burst, then the writer gets whatever has queued.
+        for (int burst = 0; burst < SHARD_ROUTER_BURST
+                         && (items [2].revents & ZMQ_POLLIN); burst++) {
+            if (!(zsock_events (self->router) & ZMQ_POLLIN))
+                break;
+            s_on_router (self);
+        }
+        if (!self->shipped)
+            s_ship (self);
+    }
+
+    //  Shutting down: the batch in flight finishes its commit and is
+    //  answered (one commit is the bound); the queue is told to retry.
+    while (self->shipped) {
+        zmq_pollitem_t item = { zsock_resolve (zactor_sock (self->writer)), 0,
+                                ZMQ_POLLIN, 0 };
+        int rc = zmq_poll (&item, 1, 1000);
+        if (rc > 0)
+            s_on_writer (self);
+        else
+        if (rc == 0)
+            tiers_warn ("still waiting for a commit of %zu writes", self->batch.count);
+        else
+        if (errno != EINTR)
+            break;
+    }
+    while (self->queue_count) {
+        write_t *write = self->queue [self->queue_head];
+        self->queue_head = (self->queue_head + 1) % SHARD_QUEUE_MAX;
+        self->queue_count--;
+        s_fail (self, write->request, write->route, 503, "shard shutting down");
+        s_write_destroy (&write);
+    }
+    s_shard_destroy (self);
+    tiers_info ("stopped at sequence %" PRId64, self->sequence);
+}
+
+static const tiers_key_t s_keys [] = {
+    { "slots",   TIERS_KEY_SLOTS, false, 0, 0, NULL },
+    { "sync",    TIERS_KEY_ENUM,  false, 0, 0, "full|normal" },
+    { "batch",   TIERS_KEY_INT,   false, 1, 10000, NULL },
+    { "max_doc", TIERS_KEY_BYTES, false, 1, 16 * 1024 * 1024, NULL },
+    { NULL, 0, false, 0, 0, NULL }
+};
+
+const tiers_kind_t tiers_shard_kind = {
+    .name = "shard",
+    .summary = "SQLite primary for a range of hash slots (WAL, group commit)",
+    .rank = TIERS_RANK_STORAGE,
+    .run = s_shard_actor,
+    .keys = s_keys,
+    .bind = true,
+    .multi = false,
+    .peer = NULL,
+    .listener = NULL
+};

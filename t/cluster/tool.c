@@ -1,0 +1,69 @@
+/*  tool.c — small helpers for the shell cluster tests.
+
+        tool freeport             print a TCP port on 127.0.0.1 free just now
+        tool slowloris PORT SECS  hold 8 connections open for SECS seconds,
+                                  sending a partial request one byte at a time
+                                  (a slow client that never finishes)
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <time.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+static int
+s_connect (int port)
+{
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons (port) };
+    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    if (fd >= 0 && connect (fd, (struct sockaddr *) &addr, sizeof addr) == 0)
+        return fd;
+    if (fd >= 0)
+        close (fd);
+    return -1;
+}
+
+int
+main (int argc, char **argv)
+{
+    if (argc == 2 && strcmp (argv [1], "freeport") == 0) {
+        int fd = socket (AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in addr = { .sin_family = AF_INET };
+        addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+        socklen_t size = sizeof addr;
+        if (fd < 0 || bind (fd, (struct sockaddr *) &addr, sizeof addr)
+        ||  getsockname (fd, (struct sockaddr *) &addr, &size))
+            return 1;
+        printf ("%d\n", ntohs (addr.sin_port));
+        close (fd);
+        return 0;
+    }
+    if (argc == 4 && strcmp (argv [1], "slowloris") == 0) {
+        int port = atoi (argv [2]);
+        int seconds = atoi (argv [3]);
+        const char *request = "GET /health HTTP/1.1\r\nHost: slow\r\nX-Slow: "
+                              "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+        int fds [8];
+        for (int i = 0; i < 8; i++)
+            fds [i] = s_connect (port);
+        for (int t = 0; t < seconds * 4 && request [t]; t++) {
+            for (int i = 0; i < 8; i++)
+                if (fds [i] >= 0 && send (fds [i], request + t, 1, MSG_NOSIGNAL) != 1) {
+                    close (fds [i]);
+                    fds [i] = -1;
+                }
+            struct timespec quarter = { 0, 250000000 };
+            nanosleep (&quarter, NULL);
+        }
+        for (int i = 0; i < 8; i++)
+            if (fds [i] >= 0)
+                close (fds [i]);
+        return 0;
+    }
+    fprintf (stderr, "usage: tool freeport | tool slowloris PORT SECONDS\n");
+    return 2;
+}

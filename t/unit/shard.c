@@ -1,0 +1,702 @@
+/*  t/unit/shard.c — tests for storage/shard.c and runtime/slot.c.
+
+    A real node runs two real shards on SQLite files in a temporary data
+    directory: s0 (batch 256, max_doc 1k) and s1 (batch 1, to compare
+    against group commit). The test speaks the shard protocol
+    (doc/protocol.md) over a DEALER: every status of the contract, input
+    that must be refused, list paging and JSON escaping, group commit,
+    durability across a restart, and that versions are never reused.
+*/
+#include "kind.h"
+#include "map.h"
+#include "node.h"
+#include "wire.h"
+#include "log.h"
+#include "metrics.h"
+#include "service.h"
+#include "slot.h"
+#include "t/tap.h"
+#include <sqlite3.h>
+#include <dirent.h>
+#include <inttypes.h>
+
+static int s_rid = 0;
+static char s_dir [256];
+
+//  A request with op/collection/id headers (NULL = header absent).
+static tiers_wire_t *
+s_request (const char *op, const char *collection, const char *id,
+           const char *body)
+{
+    tiers_wire_t *msg = tiers_wire_new (TIERS_WIRE_REQUEST);
+    char rid [32];
+    snprintf (rid, sizeof rid, "r%d", ++s_rid);
+    tiers_wire_set_rid (msg, rid);
+    tiers_wire_set_service (msg, "shard");
+    if (op)
+        tiers_wire_set_header (msg, "op", op, strlen (op));
+    if (collection)
+        tiers_wire_set_header (msg, "collection", collection, strlen (collection));
+    if (id)
+        tiers_wire_set_header (msg, "id", id, strlen (id));
+    if (body)
+        tiers_wire_set_body (msg, body, strlen (body));
+    return msg;
+}
+
+//  Send and wait for the reply; the request is consumed.
+static tiers_wire_t *
+s_call (zsock_t *dealer, tiers_wire_t *request)
+{
+    tiers_wire_t *reply = tiers_call (dealer, request, 10000);
+    tiers_wire_destroy (&request);
+    return reply;
+}
+
+//  One call; returns the status (0 on timeout) and keeps the reply in
+//  *reply_p when that is not NULL.
+static int
+s_do (zsock_t *dealer, const char *op, const char *collection, const char *id,
+      const char *body, const char *key, const char *value,
+      tiers_wire_t **reply_p)
+{
+    tiers_wire_t *request = s_request (op, collection, id, body);
+    if (key)
+        tiers_wire_set_header (request, key, value, strlen (value));
+    tiers_wire_t *reply = s_call (dealer, request);
+    int status = reply ? reply->status : 0;
+    if (reply_p)
+        *reply_p = reply;
+    else
+        tiers_wire_destroy (&reply);
+    return status;
+}
+
+static int64_t
+s_version (const tiers_wire_t *reply)
+{
+    const char *version = reply ? tiers_wire_header (reply, "version") : NULL;
+    return version ? strtoll (version, NULL, 10) : -1;
+}
+
+static zsock_t *
+s_dealer (const char *endpoint)
+{
+    zsock_t *dealer = zsock_new (ZMQ_DEALER);
+    assert (dealer);
+    zsock_set_linger (dealer, 0);
+    zsock_set_sndhwm (dealer, 100000);
+    zsock_set_rcvhwm (dealer, 100000);
+    int rc = zsock_connect (dealer, "%s", endpoint);
+    assert (rc == 0);
+    return dealer;
+}
+
+static tiers_counter_t *
+s_counter (const char *name, const char *shard)
+{
+    char labels [64];
+    snprintf (labels, sizeof labels, "shard=\"%s\"", shard);
+    return tiers_metrics_counter (name, labels, NULL);
+}
+
+//  Send `count` puts at once (ids PREFIX0000..), then collect the replies.
+//  Returns how many came back with `status`; *seconds = wall time.
+static int
+s_burst (zsock_t *dealer, const char *collection, const char *prefix,
+         int count, int status, double *seconds)
+{
+    int64_t started = tiers_clock_us ();
+    for (int i = 0; i < count; i++) {
+        char id [64];
+        snprintf (id, sizeof id, "%s%04d", prefix, i);
+        tiers_wire_t *request = s_request ("put", collection, id, "{\"n\":1}");
+        int rc = tiers_wire_send (request, dealer, NULL);
+        assert (rc == 0);
+        tiers_wire_destroy (&request);
+    }
+    int good = 0;
+    for (int i = 0; i < count; i++) {
+        zmq_pollitem_t item = { zsock_resolve (dealer), 0, ZMQ_POLLIN, 0 };
+        if (zmq_poll (&item, 1, 10000) <= 0)
+            break;
+        tiers_wire_t *reply = tiers_wire_recv (dealer, NULL, NULL);
+        if (reply && reply->status == status)
+            good++;
+        tiers_wire_destroy (&reply);
+    }
+    *seconds = (tiers_clock_us () - started) / 1e6;
+    return good;
+}
+
+//  SQLite as the JSON checker for list pages.
+static sqlite3 *s_json_db;
+
+static bool
+s_json_valid (const char *text)
+{
+    sqlite3_stmt *stmt;
+    sqlite3_prepare_v2 (s_json_db, "SELECT json_valid (?1)", -1, &stmt, NULL);
+    sqlite3_bind_text (stmt, 1, text, -1, SQLITE_STATIC);
+    bool valid = sqlite3_step (stmt) == SQLITE_ROW && sqlite3_column_int (stmt, 0) == 1;
+    sqlite3_finalize (stmt);
+    return valid;
+}
+
+//  A list page: appends its ids to `ids` (a zlist of strings) and returns
+//  the next cursor (malloc'ed) or NULL; *valid says if the page was JSON.
+static char *
+s_page (zsock_t *dealer, const char *collection, const char *after,
+        const char *limit, zlist_t *ids, bool *valid, int *status)
+{
+    tiers_wire_t *request = s_request ("list", collection, NULL, NULL);
+    if (after)
+        tiers_wire_set_header (request, "after", after, strlen (after));
+    if (limit)
+        tiers_wire_set_header (request, "limit", limit, strlen (limit));
+    tiers_wire_t *reply = s_call (dealer, request);
+    *status = reply ? reply->status : 0;
+    *valid = false;
+    char *next = NULL;
+    if (reply && reply->status == 200) {
+        const char *body = (const char *) reply->body;
+        *valid = s_json_valid (body);
+        sqlite3_stmt *stmt;
+        sqlite3_prepare_v2 (s_json_db, "SELECT json_extract (value, '$.id')"
+                            " FROM json_each (?1, '$.items')", -1, &stmt, NULL);
+        sqlite3_bind_text (stmt, 1, body, -1, SQLITE_STATIC);
+        while (sqlite3_step (stmt) == SQLITE_ROW)
+            zlist_append (ids, strdup ((const char *) sqlite3_column_text (stmt, 0)));
+        sqlite3_finalize (stmt);
+        sqlite3_prepare_v2 (s_json_db, "SELECT json_extract (?1, '$.next')",
+                            -1, &stmt, NULL);
+        sqlite3_bind_text (stmt, 1, body, -1, SQLITE_STATIC);
+        if (sqlite3_step (stmt) == SQLITE_ROW
+        &&  sqlite3_column_type (stmt, 0) != SQLITE_NULL)
+            next = strdup ((const char *) sqlite3_column_text (stmt, 0));
+        sqlite3_finalize (stmt);
+    }
+    tiers_wire_destroy (&reply);
+    return next;
+}
+
+static void
+s_ids_destroy (zlist_t **ids_p)
+{
+    char *id;
+    while ((id = (char *) zlist_pop (*ids_p)))
+        free (id);
+    zlist_destroy (ids_p);
+}
+
+static void
+s_remove_dir (const char *path)
+{
+    DIR *dir = opendir (path);
+    if (!dir)
+        return;
+    struct dirent *entry;
+    while ((entry = readdir (dir)))
+        if (!streq (entry->d_name, ".") && !streq (entry->d_name, "..")) {
+            char file [512];
+            snprintf (file, sizeof file, "%s/%s", path, entry->d_name);
+            unlink (file);
+        }
+    closedir (dir);
+    rmdir (path);
+}
+
+//  Reference FNV-1a 64 over a byte string.
+static uint64_t
+s_fnv (const char *data, size_t size)
+{
+    uint64_t hash = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < size; i++) {
+        hash ^= (unsigned char) data [i];
+        hash *= 0x100000001b3ULL;
+    }
+    return hash;
+}
+
+static void
+s_test_slots (void)
+{
+    ok (s_fnv ("", 0) == 0xcbf29ce484222325ULL
+     && s_fnv ("a", 1) == 0xaf63dc4c8601ec8cULL
+     && s_fnv ("foobar", 6) == 0x85944171f73967e8ULL,
+        "reference FNV-1a 64 matches the published vectors");
+    ok (tiers_slot_of ("users", "42", 1024) == s_fnv ("users\x1f" "42", 8) % 1024,
+        "slot = FNV-1a(collection 0x1f id) mod slots");
+    ok (tiers_slot_of ("users", "42", 1024) == tiers_slot_of ("users", "42", 1024),
+        "slot is deterministic");
+    ok (tiers_slot_of ("ab", "c", 65536) != tiers_slot_of ("a", "bc", 65536),
+        "the separator keeps (ab,c) and (a,bc) apart");
+    int hits [16] = { 0 };
+    bool below = true;
+    for (int i = 0; i < 16000; i++) {
+        char id [32];
+        snprintf (id, sizeof id, "user-%d", i);
+        uint32_t slot = tiers_slot_of ("users", id, 16);
+        below &= slot < 16;
+        if (slot < 16)
+            hits [slot]++;
+    }
+    int low = hits [0], high = hits [0];
+    for (int i = 1; i < 16; i++) {
+        low = hits [i] < low ? hits [i] : low;
+        high = hits [i] > high ? hits [i] : high;
+    }
+    ok (below, "every slot < slots");
+    ok (low > 800 && high < 1200, "16000 keys spread over 16 slots (%d..%d each)",
+        low, high);
+    is_int (tiers_slot_of ("x", "y", 1), 0, "one slot: always 0");
+}
+
+static const char *s_map_format =
+    "cluster\n"
+    "    name = shardtest\n"
+    "    data = %s\n"
+    "node = n\n"
+    "    shard = s0\n"
+    "        bind = inproc://s0\n"
+    "        slots = 0-511\n"
+    "        max_doc = 1k\n"
+    "    shard = s1\n"
+    "        bind = inproc://s1\n"
+    "        slots = 512-1023\n"
+    "        batch = 1\n";
+
+static tiers_node_t *
+s_start (tiers_map_t *map)
+{
+    tiers_node_t *node = tiers_node_new (map, NULL);
+    int rc = tiers_node_start (node);
+    if (rc)
+        diag ("node start: %s", tiers_node_error (node));
+    ok (rc == 0, "node with two shards starts");
+    return node;
+}
+
+int
+main (void)
+{
+    zsys_handler_set (NULL);
+    tiers_log_set_level (TIERS_LOG_WARN);
+    sqlite3_open (":memory:", &s_json_db);
+    s_test_slots ();
+
+    const char *tmp = getenv ("TMPDIR") ? getenv ("TMPDIR") : "/tmp";
+    snprintf (s_dir, sizeof s_dir, "%s/tiers-shard-XXXXXX", tmp);
+    assert (mkdtemp (s_dir));
+    char *text = zsys_sprintf (s_map_format, s_dir);
+    char *errors = NULL;
+    tiers_map_t *map = tiers_map_parse (text, "shard.map", &errors);
+    if (!map)
+        diag ("%s", errors);
+    free (errors);
+    free (text);
+    ok (map != NULL, "map parses");
+    if (!map)
+        return done_testing ();
+
+    tiers_node_t *node = s_start (map);
+    zsock_t *dealer = s_dealer ("inproc://s0");
+    tiers_wire_t *reply = NULL;
+
+    //  put / get / replace
+    is_int (s_do (dealer, "put", "users", "alice", "{\"name\":\"Alice\"}", NULL, NULL, &reply),
+            201, "put new -> 201");
+    int64_t v1 = s_version (reply);
+    ok (v1 > 0 && tiers_wire_header (reply, "updated"), "put carries version %" PRId64
+        " and updated", v1);
+    tiers_wire_destroy (&reply);
+    is_int (s_do (dealer, "get", "users", "alice", NULL, NULL, NULL, &reply), 200, "get -> 200");
+    is (reply ? (char *) reply->body : NULL, "{\"name\":\"Alice\"}", "get returns the body");
+    is_int (s_version (reply), v1, "get returns the version");
+    tiers_wire_destroy (&reply);
+    is_int (s_do (dealer, "put", "users", "alice", "{\"name\":\"Alice B\"}", NULL, NULL, &reply),
+            200, "put replace -> 200");
+    int64_t v2 = s_version (reply);
+    ok (v2 > v1, "replace takes a higher version (%" PRId64 " > %" PRId64 ")", v2, v1);
+    tiers_wire_destroy (&reply);
+
+    //  Preconditions
+    char version [32];
+    snprintf (version, sizeof version, "%" PRId64, v2);
+    is_int (s_do (dealer, "put", "users", "alice", "{\"name\":\"C\"}", "version", version, &reply),
+            200, "put with the current version -> 200");
+    int64_t v3 = s_version (reply);
+    tiers_wire_destroy (&reply);
+    is_int (s_do (dealer, "put", "users", "alice", "{\"name\":\"stale\"}", "version", version, &reply),
+            412, "put with a stale version -> 412");
+    is_int (s_version (reply), v3, "412 tells the current version");
+    tiers_wire_destroy (&reply);
+    s_do (dealer, "get", "users", "alice", NULL, NULL, NULL, &reply);
+    is (reply ? (char *) reply->body : NULL, "{\"name\":\"C\"}", "stale put left the body unchanged");
+    tiers_wire_destroy (&reply);
+    is_int (s_do (dealer, "put", "users", "alice", "{}", "create", "1", NULL), 412,
+            "create=1 on an existing document -> 412");
+    is_int (s_do (dealer, "put", "users", "bob", "{}", "create", "1", NULL), 201,
+            "create=1 on a new document -> 201");
+    is_int (s_do (dealer, "put", "users", "carol", "{}", "version", "1", NULL), 412,
+            "version on a missing document -> 412");
+
+    //  Delete
+    is_int (s_do (dealer, "delete", "users", "bob", NULL, "version", "999999", NULL), 412,
+            "delete with a wrong version -> 412");
+    is_int (s_do (dealer, "delete", "users", "bob", NULL, NULL, NULL, &reply), 204, "delete -> 204");
+    int64_t deleted_at = s_version (reply);
+    tiers_wire_destroy (&reply);
+    is_int (s_do (dealer, "get", "users", "bob", NULL, NULL, NULL, NULL), 404, "get deleted -> 404");
+    is_int (s_do (dealer, "delete", "users", "bob", NULL, NULL, NULL, NULL), 404,
+            "delete again -> 404");
+    is_int (s_do (dealer, "put", "users", "bob", "{\"again\":true}", NULL, NULL, &reply), 201,
+            "re-create after delete -> 201");
+    ok (s_version (reply) > deleted_at && deleted_at > v3,
+        "versions never reused: recreate %" PRId64 " > delete %" PRId64 " > %" PRId64,
+        s_version (reply), deleted_at, v3);
+    int64_t bob_version = s_version (reply);
+    tiers_wire_destroy (&reply);
+
+    //  Refused input
+    tiers_counter_t *errors_total = s_counter ("tiers_shard_errors_total", "s0");
+    uint64_t errors_before = tiers_counter_value (errors_total);
+    is_int (s_do (dealer, "put", "users", "dave", "{\"a\":", NULL, NULL, &reply), 400,
+            "invalid JSON -> 400");
+    ok (reply && tiers_wire_header (reply, "error"), "with an error header ('%s')",
+        reply && tiers_wire_header (reply, "error") ? tiers_wire_header (reply, "error") : "");
+    tiers_wire_destroy (&reply);
+    is_int (s_do (dealer, "get", "users", "dave", NULL, NULL, NULL, NULL), 404,
+            "nothing stored for invalid JSON");
+    is_int (s_do (dealer, "put", "users", "dave", "", NULL, NULL, NULL), 400, "empty body -> 400");
+    {
+        tiers_wire_t *request = s_request ("put", "users", "dave", NULL);
+        tiers_wire_set_body (request, "{}\0{}", 5);
+        reply = s_call (dealer, request);
+        is_int (reply ? reply->status : 0, 400, "body with a NUL -> 400");
+        tiers_wire_destroy (&reply);
+        request = s_request ("put", "users", "dave", NULL);
+        tiers_wire_set_body (request, "\"\xff\xfe\"", 4);
+        reply = s_call (dealer, request);
+        is_int (reply ? reply->status : 0, 400, "body not UTF-8 -> 400");
+        tiers_wire_destroy (&reply);
+    }
+    char big [2048];
+    memset (big, 'x', sizeof big);
+    big [0] = '"';
+    big [sizeof big - 2] = '"';
+    big [sizeof big - 1] = 0;
+    is_int (s_do (dealer, "put", "users", "dave", big, NULL, NULL, NULL), 413,
+            "body over max_doc (1k) -> 413");
+    is_int (s_do (dealer, "get", "users", "dave", NULL, NULL, NULL, NULL), 404,
+            "nothing stored for an oversize body");
+    is_int (s_do (dealer, NULL, "users", "alice", NULL, NULL, NULL, NULL), 400, "missing op -> 400");
+    is_int (s_do (dealer, "frob", "users", "alice", NULL, NULL, NULL, NULL), 400, "unknown op -> 400");
+    is_int (s_do (dealer, "get", NULL, "alice", NULL, NULL, NULL, NULL), 400,
+            "missing collection -> 400");
+    is_int (s_do (dealer, "get", "users", NULL, NULL, NULL, NULL, NULL), 400, "get without id -> 400");
+    is_int (s_do (dealer, "put", "users", NULL, "{}", NULL, NULL, NULL), 400, "put without id -> 400");
+    is_int (s_do (dealer, "delete", "users", NULL, NULL, NULL, NULL, NULL), 400,
+            "delete without id -> 400");
+    is_int (s_do (dealer, "put", "users", "alice", "{}", "version", "abc", NULL), 400,
+            "version abc -> 400");
+    is_int (s_do (dealer, "put", "users", "alice", "{}", "version", "0", NULL), 400,
+            "version 0 -> 400");
+    is_int (s_do (dealer, "delete", "users", "alice", NULL, "version", "-3", NULL), 400,
+            "version -3 -> 400");
+    is_int (s_do (dealer, "put", "users", "alice", "{}", "create", "yes", NULL), 400,
+            "create yes -> 400");
+    is_int (s_do (dealer, "list", "users", NULL, NULL, "limit", "0", NULL), 400, "limit 0 -> 400");
+    is_int (s_do (dealer, "list", "users", NULL, NULL, "limit", "1001", NULL), 400,
+            "limit 1001 -> 400");
+    is_int (s_do (dealer, "list", "users", NULL, NULL, "limit", "10x", NULL), 400,
+            "limit 10x -> 400");
+    {
+        tiers_wire_t *request = s_request ("get", "users", NULL, NULL);
+        tiers_wire_set_header (request, "id", "a\0b", 3);
+        reply = s_call (dealer, request);
+        is_int (reply ? reply->status : 0, 400, "id with a NUL -> 400");
+        tiers_wire_destroy (&reply);
+    }
+    is_int ((long long) (tiers_counter_value (errors_total) - errors_before), 19,
+        "refusals are counted in tiers_shard_errors_total");
+
+    //  A garbage frame gets a 400 and the shard carries on.
+    zstr_send (dealer, "garbage, not a tiers frame");
+    zmq_pollitem_t item = { zsock_resolve (dealer), 0, ZMQ_POLLIN, 0 };
+    reply = zmq_poll (&item, 1, 5000) > 0 ? tiers_wire_recv (dealer, NULL, NULL) : NULL;
+    is_int (reply ? reply->status : 0, 400, "garbage frame -> 400 reply");
+    ok (reply && tiers_wire_header (reply, "error"), "... saying why ('%s')",
+        reply && tiers_wire_header (reply, "error") ? tiers_wire_header (reply, "error") : "");
+    tiers_wire_destroy (&reply);
+    is_int (s_do (dealer, "get", "users", "alice", NULL, NULL, NULL, NULL), 200,
+            "the shard still serves after garbage");
+    {
+        tiers_wire_t *request = tiers_wire_new (TIERS_WIRE_STATUS);
+        tiers_wire_set_rid (request, "status-1");
+        reply = s_call (dealer, request);
+        ok (reply && reply->status == 200 && s_json_valid ((char *) reply->body),
+            "STATUS answers JSON: %s", reply ? (char *) reply->body : "");
+        tiers_wire_destroy (&reply);
+    }
+
+    //  Random combinations of good and bad headers and bodies, pipelined:
+    //  every request gets exactly one answer from the contract's statuses.
+    {
+        static const char *ops [] = { "get", "put", "delete", "list", "", "PUT", NULL };
+        static const char *names [] = { "c", "d", "", "\xff\xfe", "a\"b\\", "\x7f", NULL };
+        static const char *numbers [] = { "1", "0", "x", "-1", "99999999999999999999",
+                                          "1000", "1001", "3", NULL };
+        static const char *bodies [] = { "{}", "[1,2]", "\"s\"", "{\"a\":", "nul\x01",
+                                         "42", "{\"k\":\"\xc3\x28\"}", NULL };
+        char long_name [1100];
+        memset (long_name, 'n', sizeof long_name - 1);
+        long_name [sizeof long_name - 1] = 0;
+        unsigned seed = 42;
+        const int count = 2000;
+        for (int i = 0; i < count; i++) {
+            #define PICK(list) list [rand_r (&seed) % (sizeof list / sizeof list [0])]
+            const char *collection = rand_r (&seed) % 20 ? PICK (names) : long_name;
+            tiers_wire_t *request = s_request (PICK (ops), collection, PICK (names),
+                                               PICK (bodies));
+            if (rand_r (&seed) % 3 == 0) {
+                const char *number = PICK (numbers);
+                if (number)
+                    tiers_wire_set_header (request, "version", number, strlen (number));
+            }
+            if (rand_r (&seed) % 3 == 0) {
+                const char *number = PICK (numbers);
+                if (number)
+                    tiers_wire_set_header (request, "limit", number, strlen (number));
+            }
+            if (rand_r (&seed) % 4 == 0)
+                tiers_wire_set_header (request, "create", "1", 1);
+            if (rand_r (&seed) % 5 == 0)
+                tiers_wire_set_header (request, "after", "c", 1);
+            tiers_wire_send (request, dealer, NULL);
+            tiers_wire_destroy (&request);
+            #undef PICK
+        }
+        int answers = 0, unexpected = 0;
+        while (answers < count && zmq_poll (&item, 1, 5000) > 0) {
+            tiers_wire_t *answer = tiers_wire_recv (dealer, NULL, NULL);
+            int code = answer ? answer->status : 0;
+            unexpected += code != 200 && code != 201 && code != 204 && code != 400
+                       && code != 404 && code != 412 && code != 413;
+            answers++;
+            tiers_wire_destroy (&answer);
+        }
+        is_int (answers, count, "%d random requests: every one answered", count);
+        is_int (unexpected, 0, "... each with a status of the contract");
+        is_int (s_do (dealer, "get", "users", "alice", NULL, NULL, NULL, NULL), 200,
+                "the shard still serves");
+    }
+
+    //  List paging over 250 documents.
+    double seconds;
+    is_int (s_burst (dealer, "pages", "doc", 250, 201, &seconds), 250, "250 documents stored");
+    zlist_t *ids = zlist_new ();
+    char *after = NULL;
+    int pages = 0, bad = 0, status;
+    bool valid, all_valid = true;
+    do {
+        char *next = s_page (dealer, "pages", after, "100", ids, &valid, &status);
+        pages++;
+        all_valid &= valid;
+        bad += status != 200;
+        free (after);
+        after = next;
+    } while (after && pages < 10);
+    is_int (pages, 3, "limit 100 over 250 documents -> 3 pages, next null on the last");
+    ok (all_valid && bad == 0, "every page is valid JSON");
+    is_int ((long long) zlist_size (ids), 250, "250 ids returned");
+    int index = 0, misplaced = 0;
+    for (char *id = (char *) zlist_first (ids); id; id = (char *) zlist_next (ids)) {
+        char expected [32];
+        snprintf (expected, sizeof expected, "doc%04d", index++);
+        misplaced += !streq (id, expected);
+    }
+    is_int (misplaced, 0, "in id order, no duplicate, no loss");
+    s_ids_destroy (&ids);
+    ids = zlist_new ();
+    free (s_page (dealer, "pages", NULL, NULL, ids, &valid, &status));
+    is_int ((long long) zlist_size (ids), 100, "default limit is 100");
+    s_ids_destroy (&ids);
+    ids = zlist_new ();
+    char *next = s_page (dealer, "nothing-here", NULL, NULL, ids, &valid, &status);
+    ok (status == 200 && valid && next == NULL && zlist_size (ids) == 0,
+        "empty collection -> empty page, next null");
+    free (next);
+    s_ids_destroy (&ids);
+
+    //  Ids that need escaping come back intact.
+    const char *odd [] = { "q\"uote", "back\\slash", "tab\tnew\nline", "\x01" "ctl\x1f",
+                           "caf\xc3\xa9", "</script>", NULL };
+    int stored = 0;
+    for (int i = 0; odd [i]; i++)
+        stored += s_do (dealer, "put", "odd", odd [i], "{\"s\":\"\\\"\"}", NULL, NULL, NULL) == 201;
+    is_int (stored, 6, "ids with quotes, backslashes, control chars stored");
+    ids = zlist_new ();
+    next = s_page (dealer, "odd", NULL, NULL, ids, &valid, &status);
+    ok (valid, "the list page with odd ids is valid JSON");
+    int found = 0;
+    for (int i = 0; odd [i]; i++)
+        for (char *id = (char *) zlist_first (ids); id; id = (char *) zlist_next (ids))
+            found += streq (id, odd [i]);
+    is_int (found, 6, "every odd id comes back exactly");
+    free (next);
+    s_ids_destroy (&ids);
+
+    //  Group commit: 200 puts at once.
+    tiers_counter_t *commits = s_counter ("tiers_shard_commits_total", "s0");
+    uint64_t commits_before = tiers_counter_value (commits);
+    is_int (s_burst (dealer, "burst", "b", 200, 201, &seconds), 200,
+            "200 puts fired at once: all acknowledged 201");
+    uint64_t used = tiers_counter_value (commits) - commits_before;
+    ok (used < 200, "... in %" PRIu64 " commits (group commit)", used);
+    diag ("s0 (batch 256): 200 pipelined puts in %.1f ms = %.0f puts/s, %" PRIu64 " commits",
+          seconds * 1000, 200 / seconds, used);
+
+    zsock_t *dealer1 = s_dealer ("inproc://s1");
+    tiers_counter_t *commits1 = s_counter ("tiers_shard_commits_total", "s1");
+    commits_before = tiers_counter_value (commits1);
+    double seconds1;
+    is_int (s_burst (dealer1, "burst", "b", 200, 201, &seconds1), 200,
+            "s1 (batch 1): 200 puts acknowledged");
+    is_int ((long long) (tiers_counter_value (commits1) - commits_before), 200,
+            "... in 200 commits");
+    diag ("s1 (batch 1): 200 pipelined puts in %.1f ms = %.0f puts/s (%.1fx slower)",
+          seconds1 * 1000, 200 / seconds1, seconds1 / seconds);
+    int64_t started = tiers_clock_us ();
+    int sequential = 0;
+    for (int i = 0; i < 100; i++) {
+        char id [32];
+        snprintf (id, sizeof id, "seq%04d", i);
+        sequential += s_do (dealer, "put", "seq", id, "{}", NULL, NULL, NULL) == 201;
+    }
+    double seconds_seq = (tiers_clock_us () - started) / 1e6;
+    is_int (sequential, 100, "100 sequential puts acknowledged");
+    diag ("s0: one put at a time: %.0f puts/s (%.2f ms each)",
+          100 / seconds_seq, seconds_seq * 10);
+    zsock_destroy (&dealer1);
+
+    int first_rid = s_rid + 1;
+    //  Acknowledged means durable: stop in the middle of a burst; every
+    //  write that was acknowledged must be there after the restart.
+    for (int i = 0; i < 1000; i++) {
+        char id [32];
+        snprintf (id, sizeof id, "k%04d", i);
+        tiers_wire_t *request = s_request ("put", "stop", id, "{\"x\":1}");
+        tiers_wire_send (request, dealer, NULL);
+        tiers_wire_destroy (&request);
+    }
+    //  Wait for the first acknowledgement so a commit is in progress.
+    zlist_t *acked = zlist_new ();
+    zlist_autofree (acked);
+    int refused = 0;
+    if (zmq_poll (&item, 1, 5000) > 0) {
+        tiers_wire_t *first = tiers_wire_recv (dealer, NULL, NULL);
+        if (first && first->status == 201)
+            zlist_append (acked, first->rid);
+        tiers_wire_destroy (&first);
+    }
+    started = tiers_clock_us ();
+    tiers_node_destroy (&node);
+    double stop_ms = (tiers_clock_us () - started) / 1e3;
+    diag ("stopping the node during a 1000-put burst took %.1f ms", stop_ms);
+    ok (stop_ms < 1000, "node stops promptly while writes are queued");
+    //  Collect whatever answers were delivered before the shard stopped.
+    //  Replies carry the rid; map rid -> id through the request order.
+    int answered = 0;
+    while (zmq_poll (&item, 1, 100) > 0) {
+        tiers_wire_t *late = tiers_wire_recv (dealer, NULL, NULL);
+        if (late && late->status == 201)
+            zlist_append (acked, late->rid);
+        else
+        if (late && late->status == 503)
+            refused++;
+        answered += late != NULL;
+        tiers_wire_destroy (&late);
+    }
+    diag ("after the stop: %d more answers (%d refused with 503)", answered, refused);
+    zsock_destroy (&dealer);
+
+    //  Restart on the same files.
+    started = tiers_clock_us ();
+    node = s_start (map);
+    diag ("restart took %.1f ms", (tiers_clock_us () - started) / 1e3);
+    dealer = s_dealer ("inproc://s0");
+    is_int (s_do (dealer, "get", "users", "alice", NULL, NULL, NULL, &reply), 200,
+            "after restart: alice is there");
+    is (reply ? (char *) reply->body : NULL, "{\"name\":\"C\"}", "... with her last body");
+    is_int (s_version (reply), v3, "... and version");
+    tiers_wire_destroy (&reply);
+    is_int (s_do (dealer, "get", "users", "bob", NULL, NULL, NULL, &reply), 200,
+            "after restart: bob (re-created) is there");
+    is_int (s_version (reply), bob_version, "... with his version");
+    tiers_wire_destroy (&reply);
+    ids = zlist_new ();
+    after = NULL;
+    pages = 0;
+    do {
+        char *cursor = s_page (dealer, "burst", after, "1000", ids, &valid, &status);
+        free (after);
+        after = cursor;
+    } while (after && ++pages < 10);
+    is_int ((long long) zlist_size (ids), 200, "after restart: all 200 burst documents");
+    s_ids_destroy (&ids);
+    //  Every acknowledged write of the interrupted burst survived. The
+    //  rids were r<N>, sent in the order of ids k0000..k0999.
+
+    int lost = 0;
+    for (char *rid = (char *) zlist_first (acked); rid; rid = (char *) zlist_next (acked)) {
+        int n = atoi (rid + 1) - first_rid;
+        char id [32];
+        snprintf (id, sizeof id, "k%04d", n);
+        lost += s_do (dealer, "get", "stop", id, NULL, NULL, NULL, NULL) != 200;
+    }
+    is_int (lost, 0, "every acknowledged write of the interrupted burst survived (%zu)",
+            zlist_size (acked));
+    zlist_destroy (&acked);
+    is_int (s_do (dealer, "put", "users", "erin", "{}", NULL, NULL, &reply), 201,
+            "put after restart -> 201");
+    int64_t highest = 0;
+    {
+        tiers_wire_t *request = tiers_wire_new (TIERS_WIRE_STATUS);
+        tiers_wire_set_rid (request, "status-2");
+        tiers_wire_t *state = s_call (dealer, request);
+        const char *at = state ? strstr ((char *) state->body, "\"sequence\":") : NULL;
+        highest = at ? strtoll (at + 11, NULL, 10) : 0;
+        tiers_wire_destroy (&state);
+    }
+    ok (s_version (reply) > bob_version && s_version (reply) == highest,
+        "new versions continue above the old ones (%" PRId64 ")", s_version (reply));
+    tiers_wire_destroy (&reply);
+    zsock_destroy (&dealer);
+
+    started = tiers_clock_us ();
+    tiers_node_destroy (&node);
+    double idle_stop_ms = (tiers_clock_us () - started) / 1e3;
+    ok (idle_stop_ms < 100, "idle node stops within 100 ms (%.1f ms)", idle_stop_ms);
+    char *wal = zsys_sprintf ("%s/s0.db-wal", s_dir);
+    ok (!zsys_file_exists (wal), "a clean stop checkpoints and removes the WAL");
+    free (wal);
+
+    //  A data path that cannot be a database: the shard fails to start.
+    char *bad_dir = zsys_sprintf ("%s/s0.db", s_dir);
+    char *bad_text = zsys_sprintf (s_map_format, bad_dir);
+    tiers_map_t *bad_map = tiers_map_parse (bad_text, "bad.map", NULL);
+    tiers_node_t *bad_node = bad_map ? tiers_node_new (bad_map, NULL) : NULL;
+    ok (bad_node && tiers_node_start (bad_node) == -1,
+        "a shard whose file cannot be opened fails to start: %s",
+        bad_node ? tiers_node_error (bad_node) : "?");
+    tiers_node_destroy (&bad_node);
+    tiers_map_destroy (&bad_map);
+    free (bad_text);
+    free (bad_dir);
+
+    tiers_map_destroy (&map);
+    sqlite3_close (s_json_db);
+    s_remove_dir (s_dir);
+    return done_testing ();
+}

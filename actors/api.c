@@ -30,7 +30,7 @@
 #include <jansson.h>
 
 #define COLLECTION_MAX  64
-#define ID_MAX          250
+#define ID_MAX          256
 #define LIST_DEFAULT    100
 #define LIST_MAX        1000
 
@@ -260,7 +260,7 @@ s_start (api_t *self, tiers_wire_t *request, zmsg_t *route)
         return;
     }
     if (id && !s_name_ok (id, ID_MAX, true)) {
-        s_problem (self, call, 400, "a document id is 1 to 250 letters, digits, "
+        s_problem (self, call, 400, "a document id is 1 to 256 letters, digits, "
                                     "or any of _ - . ~ : @");
         s_call_destroy (&call);
         return;

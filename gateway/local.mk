@@ -1,1 +1,3 @@
 # The HTTP edge (libmicrohttpd).
+libtiers_a_SOURCES += \
+    gateway/gateway.c gateway/gateway.h

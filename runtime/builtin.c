@@ -10,12 +10,14 @@ extern const tiers_kind_t tiers_balancer_kind;
 extern const tiers_kind_t tiers_shard_kind;
 extern const tiers_kind_t tiers_read_api_kind;
 extern const tiers_kind_t tiers_write_api_kind;
+extern const tiers_kind_t tiers_gateway_kind;
 
 const tiers_kind_t *const tiers_builtin_kinds [] = {
     &tiers_shard_kind,
     &tiers_balancer_kind,
     &tiers_read_api_kind,
     &tiers_write_api_kind,
+    &tiers_gateway_kind,
     NULL
 };
 
@@ -24,13 +26,25 @@ const tiers_kind_t *const tiers_builtin_kinds [] = {
 //  The single-box map (rung 1): every actor a thread of one process.
 //  maps/single-box.map holds the same text; t/ checks they agree.
 static const char s_builtin_map [] =
-    "#   The built-in single-box map: every actor a thread of one process.\n"
     "cluster\n"
     "    name = single-box\n"
     "    data = ./tiers-data\n"
+    "    sync = full\n"
     "node = box\n"
+    "    gateway\n"
+    "        http = 127.0.0.1:8080\n"
     "    balancer\n"
-    "        bind = inproc://balancer\n";
+    "        bind = inproc://balancer\n"
+    "    read-api\n"
+    "        instances = 2\n"
+    "    write-api\n"
+    "        instances = 2\n"
+    "    shard = s0\n"
+    "        bind = inproc://s0\n"
+    "        slots = 0-511\n"
+    "    shard = s1\n"
+    "        bind = inproc://s1\n"
+    "        slots = 512-1023\n";
 
 const char *
 tiers_map_builtin (void)

@@ -88,7 +88,8 @@ int tiers_wire_take_body (tiers_wire_t *self, uint8_t *data, size_t size);
 int tiers_wire_set_header (tiers_wire_t *self, const char *key,
                            const void *value, size_t size);
 int tiers_wire_set_headerf (tiers_wire_t *self, const char *key,
-                            const char *format, ...);
+                            const char *format, ...)
+    __attribute__ ((format (printf, 3, 4)));
 //  Returns the header value (NUL-terminated) or NULL.
 const char *tiers_wire_header (const tiers_wire_t *self, const char *key);
 

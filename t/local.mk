@@ -1,6 +1,6 @@
 # Unit tests (one per module) and cluster tests; all print TAP.
 UNIT_TESTS = t/unit/wire.t t/unit/map.t t/unit/log.t t/unit/metrics.t t/unit/node.t t/unit/shard.t
-CLUSTER_TESTS = t/cluster/balancer.t
+CLUSTER_TESTS = t/cluster/balancer.t t/cluster/gateway.t
 check_PROGRAMS += $(UNIT_TESTS) $(CLUSTER_TESTS)
 TESTS += $(UNIT_TESTS) $(CLUSTER_TESTS) t/cluster/cli.sh
 
@@ -32,3 +32,7 @@ t_unit_shard_t_LDADD = $(TIERS_LIBS)
 # A helper of the shell cluster tests (free ports, slow clients).
 check_PROGRAMS += t/cluster/tool
 t_cluster_tool_SOURCES = t/cluster/tool.c
+t_cluster_gateway_t_SOURCES = t/cluster/gateway.c t/tap.h
+t_cluster_gateway_t_LDADD = $(TIERS_LIBS)
+TESTS += t/cluster/api.sh
+EXTRA_DIST += t/cluster/api.sh

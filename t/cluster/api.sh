@@ -1,0 +1,327 @@
+#!/bin/sh
+# api.sh — the document API end to end, with curl, against a real cluster:
+# gateway -> balancer -> read-api / write-api -> shards.
+#
+# Every scenario runs twice: on maps/single-box.map (one process, inproc)
+# and on maps/storage-apart.map (node web and node storage as two processes
+# on loopback tcp). Prints TAP. Every process started here is killed by pid
+# on exit, also when a test fails.
+
+: "${top_builddir:=.}"
+: "${top_srcdir:=.}"
+TIERS="$top_builddir/tiers"
+TOOL="$top_builddir/t/cluster/tool"
+dir=$(mktemp -d "${TMPDIR:-/tmp}/tiers-api-XXXXXX")
+pids=""
+cleanup () {
+    for p in $pids; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+    [ -n "${KEEP:-}" ] || rm -rf "$dir"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+n=0; failed=0
+ok () {   # ok STATUS DESCRIPTION
+    n=$((n + 1))
+    if [ "$1" -eq 0 ]; then echo "ok $n - $2"
+    else echo "not ok $n - $2"; failed=$((failed + 1)); fi
+}
+is () {   # is GOT EXPECTED DESCRIPTION
+    if [ "$1" = "$2" ]; then ok 0 "$3"
+    else ok 1 "$3"; echo "#      got: '$1'"; echo "# expected: '$2'"; fi
+}
+diag () { echo "# $*"; }
+
+# req METHOD PATH [CURL ARGS...]: $code, $dir/body, $dir/hdr
+req () {
+    method=$1; path=$2; shift 2
+    if [ "$method" = HEAD ]; then
+        code=$(curl -s -m 10 -I -o /dev/null -D "$dir/hdr" -w '%{http_code}' "$@" "$base$path")
+        : >"$dir/body"
+    else
+        code=$(curl -s -m 10 -o "$dir/body" -D "$dir/hdr" -w '%{http_code}' -X "$method" "$@" "$base$path")
+    fi
+}
+hdr () { grep -i "^$1:" "$dir/hdr" | head -n 1 | cut -d' ' -f2- | tr -d '\r'; }
+body () { cat "$dir/body"; }
+has () { grep -qF -- "$1" "$dir/body"; }
+
+start_node () {   # start_node LOG ARGS...: sets $pid
+    log=$1; shift
+    "$TIERS" "$@" >"$log" 2>&1 &
+    pid=$!
+    pids="$pids $pid"
+    i=0
+    while [ $i -lt 200 ] && ! grep -q "; ready" "$log"; do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05; i=$((i + 1))
+    done
+    grep -q "; ready" "$log" || { sed 's/^/# /' "$log" | tail -n 5; return 1; }
+}
+stop_pid () {     # stop_pid PID SIGNAL: waits, returns the exit status
+    kill -"$2" "$1" 2>/dev/null
+    wait "$1"
+}
+
+# The two placements, from the example maps with this run's ports and data.
+start_cluster () {
+    mode=$1
+    data="$dir/$mode-data"
+    if [ "$mode" = one ]; then
+        sed -e "s|data = ./tiers-data|data = $data|" \
+            "$top_srcdir/maps/single-box.map" >"$dir/one.map"
+        start_node "$dir/one.log" run -m "$dir/one.map" --http 127.0.0.1:0 || return 1
+        web=$pid; storage=$pid; weblog="$dir/one.log"
+    else
+        p1=$("$TOOL" freeport); p2=$("$TOOL" freeport)
+        sed -e "s|data = ./tiers-data|data = $data|" \
+            -e "s|127.0.0.1:7101|127.0.0.1:$p1|" -e "s|127.0.0.1:7102|127.0.0.1:$p2|" \
+            "$top_srcdir/maps/storage-apart.map" >"$dir/two.map"
+        start_node "$dir/storage.log" run -m "$dir/two.map" -n storage || return 1
+        storage=$pid
+        start_node "$dir/web.log" run -m "$dir/two.map" -n web --http 127.0.0.1:0 || return 1
+        web=$pid; weblog="$dir/web.log"
+    fi
+    base=$(sed -n 's|.*listening on \(http://[^ ]*\).*|\1|p' "$weblog" | head -n 1)
+    [ -n "$base" ]
+}
+
+restart_storage () {
+    if [ "$mode" = one ]; then
+        start_node "$dir/one.log" run -m "$dir/one.map" --http "${base#http://}" || {
+            ss -tanp 2>/dev/null | grep ":${base##*:}" | sed 's/^/# /'; return 1; }
+        web=$pid; storage=$pid
+    else
+        start_node "$dir/storage.log" run -m "$dir/two.map" -n storage || return 1
+        storage=$pid
+    fi
+}
+
+scenarios () {
+    M=$mode
+    req GET /health; is "$code" 200 "$M: /health is 200"
+
+    # Create, read, conditional read.
+    req PUT /v1/users/alice -H 'Content-Type: application/json' -d '{"name":"Alice"}'
+    is "$code" 201 "$M: PUT new document is 201"
+    etag1=$(hdr ETag)
+    ok "$(case "$etag1" in \"[0-9]*\") echo 0;; *) echo 1;; esac)" "$M: PUT gives a quoted ETag ($etag1)"
+    is "$(hdr Location)" "/v1/users/alice" "$M: 201 carries Location"
+    req GET /v1/users/alice
+    is "$code" 200 "$M: GET is 200"
+    is "$(body)" '{"name":"Alice"}' "$M: GET returns the stored body"
+    is "$(hdr ETag)" "$etag1" "$M: GET gives the same ETag"
+    is "$(hdr Content-Type)" "application/json" "$M: GET is application/json"
+    req HEAD /v1/users/alice
+    is "$code" 200 "$M: HEAD is 200"
+    is "$(hdr ETag)" "$etag1" "$M: HEAD gives the ETag"
+    req GET /v1/users/alice -H "If-None-Match: $etag1"
+    is "$code" 304 "$M: If-None-Match with the current ETag is 304"
+    is "$(body)" "" "$M: 304 has no body"
+    req GET /v1/users/alice -H 'If-None-Match: "999998", "999999"'
+    is "$code" 200 "$M: If-None-Match with other ETags is 200"
+
+    # Replace, conditional writes.
+    req PUT /v1/users/alice -d '{"name":"Alice","age":30}'
+    is "$code" 200 "$M: PUT over an existing document is 200"
+    etag2=$(hdr ETag)
+    ok "$([ -n "$etag2" ] && [ "$etag2" != "$etag1" ] && echo 0 || echo 1)" "$M: replacing changes the ETag"
+    req PUT /v1/users/alice -H "If-Match: $etag1" -d '{"name":"stale"}'
+    is "$code" 412 "$M: If-Match with a stale ETag is 412"
+    is "$(hdr Content-Type)" "application/problem+json" "$M: 412 is problem+json"
+    req GET /v1/users/alice
+    is "$(body)" '{"name":"Alice","age":30}' "$M: the stale write changed nothing"
+    req PUT /v1/users/alice -H "If-Match: $etag2" -d '{"name":"Alice","age":31}'
+    is "$code" 200 "$M: If-Match with the current ETag is 200"
+    req PUT /v1/users/alice -H 'If-Match: *' -d '{"name":"Alice","age":32}'
+    is "$code" 200 "$M: If-Match: * on an existing document is 200"
+    req PUT /v1/users/nobody -H 'If-Match: *' -d '{}'
+    is "$code" 412 "$M: If-Match: * on a missing document is 412"
+    req PUT /v1/users/alice -H 'If-None-Match: *' -d '{"name":"again"}'
+    is "$code" 412 "$M: If-None-Match: * on an existing document is 412"
+    req PUT /v1/users/bob -H 'If-None-Match: *' -d '{"name":"Bob"}'
+    is "$code" 201 "$M: If-None-Match: * on a new document is 201"
+
+    # Delete.
+    bob1=$(hdr ETag)
+    req PUT /v1/users/bob -d '{"name":"Bob","v":2}'
+    is "$code" 200 "$M: bob replaced"
+    req DELETE /v1/users/bob -H "If-Match: $bob1"
+    is "$code" 412 "$M: DELETE with a stale If-Match is 412"
+    req DELETE /v1/users/bob
+    is "$code" 204 "$M: DELETE is 204"
+    req GET /v1/users/bob -H 'X-Request-Id: trace-me-42'
+    is "$code" 404 "$M: GET after DELETE is 404"
+    is "$(hdr Content-Type)" "application/problem+json" "$M: 404 is problem+json"
+    has '"request_id":"trace-me-42"'; ok $? "$M: the problem names the request id"
+    is "$(hdr X-Request-Id)" "trace-me-42" "$M: X-Request-Id is echoed"
+    req DELETE /v1/users/bob
+    is "$code" 404 "$M: DELETE of a missing document is 404"
+    req GET /v1/users/alice
+    rid=$(hdr X-Request-Id)
+    ok "$([ -n "$rid" ] && echo 0 || echo 1)" "$M: a request id is generated ($rid)"
+
+    # Routes and methods.
+    req GET /nope
+    is "$code" 404 "$M: unknown route is 404"
+    is "$(hdr Content-Type)" "application/problem+json" "$M: unknown route is problem+json"
+    req POST /v1/users/alice -d '{}'
+    is "$code" 405 "$M: POST on a document is 405"
+    case "$(hdr Allow)" in *PUT*) ok 0 "$M: 405 lists Allow ($(hdr Allow))";; *) ok 1 "$M: 405 lists Allow";; esac
+    req PATCH /v1/users/alice -d '{}'
+    is "$code" 405 "$M: PATCH is 405"
+    req DELETE /v1/users
+    is "$code" 405 "$M: DELETE on a collection is 405"
+
+    # Bad input: each answered clearly, nothing stored.
+    req PUT /v1/users/carol -d '{"name": '
+    is "$code" 400 "$M: invalid JSON is 400"
+    has '"status":400'; ok $? "$M: 400 body is a problem"
+    req GET /v1/users/carol; is "$code" 404 "$M: the invalid document was not stored"
+    req PUT '/v1/bad$coll/x' -d '{}'
+    is "$code" 400 "$M: a bad collection name is 400"
+    long=$(printf '%0300d' 0)
+    req PUT "/v1/users/$long" -d '{}'
+    is "$code" 400 "$M: a 300-character id is 400"
+    head -c 2000000 /dev/zero | tr '\0' 'a' | sed 's/^/"/; s/$/"/' >"$dir/big.json"
+    req PUT /v1/users/big --data-binary "@$dir/big.json"
+    is "$code" 413 "$M: a 2 MB body is 413"
+    req GET /v1/users/big; is "$code" 404 "$M: the oversized document was not stored"
+    req PUT /v1/users/big -H 'Transfer-Encoding: chunked' --data-binary "@$dir/big.json"
+    is "$code" 413 "$M: a 2 MB chunked body is 413"
+    req GET /v1/users/big; is "$code" 404 "$M: the chunked oversized document was not stored"
+    bigheader=$(printf 'X-Big: %020000d' 0)
+    req GET /v1/users/alice -H "$bigheader"
+    is "$code" 431 "$M: 20 kB of headers is 431"
+    longurl="/v1/users/$(printf '%05000d' 0)"
+    req GET "$longurl"
+    is "$code" 414 "$M: a 5000-byte URL is 414"
+    req PUT /v1/users/alice -H 'If-Match: garbage' -d '{"name":"garbage"}'
+    is "$code" 400 "$M: a garbage If-Match is 400"
+    req GET /v1/users/alice
+    is "$(body)" '{"name":"Alice","age":32}' "$M: the garbage If-Match changed nothing"
+    req GET '/v1/users?limit=0'
+    is "$code" 400 "$M: limit=0 is 400"
+    req GET '/v1/users?limit=abc'
+    is "$code" 400 "$M: limit=abc is 400"
+    req GET /health; is "$code" 200 "$M: still healthy after the bad input"
+
+    # Paging through 1,000 documents spread over both shards.
+    : >"$dir/put.cfg"
+    i=0
+    while [ $i -lt 1000 ]; do
+        [ $i -gt 0 ] && echo next >>"$dir/put.cfg"
+        printf 'url = "%s/v1/page/d%04d"\nrequest = "PUT"\ndata = "{\\"n\\":%d}"\noutput = "/dev/null"\nwrite-out = "%%{http_code}\\n"\n' \
+            "$base" $i $i >>"$dir/put.cfg"
+        i=$((i + 1))
+    done
+    curl -s -Z --parallel-max 8 -K "$dir/put.cfg" >"$dir/put.codes" 2>/dev/null
+    is "$(grep -c '^201$' "$dir/put.codes")" 1000 "$M: 1,000 documents created"
+    after=""; pages=0; : >"$dir/ids"
+    while [ $pages -lt 30 ]; do
+        req GET "/v1/page?limit=100${after:+&after=$after}"
+        [ "$code" = 200 ] || break
+        pages=$((pages + 1))
+        tr '{' '\n' <"$dir/body" | sed -n 's/^"id":"\([^"]*\)".*/\1/p' >>"$dir/ids"
+        after=$(sed -n 's/.*"next":"\([^"]*\)".*/\1/p' "$dir/body")
+        [ -n "$after" ] || break
+    done
+    is "$(wc -l <"$dir/ids" | tr -d ' ')" 1000 "$M: paging returns 1,000 ids"
+    is "$(sort -u "$dir/ids" | wc -l | tr -d ' ')" 1000 "$M: no id twice"
+    sort "$dir/ids" >"$dir/ids.sorted"
+    cmp -s "$dir/ids" "$dir/ids.sorted"; ok $? "$M: pages come in id order"
+    is "$pages" 10 "$M: 10 pages of 100"
+    req GET '/v1/page?limit=5&after=d0997'
+    is "$(tr '{' '\n' <"$dir/body" | grep -c '"id"')" 2 "$M: the last page holds what is left"
+    has '"next":null'; ok $? "$M: the last page has no cursor"
+    req GET /metrics
+    is "$code" 200 "$M: /metrics is 200"
+    has 'tiers_gateway_requests_total'; ok $? "$M: metrics count gateway requests"
+    has 'tiers_balancer_workers{pool="read"}'; ok $? "$M: metrics show balancer pools"
+    if [ "$mode" = one ]; then
+        has 'tiers_shard_commits_total'; ok $? "$M: metrics show shard commits"
+    fi
+
+    # 20 clients race an If-Match update of the same version: one wins.
+    req PUT /v1/race/x -d '{"v":0}'
+    etag=$(hdr ETag)
+    i=0; racers=""
+    while [ $i -lt 20 ]; do
+        curl -s -m 10 -o /dev/null -w '%{http_code}\n' -X PUT -H "If-Match: $etag" \
+            -d "{\"v\":$i}" "$base/v1/race/x" >"$dir/race.$i" &
+        racers="$racers $!"
+        i=$((i + 1))
+    done
+    for p in $racers; do wait "$p"; done
+    cat "$dir"/race.* >"$dir/race"
+    is "$(grep -c '^200$' "$dir/race")" 1 "$M: exactly one racer wins"
+    is "$(grep -c '^412$' "$dir/race")" 19 "$M: the 19 others get 412"
+
+    # A stalled (slowloris) client does not starve the others.
+    "$TOOL" slowloris "${base##*:}" 4 &
+    slow=$!
+    pids="$pids $slow"
+    sleep 0.3
+    good=0; i=0
+    start=$(date +%s)
+    while [ $i -lt 20 ]; do
+        c=$(curl -s -m 3 -o /dev/null -w '%{http_code}' "$base/v1/users/alice")
+        [ "$c" = 200 ] && good=$((good + 1))
+        i=$((i + 1))
+    done
+    end=$(date +%s)
+    is "$good" 20 "$M: 20 requests served while slow clients stall"
+    ok "$([ $((end - start)) -le 3 ] && echo 0 || echo 1)" "$M: ... promptly ($((end - start)) s)"
+    kill "$slow" 2>/dev/null; wait "$slow" 2>/dev/null
+
+    # Durability: kill -9 the process holding the shards while a client
+    # writes; every acknowledged write must be there after the restart.
+    : >"$dir/acked"
+    (
+        i=0
+        while [ $i -lt 100000 ]; do
+            c=$(curl -s -m 2 -o /dev/null -w '%{http_code}' -X PUT -d "{\"i\":$i}" "$base/v1/durable/k$i")
+            [ "$c" = 201 ] && echo "$i" >>"$dir/acked"
+            i=$((i + 1))
+            [ -f "$dir/stop-writer" ] && break
+        done
+    ) &
+    writer=$!
+    pids="$pids $writer"
+    sleep 1.5
+    kill -9 "$storage"; wait "$storage" 2>/dev/null
+    sleep 0.3
+    touch "$dir/stop-writer"; wait "$writer"; rm -f "$dir/stop-writer"
+    acked=$(wc -l <"$dir/acked" | tr -d ' ')
+    ok "$([ "$acked" -gt 10 ] && echo 0 || echo 1)" "$M: $acked writes acknowledged before kill -9"
+    restart_storage; ok $? "$M: the shard process restarts on the same files"
+    sleep 0.5
+    lost=0
+    for i in $(cat "$dir/acked"); do
+        c=$(curl -s -m 5 -o "$dir/one-doc" -w '%{http_code}' "$base/v1/durable/k$i")
+        if [ "$c" != 200 ] || [ "$(cat "$dir/one-doc")" != "{\"i\":$i}" ]; then
+            lost=$((lost + 1)); diag "k$i: $c $(cat "$dir/one-doc")"
+        fi
+    done
+    is "$lost" 0 "$M: no acknowledged write lost"
+}
+
+[ -x "$TOOL" ] || { echo "1..0 # SKIP t/cluster/tool not built"; exit 0; }
+for mode in one two; do
+    if start_cluster $mode; then
+        ok 0 "$mode: cluster started ($base)"
+        scenarios
+    else
+        ok 1 "$mode: cluster started"
+        cat "$dir"/*.log | sed 's/^/# /' | tail -n 20
+    fi
+    # Graceful stop: SIGTERM, exit 0.
+    for p in $web $storage; do
+        if kill -0 "$p" 2>/dev/null; then
+            stop_pid "$p" TERM; ok $? "$mode: node stops with exit 0 on SIGTERM"
+        fi
+    done
+    web=""; storage=""
+done
+echo "1..$n"
+[ $failed -eq 0 ]

@@ -47,7 +47,6 @@ typedef struct {
     tiers_wire_t *request;                  //  the caller's request
     op_t op;
     bool lookup;                            //  LOOKUP stage (If-Match: *)
-    bool head;
     size_t shard;
     int waiting;                            //  list: answers still due
     int limit;
@@ -273,7 +272,6 @@ s_start (api_t *self, tiers_wire_t *request, zmsg_t *route)
 
     if (!self->writes && (streq (method, "GET") || streq (method, "HEAD")) && id) {
         call->op = OP_GET;
-        call->head = streq (method, "HEAD");
         if (if_none && s_none_match (if_none, 1) < 0) {
             s_problem (self, call, 400, "If-None-Match must be * or quoted ETags");
             s_call_destroy (&call);
@@ -282,7 +280,7 @@ s_start (api_t *self, tiers_wire_t *request, zmsg_t *route)
         op = "get";
     }
     else
-    if (!self->writes && streq (method, "GET")) {
+    if (!self->writes && (streq (method, "GET") || streq (method, "HEAD"))) {
         call->op = OP_LIST;
         call->limit = LIST_DEFAULT;
         const char *limit = tiers_wire_header (request, "limit");
@@ -514,14 +512,11 @@ s_answer (api_t *self, call_t *call, tiers_wire_t *answer)
         long long current = 0;
         if (version)
             tiers_parse_int (version, &current);
-        if (if_none && s_none_match (if_none, current) == 1) {
+        //  HEAD gets the body too: MHD sends its length and drops it.
+        if (if_none && s_none_match (if_none, current) == 1)
             reply->status = 304;
-        }
         else
-        if (!call->head)
             tiers_wire_set_body (reply, answer->body, answer->body_size);
-        else
-            tiers_wire_set_headerf (reply, "content-length", "%zu", answer->body_size);
     }
     else
     if (call->op == OP_PUT) {
@@ -724,7 +719,7 @@ s_write_api_actor (zsock_t *pipe, void *args)
 
 static const tiers_key_t s_keys [] = {
     { "capacity",  TIERS_KEY_INT,    false, 1, 100000, NULL },
-    { "pool",      TIERS_KEY_STRING, false, 0, 0, NULL },
+    { "pool",      TIERS_KEY_STRING, false, 0, TIERS_WIRE_MAX_SERVICE, NULL },
     { "heartbeat", TIERS_KEY_MS,     false, 10, 60000, NULL },
     { NULL, 0, false, 0, 0, NULL }
 };

@@ -45,7 +45,8 @@ typedef struct _pool_t pool_t;
 
 typedef struct {
     zmsg_t *route;              //  frames back to the caller
-    tiers_wire_t *request;      //  QUEUED: the request; INFLIGHT: NULL
+    zframe_t *payload;          //  QUEUED: the encoded request, forwarded
+                                //  as it came; INFLIGHT: NULL
     char rid [TIERS_WIRE_MAX_RID + 1];
     int64_t deadline;           //  wall-clock ms
     int64_t started;            //  monotonic us, for latency
@@ -83,6 +84,7 @@ typedef struct {
     int64_t default_timeout_ms;
     int64_t heartbeat_at;
     tiers_counter_t *malformed, *unroutable;
+    zhashx_t *counters;         //  "pool|status" -> tiers_counter_t *
 } balancer_t;
 
 static void
@@ -91,19 +93,45 @@ s_item_destroy (item_t **item_p)
     item_t *item = *item_p;
     if (item) {
         zmsg_destroy (&item->route);
-        tiers_wire_destroy (&item->request);
+        zframe_destroy (&item->payload);
         free (item);
         *item_p = NULL;
     }
 }
 
+//  The registry's lookup takes a lock and a scan: keep the handles here.
 static void
 s_count (balancer_t *self, const char *pool, int status)
 {
-    char labels [96];
-    snprintf (labels, sizeof labels, "pool=\"%s\",status=\"%d\"", pool, status);
-    tiers_counter_add (tiers_metrics_counter ("tiers_balancer_requests_total",
-        labels, "Requests answered by the balancer, by pool and status"), 1);
+    char key [64];
+    snprintf (key, sizeof key, "%s|%d", pool, status);
+    tiers_counter_t *counter = (tiers_counter_t *) zhashx_lookup (self->counters, key);
+    if (!counter) {
+        char labels [96];
+        snprintf (labels, sizeof labels, "pool=\"%s\",status=\"%d\"", pool, status);
+        counter = tiers_metrics_counter ("tiers_balancer_requests_total",
+            labels, "Requests answered by the balancer, by pool and status");
+        zhashx_insert (self->counters, key, counter);
+    }
+    tiers_counter_add (counter, 1);
+}
+
+//  Forward an encoded message as it came: [route...][payload]. The route is
+//  not consumed; the payload is. Returns 0 or -1 (peer gone or full).
+static int
+s_forward (balancer_t *self, zframe_t *first, zmsg_t *route, zframe_t **payload_p)
+{
+    zmsg_t *out = zmsg_new ();
+    if (first)
+        zmsg_append (out, &(zframe_t *) { zframe_dup (first) });
+    for (zframe_t *frame = zmsg_first (route); frame; frame = zmsg_next (route))
+        zmsg_append (out, &(zframe_t *) { zframe_dup (frame) });
+    zmsg_append (out, payload_p);
+    if (zmsg_send (&out, self->router)) {
+        zmsg_destroy (&out);
+        return -1;
+    }
+    return 0;
 }
 
 //  Answer a caller with an error (or timeout) status from the balancer.
@@ -169,16 +197,7 @@ static void
 s_dispatch (balancer_t *self, worker_t *worker, item_t *item)
 {
     assert (worker->credit > 0);
-    zmsg_t *envelope = zmsg_new ();
-    zmsg_append (envelope, &(zframe_t *) { zframe_dup (worker->identity) });
-    zframe_t *frame = zmsg_first (item->route);
-    while (frame) {
-        zmsg_append (envelope, &(zframe_t *) { zframe_dup (frame) });
-        frame = zmsg_next (item->route);
-    }
-    int rc = tiers_wire_send (item->request, self->router, envelope);
-    zmsg_destroy (&envelope);
-    tiers_wire_destroy (&item->request);
+    int rc = s_forward (self, worker->identity, item->route, &item->payload);
     worker->credit--;
     zlistx_add_end (worker->inflight, item);
     if (worker->credit == 0 && worker->ready_handle) {
@@ -289,7 +308,8 @@ s_on_ready (balancer_t *self, zframe_t *identity, const char *key,
 }
 
 static void
-s_on_reply (balancer_t *self, worker_t *worker, tiers_wire_t *msg, zmsg_t *route)
+s_on_reply (balancer_t *self, worker_t *worker, tiers_wire_t *msg, zmsg_t *route,
+            zframe_t **payload_p)
 {
     //  route = [worker][caller...]; find the in-flight item for this reply.
     zframe_t *caller = zmsg_size (route) > 1 ? zmsg_next (route) : NULL;
@@ -310,7 +330,7 @@ s_on_reply (balancer_t *self, worker_t *worker, tiers_wire_t *msg, zmsg_t *route
     }
     zlistx_detach_cur (worker->inflight);
     if (!item->answered) {
-        if (tiers_wire_send (msg, self->router, item->route))
+        if (s_forward (self, NULL, item->route, payload_p))
             tiers_counter_add (self->unroutable, 1);
         s_count (self, worker->pool->name, msg->status);
         tiers_histogram_observe (worker->pool->latency,
@@ -323,7 +343,8 @@ s_on_reply (balancer_t *self, worker_t *worker, tiers_wire_t *msg, zmsg_t *route
 }
 
 static void
-s_on_request (balancer_t *self, tiers_wire_t *msg, zmsg_t **route_p)
+s_on_request (balancer_t *self, tiers_wire_t *msg, zmsg_t **route_p,
+              zframe_t **payload_p)
 {
     if (!*msg->service) {
         s_answer (self, *route_p, msg->rid, "", 400, "request without a service");
@@ -335,8 +356,12 @@ s_on_request (balancer_t *self, tiers_wire_t *msg, zmsg_t **route_p)
         return;
     }
     int64_t now = tiers_wire_now ();
-    if (msg->deadline == 0)
+    if (msg->deadline == 0) {       //  give it ours; the worker must see it
         msg->deadline = now + self->default_timeout_ms;
+        zframe_destroy (payload_p);
+        *payload_p = zframe_new (NULL, tiers_wire_size (msg));
+        tiers_wire_encode (msg, zframe_data (*payload_p));
+    }
     if (msg->deadline <= now) {
         s_answer (self, *route_p, msg->rid, msg->service, 504, "deadline passed");
         return;
@@ -352,7 +377,8 @@ s_on_request (balancer_t *self, tiers_wire_t *msg, zmsg_t **route_p)
     snprintf (item->rid, sizeof item->rid, "%s", msg->rid);
     item->deadline = msg->deadline;
     item->started = tiers_clock_us ();
-    item->request = msg;
+    item->payload = *payload_p;
+    *payload_p = NULL;
     zlistx_add_end (pool->queue, item);
     s_pump (self, pool);
 }
@@ -386,15 +412,19 @@ s_on_status (balancer_t *self, tiers_wire_t *msg, zmsg_t *route)
 static void
 s_on_router (balancer_t *self)
 {
+    //  Decoded with the one codec, but the payload frame is kept: requests
+    //  and replies are forwarded as they came, never encoded again.
     const char *error = NULL;
-    zmsg_t *route = NULL;
-    tiers_wire_t *msg = tiers_wire_recv (self->router, &route, &error);
-    zframe_t *identity = route ? zmsg_first (route) : NULL;
-    if (!identity) {                //  cannot happen on a ROUTER
-        tiers_wire_destroy (&msg);
+    zmsg_t *route = zmsg_recv (self->router);
+    zframe_t *payload = route ? zmsg_last (route) : NULL;
+    if (!payload || zmsg_size (route) < 2) {    //  interrupted, or no identity
         zmsg_destroy (&route);
         return;
     }
+    zmsg_remove (route, payload);
+    tiers_wire_t *msg = tiers_wire_decode (zframe_data (payload), zframe_size (payload),
+                                           &error);
+    zframe_t *identity = zmsg_first (route);
     char *key = zframe_strhex (identity);
     worker_t *worker = (worker_t *) zhashx_lookup (self->workers, key);
     if (worker)
@@ -418,9 +448,7 @@ s_on_router (balancer_t *self)
                 s_answer (self, route, msg->rid, msg->service, 400,
                           "request with an envelope");
             else
-                s_on_request (self, msg, &route);
-            if (!route)
-                msg = NULL;         //  queued: the item owns it now
+                s_on_request (self, msg, &route, &payload);
             break;
         case TIERS_WIRE_READY:
             s_on_ready (self, identity, key, msg, route);
@@ -429,7 +457,7 @@ s_on_router (balancer_t *self)
             break;                  //  expiry already refreshed
         case TIERS_WIRE_REPLY:
             if (worker)
-                s_on_reply (self, worker, msg, route);
+                s_on_reply (self, worker, msg, route, &payload);
             else {
                 tiers_counter_add (self->malformed, 1);
                 tiers_warn ("reply from unknown worker %s dropped", key);
@@ -448,6 +476,7 @@ s_on_router (balancer_t *self)
     }
     tiers_wire_destroy (&msg);
     zmsg_destroy (&route);
+    zframe_destroy (&payload);
     zstr_free (&key);
 }
 
@@ -539,6 +568,7 @@ s_balancer_actor (zsock_t *pipe, void *args_)
     }
     self->pools = zhashx_new ();
     zhashx_set_destructor (self->pools, s_pool_free);
+    self->counters = zhashx_new ();
     self->workers = zhashx_new ();
     zhashx_set_destructor (self->workers, s_worker_free);
     self->malformed = tiers_metrics_counter ("tiers_balancer_malformed_total", NULL,
@@ -591,6 +621,7 @@ s_balancer_actor (zsock_t *pipe, void *args_)
     }
     zhashx_destroy (&self->workers);
     zhashx_destroy (&self->pools);
+    zhashx_destroy (&self->counters);
     zsock_destroy (&self->router);
 }
 

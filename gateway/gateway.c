@@ -1018,7 +1018,7 @@ s_gateway_actor (zsock_t *pipe, void *args_)
 
 static const tiers_key_t s_keys [] = {
     { "http",         TIERS_KEY_HOSTPORT, true,  0, 0, NULL },
-    { "max_body",     TIERS_KEY_BYTES,    false, 0, TIERS_WIRE_MAX_BODY, NULL },
+    { "max_body",     TIERS_KEY_BYTES,    false, 1, TIERS_WIRE_MAX_BODY, NULL },
     { "max_url",      TIERS_KEY_INT,      false, 16, 1024 * 1024, NULL },
     { "max_header",   TIERS_KEY_BYTES,    false, 1024, 1024 * 1024, NULL },
     { "connections",  TIERS_KEY_INT,      false, 1, 1000000, NULL },

@@ -58,11 +58,14 @@ s_load (const char *path)
     return map;
 }
 
+static bool s_level_given;      //  -l given: it wins over the map
+
 static int
 s_run (tiers_map_t *map, const char *node_name)
 {
+    //  Precedence: -l, then $TIERS_LOG, then the map's `log`.
     const char *level = tiers_map_cluster (map, "log");
-    if (level && !getenv ("TIERS_LOG"))
+    if (level && !s_level_given && !getenv ("TIERS_LOG"))
         tiers_log_set_level (tiers_log_level_parse (level));
     tiers_node_t *node = tiers_node_new (map, node_name);
     if (tiers_node_start (node)) {
@@ -123,6 +126,7 @@ tiers_cli_main (int argc, char **argv)
                     return 2;
                 }
                 tiers_log_set_level (tiers_log_level_parse (optarg));
+                s_level_given = true;
                 break;
             case 'h': s_usage (stdout); return 0;
             case 'V': printf ("tiers %s\n", PACKAGE_VERSION); return 0;
@@ -151,6 +155,7 @@ tiers_cli_main (int argc, char **argv)
                     return 2;
                 }
                 tiers_log_set_level (tiers_log_level_parse (optarg));
+                s_level_given = true;
                 break;
             case 'h': s_usage (stdout); return 0;
             case 'V': printf ("tiers %s\n", PACKAGE_VERSION); return 0;

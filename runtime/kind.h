@@ -28,7 +28,8 @@ typedef struct {
     const char *name;
     tiers_key_type_t type;
     bool required;
-    long long min, max;     //  for INT, MS and BYTES (max 0 = unbounded)
+    long long min, max;     //  for INT, MS and BYTES (max 0 = unbounded);
+                            //  for STRING, max is the longest length
     const char *choices;    //  for ENUM: words separated by '|'
 } tiers_key_t;
 

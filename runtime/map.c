@@ -746,6 +746,10 @@ s_value_check (const tiers_key_t *key, const char *value, long long slots)
         case TIERS_KEY_STRING:
             if (*value == 0)
                 text = zsys_sprintf ("'%s' needs a non-empty value", key->name);
+            else
+            if (key->max > 0 && (long long) strlen (value) > key->max)
+                text = zsys_sprintf ("bad %s '%s': at most %lld characters",
+                                     key->name, value, key->max);
             break;
         case TIERS_KEY_INT:
             if (tiers_parse_int (value, &n) || !s_in_range (key, n)) {

@@ -115,6 +115,9 @@ scenarios () {
     req HEAD /v1/users/alice
     is "$code" 200 "$M: HEAD is 200"
     is "$(hdr ETag)" "$etag1" "$M: HEAD gives the ETag"
+    is "$(hdr Content-Length)" 16 "$M: HEAD gives the body's length"
+    req HEAD /v1/users
+    is "$code" 200 "$M: HEAD on a collection is 200"
     req GET /v1/users/alice -H "If-None-Match: $etag1"
     is "$code" 304 "$M: If-None-Match with the current ETag is 304"
     is "$(body)" "" "$M: 304 has no body"

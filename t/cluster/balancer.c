@@ -106,7 +106,7 @@ s_echo_actor (zsock_t *pipe, void *args_)
 }
 
 static const tiers_key_t s_echo_keys [] = {
-    { "pool",      TIERS_KEY_STRING, false, 0, 0, NULL },
+    { "pool",      TIERS_KEY_STRING, false, 0, TIERS_WIRE_MAX_SERVICE, NULL },
     { "delay",     TIERS_KEY_MS,     false, 0, 60000, NULL },
     { "capacity",  TIERS_KEY_INT,    false, 1, 1000, NULL },
     { "heartbeat", TIERS_KEY_MS,     false, 10, 60000, NULL },

@@ -655,10 +655,11 @@ s_api_actor (zsock_t *pipe, void *args_, bool writes)
 
     size_t count = 2 + self->shard_count;
     zmq_pollitem_t *items = (zmq_pollitem_t *) calloc (count, sizeof *items);
+    int64_t expire_at = 0;
     while (true) {
         int timeout = tiers_service_tick (self->service);
-        if (zhashx_size (self->calls) && timeout > 50)
-            timeout = 50;
+        if (zhashx_size (self->calls) && timeout > 10)
+            timeout = 10;
         zsock_t *sock = tiers_service_sock (self->service);
         items [0] = (zmq_pollitem_t) { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 };
         for (size_t i = 0; i < self->shard_count; i++)
@@ -689,7 +690,10 @@ s_api_actor (zsock_t *pipe, void *args_, bool writes)
                 if (!sock || !(zsock_events (sock) & ZMQ_POLLIN))
                     break;
             }
-        s_expire (self);
+        if (zclock_mono () >= expire_at) {      //  deadlines: a 10 ms sweep
+            s_expire (self);
+            expire_at = zclock_mono () + 10;
+        }
     }
     free (items);
     //  Shutting down: whoever waits gets an answer.

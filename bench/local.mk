@@ -1,10 +1,13 @@
 # `make bench`: build the floor and the test tool, then run the scenarios.
+# make bench BENCH_SECONDS=10 BENCH_COMPARE=--compare adds webdis and etcd.
+BENCH_SECONDS = 10
+BENCH_COMPARE =
 EXTRA_PROGRAMS = bench/floor
 bench_floor_SOURCES = bench/floor.c
 bench_floor_LDADD = $(MHD_LIBS)
-EXTRA_DIST += bench/run bench/get.lua bench/put.lua bench/mixed.lua
+EXTRA_DIST += bench/run bench/get.lua bench/put.lua bench/mixed.lua bench/webdis-get.lua bench/etcd-put.lua
 CLEANFILES += bench/floor
 
 bench: tiers bench/floor t/cluster/tool
-	top_builddir=$(abs_top_builddir) top_srcdir=$(abs_top_srcdir) $(SHELL) $(srcdir)/bench/run
+	top_builddir=$(abs_top_builddir) top_srcdir=$(abs_top_srcdir) $(SHELL) $(srcdir)/bench/run $(BENCH_SECONDS) $(BENCH_COMPARE)
 .PHONY: bench

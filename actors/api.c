@@ -211,6 +211,8 @@ s_shard_send (api_t *self, call_t *call, size_t shard, const char *op,
     message->deadline = request->deadline;
     message->trace = request->trace;
     tiers_wire_set_header (message, "op", op, strlen (op));
+    //  The caller's request id goes on to the shard, for its logs.
+    tiers_wire_set_header (message, "request-id", request->rid, strlen (request->rid));
     const char *collection = tiers_wire_header (request, "collection");
     tiers_wire_set_header (message, "collection", collection, strlen (collection));
     const char *id = tiers_wire_header (request, "id");

@@ -42,7 +42,11 @@ contains "$dir/out" "inproc://balancer"; ok $? "plan shows the balancer's endpoi
 for map in "$top_srcdir"/maps/*.map; do
     "$TIERS" check -m "$map" >"$dir/out" 2>&1; ok $? "check $(basename "$map") exits 0"
 done
-cmp -s "$top_srcdir/maps/single-box.map" /dev/null; [ $? -ne 0 ]; ok $? "maps/single-box.map exists"
+"$TIERS" check | sed 1d >"$dir/builtin.plan"
+"$TIERS" check -m "$top_srcdir/maps/single-box.map" | sed 1d >"$dir/file.plan"
+[ -s "$dir/builtin.plan" ] && cmp -s "$dir/builtin.plan" "$dir/file.plan"
+ok $? "the built-in map places what maps/single-box.map places"
+contains "$dir/builtin.plan" "http 127.0.0.1:8080 (public)"; ok $? "the built-in gateway listens on 127.0.0.1:8080"
 
 # check: bad maps exit 2 with FILE:LINE: messages and start nothing.
 cat >"$dir/bad.map" <<'MAP'
@@ -66,11 +70,14 @@ contains "$dir/out" "no node 'nosuchnode'"; ok $? "unknown node is named"
 
 # run, then SIGTERM: clean exit 0 within 2 s; SIGINT likewise.
 for sig in TERM INT; do
-    ( cd "$dir" && exec "$TIERS" run ) >"$dir/run.log" 2>&1 &
+    ( cd "$dir" && exec "$TIERS" run --http 127.0.0.1:0 ) >"$dir/run.log" 2>&1 &
     pid=$!
     i=0
-    while [ $i -lt 100 ] && ! contains "$dir/run.log" "ready"; do sleep 0.05; i=$((i + 1)); done
-    contains "$dir/run.log" "ready"; ok $? "run (built-in map) reports ready"
+    while [ $i -lt 100 ] && ! contains "$dir/run.log" "; ready"; do sleep 0.05; i=$((i + 1)); done
+    contains "$dir/run.log" "; ready"; ok $? "run (built-in map) reports ready"
+    port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$dir/run.log")
+    code=$(curl -s -m 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/health")
+    [ "$code" = 200 ]; ok $? "the single-box cluster answers /health (SIG$sig run)"
     kill -$sig "$pid"
     i=0
     while [ $i -lt 20 ] && kill -0 "$pid" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done

@@ -75,7 +75,7 @@ for sig in TERM INT; do
     i=0
     while [ $i -lt 100 ] && ! contains "$dir/run.log" "; ready"; do sleep 0.05; i=$((i + 1)); done
     contains "$dir/run.log" "; ready"; ok $? "run (built-in map) reports ready"
-    port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$dir/run.log")
+    port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$dir/run.log" | head -n 1)
     code=$(curl -s -m 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/health")
     [ "$code" = 200 ]; ok $? "the single-box cluster answers /health (SIG$sig run)"
     kill -$sig "$pid"

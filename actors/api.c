@@ -669,13 +669,8 @@ s_api_actor (zsock_t *pipe, void *args_, bool writes)
         items [count - 1] = (zmq_pollitem_t) { sock ? zsock_resolve (sock) : NULL, 0, ZMQ_POLLIN, 0 };
         if (zmq_poll (items, sock ? (int) count : (int) count - 1, timeout) < 0 && errno != EINTR)
             break;
-        if (items [0].revents & ZMQ_POLLIN) {
-            char *command = zstr_recv (pipe);
-            bool stop = !command || streq (command, "$TERM");
-            zstr_free (&command);
-            if (stop)
-                break;
-        }
+        if ((items [0].revents & ZMQ_POLLIN) && tiers_actor_stopping (pipe))
+            break;
         for (size_t i = 0; i < self->shard_count; i++)
             for (int batch = 0; batch < 256 && (items [1 + i].revents & ZMQ_POLLIN); batch++) {
                 s_on_shard (self, &self->shards [i]);

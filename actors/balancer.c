@@ -591,13 +591,8 @@ s_balancer_actor (zsock_t *pipe, void *args_)
         int rc = zmq_poll (items, 2, wait > 0 ? wait : 0);
         if (rc < 0 && errno != EINTR)
             break;
-        if (items [0].revents & ZMQ_POLLIN) {
-            char *command = zstr_recv (pipe);
-            bool stop = !command || streq (command, "$TERM");
-            zstr_free (&command);
-            if (stop)
-                break;
-        }
+        if ((items [0].revents & ZMQ_POLLIN) && tiers_actor_stopping (pipe))
+            break;
         //  Bounded batch per wake-up so ticks are never starved.
         for (int batch = 0; batch < 256 && (items [1].revents & ZMQ_POLLIN); batch++) {
             s_on_router (self);

@@ -994,13 +994,8 @@ s_gateway_actor (zsock_t *pipe, void *args_)
         int rc = zmq_poll (items, 3, s_poll_timeout (self));
         if (rc < 0 && errno != EINTR)
             break;
-        if (items [0].revents & ZMQ_POLLIN) {
-            char *command = zstr_recv (pipe);
-            bool stop = !command || streq (command, "$TERM");
-            zstr_free (&command);
-            if (stop)
-                break;
-        }
+        if ((items [0].revents & ZMQ_POLLIN) && tiers_actor_stopping (pipe))
+            break;
         if (items [1].revents & ZMQ_POLLIN)
             s_on_dealer (self);
         s_expire (self);

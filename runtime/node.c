@@ -192,6 +192,17 @@ tiers_actor_failed (zsock_t *pipe, const char *format, ...)
     zstr_sendf (pipe, "ERROR %s", reason);
 }
 
+bool
+tiers_actor_stopping (zsock_t *pipe)
+{
+    char *command = zstr_recv (pipe);
+    bool stop = !command || streq (command, "$TERM");
+    if (command && !stop)
+        tiers_warn ("unknown command '%s' on the pipe ignored", command);
+    zstr_free (&command);
+    return stop;
+}
+
 char *
 tiers_data_path (const tiers_map_t *map, const char *leaf)
 {

@@ -40,6 +40,11 @@ void tiers_actor_ready (zsock_t *pipe);
 void tiers_actor_failed (zsock_t *pipe, const char *format, ...)
     __attribute__ ((format (printf, 2, 3)));
 
+//  Actor side: read one command from the pipe (call when it is readable).
+//  Returns true when the actor must stop: "$TERM", or the pipe is gone.
+//  Other commands are logged and ignored.
+bool tiers_actor_stopping (zsock_t *pipe);
+
 //  Resolve a data path of the cluster: `data` setting joined with `leaf`
 //  (malloc'ed). Creates the data directory if needed.
 char *tiers_data_path (const tiers_map_t *map, const char *leaf);

@@ -1094,13 +1094,8 @@ s_shard_actor (zsock_t *pipe, void *args_)
         int rc = zmq_poll (items, 3, -1);
         if (rc < 0 && errno != EINTR)
             break;
-        if (items [0].revents & ZMQ_POLLIN) {
-            char *command = zstr_recv (pipe);
-            bool stop = !command || streq (command, "$TERM");
-            zstr_free (&command);
-            if (stop)
-                break;
-        }
+        if ((items [0].revents & ZMQ_POLLIN) && tiers_actor_stopping (pipe))
+            break;
         if (items [1].revents & ZMQ_POLLIN)
             s_on_writer (self);
         //  Bounded burst, then the writer gets whatever has queued.

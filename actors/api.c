@@ -53,6 +53,7 @@ typedef struct {
     json_t *items;                          //  list: gathered items
     bool more;                              //  list: some shard had more
     int failed;                             //  list: worst shard status
+    int64_t started;                        //  monotonic us
 } call_t;
 
 typedef struct {
@@ -67,6 +68,7 @@ typedef struct {
     zhashx_t *calls;                        //  rid -> call_t
     uint64_t sequence;
     tiers_counter_t *shard_errors;
+    tiers_histogram_t *latency;             //  request in -> answer out
 } api_t;
 
 //  --------------------------------------------------------------------------
@@ -95,6 +97,7 @@ s_reply (api_t *self, call_t *call, tiers_wire_t *reply)
 {
     if (tiers_service_reply (self->service, &call->route, reply))
         tiers_warn ("could not send the answer to %s", call->request->rid);
+    tiers_histogram_observe (self->latency, (tiers_clock_us () - call->started) / 1e6);
 }
 
 //  RFC 9457 problem details; the gateway adds nothing but the transport.
@@ -247,6 +250,7 @@ s_start (api_t *self, tiers_wire_t *request, zmsg_t *route)
     call_t *call = (call_t *) zmalloc (sizeof *call);
     assert (call);
     call->request = request;
+    call->started = tiers_clock_us ();
     call->route = route;
     snprintf (call->rid, sizeof call->rid, "%.40s-%" PRIu64, self->name, ++self->sequence);
 
@@ -636,6 +640,8 @@ s_api_actor (zsock_t *pipe, void *args_, bool writes)
     snprintf (labels, sizeof labels, "api=\"%s\"", writes ? "write" : "read");
     self->shard_errors = tiers_metrics_counter ("tiers_api_shard_errors_total", labels,
         "Shard calls of the read/write APIs that failed or timed out");
+    self->latency = tiers_metrics_histogram ("tiers_api_latency_seconds", labels,
+        "Time from a request's arrival at a read/write API to its answer");
     if (s_slot_table (self, args->map)) {
         tiers_actor_failed (pipe, "cannot reach the shards of the map");
         goto done;

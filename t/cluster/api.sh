@@ -242,8 +242,11 @@ scenarios () {
     is "$code" 200 "$M: /metrics is 200"
     has 'tiers_gateway_requests_total'; ok $? "$M: metrics count gateway requests"
     has 'tiers_balancer_workers{pool="read"}'; ok $? "$M: metrics show balancer pools"
+    has 'tiers_api_latency_seconds_count{api="read"}'; ok $? "$M: metrics show the API tier's latency"
+    has 'tiers_balancer_latency_seconds_bucket{pool="read"'; ok $? "$M: metrics show the balancer's latency"
     if [ "$mode" = one ]; then
         has 'tiers_shard_commits_total'; ok $? "$M: metrics show shard commits"
+        has 'tiers_shard_batch_size'; ok $? "$M: metrics show shard batch sizes"
     fi
 
     # 20 clients race an If-Match update of the same version: one wins.

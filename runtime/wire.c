@@ -138,15 +138,36 @@ s_find (const tiers_wire_t *self, const char *key, size_t key_size)
 //  --------------------------------------------------------------------------
 //  Constructor and destructor
 
+//  The struct is kept under 1 kB so that glibc serves it from its per-thread
+//  cache (bigger requests take the large-bin path and consolidate the fast
+//  bins on every call), and it is not zeroed: only the fields below and the
+//  headers up to header_count are ever read.
+static tiers_wire_t *
+s_alloc (int kind)
+{
+    tiers_wire_t *self = (tiers_wire_t *) malloc (sizeof (tiers_wire_t));
+    if (!self)
+        return NULL;
+    self->kind = (uint8_t) kind;
+    self->status = 0;
+    self->deadline = 0;
+    self->trace = 0;
+    self->rid [0] = 0;
+    self->service [0] = 0;
+    self->header_count = 0;
+    self->body = NULL;
+    self->body_size = 0;
+    return self;
+}
+
 //  An empty message with an empty (but allocated, NUL-terminated) body, so
 //  self->body is never NULL.
 static tiers_wire_t *
 s_new (int kind)
 {
-    tiers_wire_t *self = (tiers_wire_t *) calloc (1, sizeof (tiers_wire_t));
+    tiers_wire_t *self = s_alloc (kind);
     if (!self)
         return NULL;
-    self->kind = (uint8_t) kind;
     self->body = s_copy (NULL, 0);
     if (!self->body) {
         free (self);
@@ -256,7 +277,7 @@ tiers_wire_set_header (tiers_wire_t *self, const char *key,
         memcpy (header->key, key, (size_t) key_size + 1);
     }
     header->value = (char *) copy;
-    header->value_size = size;
+    header->value_size = (uint32_t) size;
     return 0;
 }
 
@@ -294,8 +315,8 @@ tiers_wire_reply_to (const tiers_wire_t *request, int status)
     self->status = (uint16_t) status;
     self->trace = request->trace;
     self->deadline = request->deadline;
-    memcpy (self->rid, request->rid, sizeof (self->rid));
-    memcpy (self->service, request->service, sizeof (self->service));
+    memcpy (self->rid, request->rid, strlen (request->rid) + 1);
+    memcpy (self->service, request->service, strlen (request->service) + 1);
     return self;
 }
 
@@ -443,7 +464,7 @@ s_decode (tiers_wire_t *self, s_reader_t *reader)
         tiers_wire_header_t *header = &self->headers [self->header_count++];
         memcpy (header->key, key, key_size + 1);
         header->value = (char *) value;
-        header->value_size = value_size;
+        header->value_size = (uint32_t) value_size;
     }
 
     if (!(p = s_take (reader, 4)))
@@ -457,11 +478,10 @@ s_decode (tiers_wire_t *self, s_reader_t *reader)
     if (reader->left > body_size)
         return "trailing bytes";
     p = s_take (reader, body_size);
-    uint8_t *body = s_copy (p, body_size);
-    if (!body)
+    //  The message came from s_alloc: no body yet, nothing to free
+    self->body = s_copy (p, body_size);
+    if (!self->body)
         return "out of memory";
-    free (self->body);
-    self->body = body;
     self->body_size = body_size;
     return NULL;
 }
@@ -477,7 +497,7 @@ tiers_wire_decode (const uint8_t *data, size_t size, const char **error)
     if (!data)
         reason = "no data";
     else
-    if (!(self = s_new (TIERS_WIRE_REQUEST)))
+    if (!(self = s_alloc (TIERS_WIRE_REQUEST)))
         reason = "out of memory";
     else {
         s_reader_t reader = { data, size };
@@ -498,28 +518,28 @@ tiers_wire_send (const tiers_wire_t *self, void *sock, zmsg_t *envelope)
 {
     assert (self);
     assert (sock);
-    zmsg_t *msg = zmsg_new ();
-    if (!msg)
+    void *handle = zsock_resolve (sock);
+    if (!handle)
         return -1;
+    //  Envelope frames go out as shared copies (no zmsg, no zframe_dup);
+    //  the encoded message is written straight into the outgoing zmq_msg_t
     if (envelope) {
         zframe_t *frame = zmsg_first (envelope);
         while (frame) {
-            zframe_t *copy = zframe_dup (frame);
-            zmsg_append (msg, &copy);
+            if (zframe_send (&frame, handle, ZFRAME_MORE | ZFRAME_REUSE))
+                return -1;
             frame = zmsg_next (envelope);
         }
     }
-    zframe_t *frame = zframe_new (NULL, tiers_wire_size (self));
-    if (!frame) {
-        zmsg_destroy (&msg);
+    zmq_msg_t part;
+    if (zmq_msg_init_size (&part, tiers_wire_size (self)))
+        return -1;
+    tiers_wire_encode (self, (uint8_t *) zmq_msg_data (&part));
+    if (zmq_msg_send (&part, handle, 0) == -1) {
+        zmq_msg_close (&part);
         return -1;
     }
-    tiers_wire_encode (self, zframe_data (frame));
-    zmsg_append (msg, &frame);
-    int rc = zmsg_send (&msg, sock);
-    //  zmsg_send frees the message only on success
-    zmsg_destroy (&msg);
-    return rc == 0 ? 0 : -1;
+    return 0;
 }
 
 tiers_wire_t *
@@ -528,28 +548,35 @@ tiers_wire_recv (void *sock, zmsg_t **envelope_p, const char **error)
     assert (sock);
     if (envelope_p)
         *envelope_p = NULL;
-    zmsg_t *msg = zmsg_recv (sock);
-    if (!msg) {
-        if (error)
-            *error = "interrupted";
-        return NULL;
+    void *handle = zsock_resolve (sock);
+    zmsg_t *envelope = NULL;
+    zmq_msg_t part;
+    zmq_msg_init (&part);
+    while (true) {
+        if (!handle || zmq_msg_recv (&part, handle, 0) == -1) {
+            zmq_msg_close (&part);
+            zmsg_destroy (&envelope);
+            if (error)
+                *error = "interrupted";
+            return NULL;
+        }
+        if (!zmq_msg_more (&part))
+            break;              //  the last frame is the message
+        if (envelope_p) {
+            if (!envelope)
+                envelope = zmsg_new ();
+            zframe_t *frame = zframe_new (zmq_msg_data (&part), zmq_msg_size (&part));
+            if (envelope && frame)
+                zmsg_append (envelope, &frame);
+            else
+                zframe_destroy (&frame);
+        }
     }
-    tiers_wire_t *self = NULL;
-    zframe_t *frame = zmsg_last (msg);
-    if (!frame) {
-        if (error)
-            *error = "empty message";
-    }
-    else {
-        self = tiers_wire_decode (zframe_data (frame), zframe_size (frame),
-                                  error);
-        zmsg_remove (msg, frame);
-        zframe_destroy (&frame);
-    }
-    if (envelope_p && zmsg_size (msg) > 0)
-        *envelope_p = msg;
-    else
-        zmsg_destroy (&msg);
+    tiers_wire_t *self = tiers_wire_decode ((const uint8_t *) zmq_msg_data (&part),
+                                            zmq_msg_size (&part), error);
+    zmq_msg_close (&part);
+    if (envelope_p)
+        *envelope_p = envelope;
     return self;
 }
 

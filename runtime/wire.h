@@ -55,9 +55,9 @@ typedef enum {
 
 typedef struct {
     char key [TIERS_WIRE_MAX_KEY + 1];
-    char *value;                //  NUL-terminated copy (value may hold NULs;
-    size_t value_size;          //  value_size is authoritative)
-} tiers_wire_header_t;
+    uint32_t value_size;        //  authoritative (value may hold NULs)
+    char *value;                //  NUL-terminated copy
+} tiers_wire_header_t;          //  48 bytes: keeps tiers_wire_t under 1 kB
 
 typedef struct _tiers_wire_t tiers_wire_t;
 struct _tiers_wire_t {
@@ -72,6 +72,7 @@ struct _tiers_wire_t {
     uint8_t *body;              //  owned, never NULL; NUL-terminated
     size_t body_size;
 };
+//  Only headers [0 .. header_count) are initialised; the rest is garbage.
 
 //  Create an empty message of the given kind (status 0, no body).
 tiers_wire_t *tiers_wire_new (int kind);

@@ -32,7 +32,7 @@ t_unit_shard_t_LDADD = $(TIERS_LIBS)
 # A helper of the shell cluster tests (free ports, slow clients).
 check_PROGRAMS += t/cluster/tool
 t_cluster_tool_SOURCES = t/cluster/tool.c
-t_cluster_gateway_t_SOURCES = t/cluster/gateway.c t/tap.h
+t_cluster_gateway_t_SOURCES = t/cluster/gateway.c t/cluster/harness.c t/cluster/harness.h t/tap.h
 t_cluster_gateway_t_LDADD = $(TIERS_LIBS)
 TESTS += t/cluster/api.sh
 EXTRA_DIST += t/cluster/api.sh

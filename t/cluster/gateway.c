@@ -1,6 +1,13 @@
 /*  gateway.c — cluster tests of the HTTP edge: real MHD, real curl, a real
     balancer and test workers.
 
+    Every scenario runs twice: (1) one node in this process, the balancer on
+    inproc://; (2) split over three processes on tcp:// loopback: "lb" (the
+    balancer), "apis" (the fakeapi workers) and "web" (the gateway, started
+    with --http 127.0.0.1:0; its port is read from its log). Each node is
+    this program started as `gateway.t run -m MAP -n NODE`: with arguments
+    it is a tiers launcher with the test kind registered.
+
     fakeapi: a synchronous worker (tiers_service_run) of pool `pool` that
     answers from the request headers, so every test can see what the
     gateway forwarded and where:
@@ -12,17 +19,19 @@
         after 1.5 s (the map's deadline is 1 s).
 */
 #include "../tap.h"
+#include "harness.h"
+#include "cli.h"
 #include "kind.h"
 #include "map.h"
 #include "node.h"
 #include "service.h"
 #include "log.h"
 #include "gateway/gateway.h"
+#include <signal.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <poll.h>
-
 //  --------------------------------------------------------------------------
 //  The test worker
 
@@ -99,8 +108,7 @@ static const tiers_kind_t s_fakeapi_kind = {
 //  --------------------------------------------------------------------------
 //  curl
 
-static char s_dir [256];
-static int s_port;
+static int s_port;              //  the port of the gateway under test
 
 typedef struct {
     int status;
@@ -132,11 +140,12 @@ s_http_free (http_t *r)
     memset (r, 0, sizeof *r);
 }
 
-//  Runs curl against the gateway; `args` is the rest of the command line
-//  with %s standing for the base URL (http://127.0.0.1:PORT).
+//  Runs curl against the gateway; `format` is the rest of the command line
+//  with %B standing for the base URL (http://127.0.0.1:PORT).
 static http_t
 s_curl (const char *format, ...)
 {
+    const char *dir = h_tmpdir ();
     char base [64];
     snprintf (base, sizeof base, "http://127.0.0.1:%d", s_port);
     va_list args;
@@ -156,15 +165,15 @@ s_curl (const char *format, ...)
     zchunk_extend (line, "", 1);
     char *command = zsys_sprintf (
         "curl -s --max-time 10 -o %s/body -D %s/headers -w '%%{http_code}' %s",
-        s_dir, s_dir, (char *) zchunk_data (line));
+        dir, dir, (char *) zchunk_data (line));
     zchunk_destroy (&line);
     free (rest);
     http_t r = { 0 };
-    char path [300];
-    snprintf (path, sizeof path, "%s/body", s_dir);
-    unlink (path);
-    snprintf (path, sizeof path, "%s/headers", s_dir);
-    unlink (path);
+    char body_path [300], headers_path [300];
+    snprintf (body_path, sizeof body_path, "%s/body", dir);
+    snprintf (headers_path, sizeof headers_path, "%s/headers", dir);
+    unlink (body_path);
+    unlink (headers_path);
     int64_t start = zclock_mono ();
     FILE *pipe = popen (command, "r");
     char code [16] = "";
@@ -176,10 +185,8 @@ s_curl (const char *format, ...)
     r.ms = zclock_mono () - start;
     free (command);
     r.status = atoi (code);
-    snprintf (path, sizeof path, "%s/body", s_dir);
-    r.body = s_slurp (path);
-    snprintf (path, sizeof path, "%s/headers", s_dir);
-    r.headers = s_slurp (path);
+    r.body = s_slurp (body_path);
+    r.headers = s_slurp (headers_path);
     return r;
 }
 
@@ -235,14 +242,23 @@ s_is_problem (const http_t *r, int status)
     return pass;
 }
 
+//  `size` times `fill`, NUL-terminated (malloc'ed).
+static char *
+s_repeat (char fill, size_t size)
+{
+    char *text = (char *) malloc (size + 1);
+    memset (text, fill, size);
+    text [size] = 0;
+    return text;
+}
+
+//  A file of `size` bytes `fill` in the test's directory; returns its path.
 static char *
 s_write_file (const char *name, size_t size, char fill)
 {
-    char *path = zsys_sprintf ("%s/%s", s_dir, name);
-    FILE *file = fopen (path, "wb");
-    for (size_t i = 0; i < size; i++)
-        fputc (fill, file);
-    fclose (file);
+    char *text = s_repeat (fill, size);
+    char *path = h_write_file (name, text);
+    free (text);
     return path;
 }
 
@@ -280,23 +296,23 @@ s_wait_closed (int fd, int timeout_ms)
 }
 
 //  --------------------------------------------------------------------------
+//  The cluster, in its two placements
 
-static tiers_map_t *s_map;
-static tiers_node_t *s_node;
-
-static int
-s_start (bool with_write)
+static char *
+s_map_text (bool split, bool with_write, const char *balancer)
 {
-    char *text = zsys_sprintf (
+    return zsys_sprintf (
         "cluster\n"
         "    name = gateway-test\n"
         "    log = warn\n"
-        "node = box\n"
+        "node = %s\n"
         "    balancer\n"
-        "        bind = inproc://%s\n"
+        "        bind = %s\n"
+        "%s"
         "    fakeapi = r\n"
         "        pool = read\n"
         "        instances = 2\n"
+        "%s"
         "%s"
         "    gateway\n"
         "        http = 127.0.0.1:0\n"
@@ -305,26 +321,102 @@ s_start (bool with_write)
         "        max_header = 4k\n"
         "        idle_timeout = 1s\n"
         "        deadline = 1s\n",
-        //  libzmq unbinds inproc endpoints asynchronously: a fresh name.
-        with_write ? "balancer" : "balancer2",
+        split ? "lb" : "box", balancer,
+        split ? "node = apis\n" : "",
         with_write ? "    fakeapi = w\n        pool = write\n" : "",
+        split ? "node = web\n" : "",
         with_write ? 2 : 1);
-    char *errors = NULL;
-    s_map = tiers_map_parse (text, "gateway.map", &errors);
-    free (text);
-    if (!s_map) {
-        diag ("%s", errors);
-        free (errors);
-        return -1;
+}
+
+#define NODES 3
+static const char *s_nodes [NODES] = { "lb", "apis", "web" };
+enum { LB, APIS, WEB };
+
+typedef struct {
+    bool split;
+    bool with_write;
+    const char *label;          //  "inproc" or "tcp", prefixes every assertion
+    const char *self_path;      //  split: this program
+    tiers_map_t *map;           //  one process
+    tiers_node_t *node;
+    char *map_path;             //  split
+    pid_t pids [NODES];         //  split: lb, apis, web (0 = not running)
+    char *logs [NODES];
+} cluster_t;
+
+//  Start node i as a child process; wait for its "; ready" line.
+static int
+s_start_node (cluster_t *c, int i)
+{
+    c->logs [i] = zsys_sprintf ("%s/%s%s.log", h_tmpdir (), s_nodes [i],
+                                c->with_write ? "" : "-nowrite");
+    char *argv [] = { (char *) c->self_path, (char *) "run", (char *) "-m", c->map_path,
+                      (char *) "-n", (char *) s_nodes [i], NULL, NULL, NULL };
+    if (i == WEB) {                 //  the gateway's address, as an operator would
+        argv [6] = (char *) "--http";
+        argv [7] = (char *) "127.0.0.1:0";
     }
-    s_node = tiers_node_new (s_map, NULL);
-    if (tiers_node_start (s_node)) {
-        diag ("%s", tiers_node_error (s_node));
-        return -1;
+    c->pids [i] = h_spawn (argv, c->logs [i]);
+    if (h_wait_for_line (c->logs [i], "; ready", 10000) == 0)
+        return 0;
+    char *log = s_slurp (c->logs [i]);
+    diag ("node %s did not start:\n%s", s_nodes [i], log);
+    free (log);
+    return -1;
+}
+
+//  The port the web node's gateway listens on, from its log, or 0.
+static int
+s_web_port (cluster_t *c)
+{
+    char *log = s_slurp (c->logs [WEB]);
+    const char *needle = " listening on http://127.0.0.1:";
+    const char *line = strstr (log, "tiers: gateway ");
+    line = line ? strstr (line, needle) : NULL;
+    int port = line ? atoi (line + strlen (needle)) : 0;
+    free (log);
+    return port;
+}
+
+static int
+s_cluster_start (cluster_t *c)
+{
+    s_port = 0;
+    if (c->split) {
+        char balancer [64];
+        snprintf (balancer, sizeof balancer, "tcp://127.0.0.1:%d", h_free_port ());
+        char *text = s_map_text (true, c->with_write, balancer);
+        c->map_path = h_write_file (c->with_write ? "split.map" : "split-nowrite.map",
+                                    text);
+        free (text);
+        for (int i = 0; i < NODES; i++)
+            if (s_start_node (c, i))
+                return -1;
+        s_port = s_web_port (c);
     }
-    s_port = tiers_gateway_port ();
+    else {
+        //  libzmq unbinds inproc endpoints asynchronously: a fresh name.
+        const char *balancer = c->with_write ? "inproc://balancer" : "inproc://balancer2";
+        char *text = s_map_text (false, c->with_write, balancer);
+        char *errors = NULL;
+        c->map = tiers_map_parse (text, "gateway.map", &errors);
+        free (text);
+        if (!c->map) {
+            diag ("%s", errors);
+            free (errors);
+            return -1;
+        }
+        c->node = tiers_node_new (c->map, NULL);
+        if (tiers_node_start (c->node)) {
+            diag ("%s", tiers_node_error (c->node));
+            return -1;
+        }
+        s_port = tiers_gateway_port ();
+    }
+    if (s_port <= 0)
+        return -1;
     //  Wait until the read pool serves (workers have joined).
-    for (int i = 0; i < 50; i++) {
+    for (int i = 0; i < 100; i++) {
         http_t r = s_curl ("%%B/v1/c/warmup");
         int status = r.status;
         s_http_free (&r);
@@ -335,26 +427,42 @@ s_start (bool with_write)
     return -1;
 }
 
+//  Stop whatever still runs: the node in this process, or every child by
+//  pid (the web node first: it is the one clients talk to).
 static void
-s_stop (void)
+s_cluster_stop (cluster_t *c)
 {
-    tiers_node_destroy (&s_node);
-    tiers_map_destroy (&s_map);
+    tiers_node_destroy (&c->node);
+    tiers_map_destroy (&c->map);
+    for (int i = NODES - 1; i >= 0; i--) {
+        if (c->pids [i] > 0)
+            is_int (h_stop (c->pids [i], SIGTERM, 5000), 0,
+                    "%s: node %s exits 0 on SIGTERM", c->label, s_nodes [i]);
+        c->pids [i] = 0;
+        free (c->logs [i]);
+        c->logs [i] = NULL;
+    }
+    free (c->map_path);
+    c->map_path = NULL;
 }
 
+//  --------------------------------------------------------------------------
+//  The scenarios
+
 static void
-s_routes (void)
+s_routes (const char *L)
 {
     http_t r = s_curl ("%%B/health");
-    is_int (r.status, 200, "/health answers 200");
-    is (r.body, "{\"status\":\"ok\"}", "/health body is {\"status\":\"ok\"}");
-    ok (strlen (s_header (&r, "X-Request-Id")) > 0, "a request id is generated");
+    is_int (r.status, 200, "%s: /health answers 200", L);
+    is (r.body, "{\"status\":\"ok\"}", "%s: /health body is {\"status\":\"ok\"}", L);
+    ok (strlen (s_header (&r, "X-Request-Id")) > 0, "%s: a request id is generated", L);
     char first [128];
     snprintf (first, sizeof first, "%s", s_header (&r, "X-Request-Id"));
     s_http_free (&r);
     r = s_curl ("%%B/health");
     ok (*s_header (&r, "X-Request-Id") && !streq (first, s_header (&r, "X-Request-Id")),
-        "generated request ids differ (%s, %s)", first, s_header (&r, "X-Request-Id"));
+        "%s: generated request ids differ (%s, %s)", L, first,
+        s_header (&r, "X-Request-Id"));
     s_http_free (&r);
 
     //  Two instances share the port (SO_REUSEPORT); the kernel spreads
@@ -368,165 +476,169 @@ s_routes (void)
             seen [dash [1] - '0'] = true;
         s_http_free (&r);
     }
-    ok (seen [0] && seen [1], "both gateway instances serve the shared port");
+    ok (seen [0] && seen [1], "%s: both gateway instances serve the shared port", L);
 
     r = s_curl ("%%B/metrics");
-    is_int (r.status, 200, "/metrics answers 200");
+    is_int (r.status, 200, "%s: /metrics answers 200", L);
     ok (s_has (&r, "tiers_gateway_requests_total{route=\"health\",status=\"200\"}"),
-        "/metrics counts the health requests");
+        "%s: /metrics counts the health requests", L);
     ok (s_has (&r, "tiers_gateway_latency_seconds") && s_has (&r, "tiers_gateway_inflight"),
-        "/metrics has the latency histogram and the in-flight gauge");
+        "%s: /metrics has the latency histogram and the in-flight gauge", L);
     ok (strncmp (s_header (&r, "Content-Type"), "text/plain; version=0.0.4", 25) == 0,
-        "/metrics is Prometheus text (%s)", s_header (&r, "Content-Type"));
+        "%s: /metrics is Prometheus text (%s)", L, s_header (&r, "Content-Type"));
     s_http_free (&r);
 
     r = s_curl ("-H 'X-Request-Id: abc-123' %%B/v1/users/u1");
-    is_int (r.status, 200, "GET a document: 200");
+    is_int (r.status, 200, "%s: GET a document: 200", L);
     ok (s_has (&r, "\"pool\":\"read\"") && s_has (&r, "\"method\":\"GET\"")
         && s_has (&r, "\"collection\":\"users\"") && s_has (&r, "\"id\":\"u1\""),
-        "GET goes to the read pool with method, collection, id");
-    is (s_header (&r, "X-Request-Id"), "abc-123", "a given X-Request-Id is echoed");
-    ok (s_has (&r, "\"rid\":\"abc-123\""), "and is the rid on the wire");
-    is (s_header (&r, "Content-Type"), "application/json", "default content type");
+        "%s: GET goes to the read pool with method, collection, id", L);
+    is (s_header (&r, "X-Request-Id"), "abc-123", "%s: a given X-Request-Id is echoed", L);
+    ok (s_has (&r, "\"rid\":\"abc-123\""), "%s: and is the rid on the wire", L);
+    is (s_header (&r, "Content-Type"), "application/json", "%s: default content type", L);
     s_http_free (&r);
 
     r = s_curl ("-H 'X-Request-Id: has space' %%B/v1/users/u1");
     ok (r.status == 200 && !streq (s_header (&r, "X-Request-Id"), "has space")
-        && *s_header (&r, "X-Request-Id"), "an invalid X-Request-Id is replaced (%s)",
+        && *s_header (&r, "X-Request-Id"),
+        "%s: an invalid X-Request-Id is replaced (%s)", L,
         s_header (&r, "X-Request-Id"));
     s_http_free (&r);
 
     r = s_curl ("-X PUT -H 'If-Match: \"3\"' -H 'Content-Type: application/json' "
                 "--data-binary '{\"a\":1}' %%B/v1/users/u1");
-    is_int (r.status, 201, "PUT a document: 201 from the write pool");
+    is_int (r.status, 201, "%s: PUT a document: 201 from the write pool", L);
     ok (s_has (&r, "\"pool\":\"write\"") && s_has (&r, "\"method\":\"PUT\"")
-        && s_has (&r, "\"body\":{\"a\":1}"), "PUT goes to the write pool with its body");
+        && s_has (&r, "\"body\":{\"a\":1}"),
+        "%s: PUT goes to the write pool with its body", L);
     ok (s_has (&r, "\"if_match\":\"\\\"3\\\"\"") || s_has (&r, "\"if_match\":\"\"3\"\""),
-        "If-Match is forwarded verbatim");
-    is (s_header (&r, "ETag"), "\"7\"", "the reply's etag becomes ETag");
-    is (s_header (&r, "Location"), "/v1/users/u1", "the reply's location becomes Location");
+        "%s: If-Match is forwarded verbatim", L);
+    is (s_header (&r, "ETag"), "\"7\"", "%s: the reply's etag becomes ETag", L);
+    is (s_header (&r, "Location"), "/v1/users/u1",
+        "%s: the reply's location becomes Location", L);
     s_http_free (&r);
 
     r = s_curl ("-X DELETE %%B/v1/users/u1");
-    is_int (r.status, 204, "DELETE a document: 204");
-    ok (*r.body == 0 && *s_header (&r, "X-Request-Id"), "no body, a request id");
+    is_int (r.status, 204, "%s: DELETE a document: 204", L);
+    ok (*r.body == 0 && *s_header (&r, "X-Request-Id"), "%s: no body, a request id", L);
     s_http_free (&r);
 
     r = s_curl ("-H 'If-None-Match: \"7\"' %%B/v1/users/u1");
-    is_int (r.status, 304, "If-None-Match forwarded: 304");
+    is_int (r.status, 304, "%s: If-None-Match forwarded: 304", L);
     s_http_free (&r);
 
     r = s_curl ("-I %%B/v1/users/u1");     //  -I: the headers land in body too
     ok (r.status == 200 && atoi (s_header (&r, "Content-Length")) > 0
-        && !s_has (&r, "{"), "HEAD: 200, Content-Length of the document, no body");
+        && !s_has (&r, "{"), "%s: HEAD: 200, Content-Length of the document, no body", L);
     s_http_free (&r);
 
     r = s_curl ("'%%B/v1/users?limit=5&after=k9'");
-    is_int (r.status, 200, "GET a collection: 200");
+    is_int (r.status, 200, "%s: GET a collection: 200", L);
     ok (s_has (&r, "\"pool\":\"read\"") && s_has (&r, "\"limit\":\"5\"")
         && s_has (&r, "\"after\":\"k9\"") && s_has (&r, "\"id\":\"\""),
-        "a list carries limit and after, no id");
+        "%s: a list carries limit and after, no id", L);
     s_http_free (&r);
 
     r = s_curl ("%%B/v1/users/gone");
     ok (s_is_problem (&r, 404) && s_has (&r, "no such document"),
-        "a 404 without a body becomes problem+json with the service's reason");
+        "%s: a 404 without a body becomes problem+json with the service's reason", L);
     s_http_free (&r);
 }
 
 static void
-s_errors (void)
+s_errors (const char *L)
 {
     http_t r = s_curl ("-H 'X-Request-Id: req-404' %%B/nothing/here");
-    ok (s_is_problem (&r, 404), "unknown route: 404 problem+json");
-    is (s_header (&r, "X-Request-Id"), "req-404", "with the given request id");
+    ok (s_is_problem (&r, 404), "%s: unknown route: 404 problem+json", L);
+    is (s_header (&r, "X-Request-Id"), "req-404", "%s: with the given request id", L);
     s_http_free (&r);
 
     r = s_curl ("%%B/v1/users/a/b");
-    ok (s_is_problem (&r, 404), "too deep a path: 404");
+    ok (s_is_problem (&r, 404), "%s: too deep a path: 404", L);
     s_http_free (&r);
 
     r = s_curl ("-X POST -d x %%B/v1/users/u1");
-    ok (s_is_problem (&r, 405), "POST on a document: 405");
-    is (s_header (&r, "Allow"), "GET, HEAD, PUT, DELETE", "with Allow");
+    ok (s_is_problem (&r, 405), "%s: POST on a document: 405", L);
+    is (s_header (&r, "Allow"), "GET, HEAD, PUT, DELETE", "%s: with Allow", L);
     s_http_free (&r);
 
     r = s_curl ("-X DELETE %%B/v1/users");
     ok (s_is_problem (&r, 405) && streq (s_header (&r, "Allow"), "GET, HEAD"),
-        "DELETE on a collection: 405, Allow: GET, HEAD");
+        "%s: DELETE on a collection: 405, Allow: GET, HEAD", L);
     s_http_free (&r);
 
     r = s_curl ("-X PUT %%B/health");
-    ok (s_is_problem (&r, 405), "PUT /health: 405");
+    ok (s_is_problem (&r, 405), "%s: PUT /health: 405", L);
     s_http_free (&r);
 
     r = s_curl ("'%%B/v1/bad!name/u1'");
-    ok (s_is_problem (&r, 400) && s_has (&r, "collection"), "bad collection name: 400");
+    ok (s_is_problem (&r, 400) && s_has (&r, "collection"),
+        "%s: bad collection name: 400", L);
     s_http_free (&r);
 
     char *big = s_write_file ("big", 2048, 'x');
     r = s_curl ("-X PUT --data-binary @%s %%B/v1/users/u1", big);
-    ok (s_is_problem (&r, 413) && s_has (&r, "2048"), "Content-Length over max_body: 413");
-    ok (r.ms < 900, "refused before the body (%lld ms)", (long long) r.ms);
+    ok (s_is_problem (&r, 413) && s_has (&r, "2048"),
+        "%s: Content-Length over max_body: 413", L);
+    ok (r.ms < 900, "%s: refused before the body (%lld ms)", L, (long long) r.ms);
     s_http_free (&r);
 
     r = s_curl ("-X PUT -H 'Transfer-Encoding: chunked' --data-binary @%s "
                 "%%B/v1/users/u1", big);
-    ok (s_is_problem (&r, 413) && s_has (&r, "1024"), "chunked upload over max_body: 413");
+    ok (s_is_problem (&r, 413) && s_has (&r, "1024"),
+        "%s: chunked upload over max_body: 413", L);
     s_http_free (&r);
     free (big);
 
     char *small = s_write_file ("small", 1000, 'y');
     r = s_curl ("-X PUT -H 'Transfer-Encoding: chunked' --data-binary @%s "
                 "%%B/v1/users/u1", small);
-    is_int (r.status, 201, "a chunked upload within max_body is forwarded");
+    is_int (r.status, 201, "%s: a chunked upload within max_body is forwarded", L);
     free (small);
     s_http_free (&r);
 
-    char *long_id = (char *) malloc (3001);
-    memset (long_id, 'a', 3000);
-    long_id [3000] = 0;
+    char *long_id = s_repeat ('a', 3000);
     r = s_curl ("%%B/v1/users/%s", long_id);
-    ok (s_is_problem (&r, 414) && s_has (&r, "2048"), "URL over max_url: 414");
+    ok (s_is_problem (&r, 414) && s_has (&r, "2048"), "%s: URL over max_url: 414", L);
     s_http_free (&r);
     free (long_id);
 
-    char *huge = (char *) malloc (8001);
-    memset (huge, 'h', 8000);
-    huge [8000] = 0;
+    char *huge = s_repeat ('h', 8000);
     r = s_curl ("-H 'X-Big: %s' %%B/v1/users/u1", huge);
-    is_int (r.status, 431, "headers over max_header: 431 (MHD's own page)");
+    is_int (r.status, 431, "%s: headers over max_header: 431 (MHD's own page)", L);
     s_http_free (&r);
     free (huge);
     r = s_curl ("%%B/health");
-    is_int (r.status, 200, "the gateway still serves after oversized headers");
+    is_int (r.status, 200, "%s: the gateway still serves after oversized headers", L);
     s_http_free (&r);
 
     r = s_curl ("%%B/v1/users/slow");
-    ok (s_is_problem (&r, 504), "a request past its deadline: 504");
-    ok (r.ms >= 900 && r.ms < 2500, "answered near the 1 s deadline (%lld ms)",
+    ok (s_is_problem (&r, 504), "%s: a request past its deadline: 504", L);
+    ok (r.ms >= 900 && r.ms < 2500, "%s: answered near the 1 s deadline (%lld ms)", L,
         (long long) r.ms);
     s_http_free (&r);
     //  The late reply (after 1.5 s) is dropped; the pool keeps serving.
     zclock_sleep (700);
     r = s_curl ("%%B/v1/users/after-slow");
-    is_int (r.status, 200, "served normally after a timeout");
+    is_int (r.status, 200, "%s: served normally after a timeout", L);
     s_http_free (&r);
     r = s_curl ("%%B/metrics");
-    ok (s_has (&r, "tiers_gateway_late_replies_total"), "late replies are counted");
-    ok (s_has (&r, "route=\"document\",status=\"504\""), "504s are counted by route");
+    ok (s_has (&r, "tiers_gateway_late_replies_total"), "%s: late replies are counted", L);
+    ok (s_has (&r, "route=\"document\",status=\"504\""),
+        "%s: 504s are counted by route", L);
     s_http_free (&r);
 }
 
 static void
-s_slow_clients (void)
+s_slow_clients (const char *L)
 {
     //  A slowloris: a partial request line, then silence.
     int slowloris = s_connect ();
-    ok (slowloris >= 0, "slowloris connected");
-    ok (send (slowloris, "GET /heal", 9, 0) == 9, "slowloris sent a partial request line");
+    ok (slowloris >= 0, "%s: slowloris connected", L);
+    ok (send (slowloris, "GET /heal", 9, 0) == 9,
+        "%s: slowloris sent a partial request line", L);
     int idle = s_connect ();
-    ok (idle >= 0, "an idle connection is open");
+    ok (idle >= 0, "%s: an idle connection is open", L);
     int64_t start = zclock_mono ();
     int served = 0;
     for (int i = 0; i < 20; i++) {
@@ -536,25 +648,26 @@ s_slow_clients (void)
         s_http_free (&r);
     }
     int64_t elapsed = zclock_mono () - start;
-    is_int (served, 20, "20 requests served while the slowloris stalls");
-    ok (elapsed < 5000, "quickly (%lld ms)", (long long) elapsed);
+    is_int (served, 20, "%s: 20 requests served while the slowloris stalls", L);
+    ok (elapsed < 5000, "%s: quickly (%lld ms)", L, (long long) elapsed);
     //  Both are closed by the idle timeout (1 s; MHD counts whole seconds).
     int64_t closed = s_wait_closed (slowloris, 4000);
-    ok (closed >= 0, "the slowloris is disconnected by idle_timeout (%lld ms more)",
+    ok (closed >= 0, "%s: the slowloris is disconnected by idle_timeout (%lld ms more)", L,
         (long long) closed);
     closed = s_wait_closed (idle, 4000);
-    ok (closed >= 0, "the idle connection is closed by idle_timeout");
+    ok (closed >= 0, "%s: the idle connection is closed by idle_timeout", L);
     close (slowloris);
     close (idle);
 }
 
 //  Many clients at once: every request answered, none lost in the table.
 static void
-s_concurrency (void)
+s_concurrency (const char *L)
 {
     char *command = zsys_sprintf (
         "curl -s --no-progress-meter -Z --parallel-max 64 --max-time 20 -o '%s/par_#1' "
-        "-w '%%{http_code}\\n' 'http://127.0.0.1:%d/v1/users/p[1-300]'", s_dir, s_port);
+        "-w '%%{http_code}\\n' 'http://127.0.0.1:%d/v1/users/p[1-300]'",
+        h_tmpdir (), s_port);
     int64_t start = zclock_mono ();
     FILE *pipe = popen (command, "r");
     free (command);
@@ -567,77 +680,100 @@ s_concurrency (void)
     }
     if (pipe)
         pclose (pipe);
-    is_int (answers, 300, "300 parallel requests (64 at once) all answered");
-    is_int (served, 300, "all 200 (%lld ms)", (long long) (zclock_mono () - start));
+    is_int (answers, 300, "%s: 300 parallel requests (64 at once) all answered", L);
+    is_int (served, 300, "%s: all 200 (%lld ms)", L, (long long) (zclock_mono () - start));
     http_t r = s_curl ("%%B/metrics");
-    ok (s_has (&r, "tiers_gateway_inflight 1\n"), "in flight: only the /metrics request itself");
+    ok (s_has (&r, "tiers_gateway_inflight 1\n"),
+        "%s: in flight: only the /metrics request itself", L);
     if (!s_has (&r, "tiers_gateway_inflight 1\n"))
         diag ("%s", strstr (r.body, "tiers_gateway_inflight") ?: "no gauge");
     s_http_free (&r);
 }
 
 static void
-s_no_write_pool (void)
+s_no_write_pool (cluster_t *c)
 {
+    const char *L = c->label;
     http_t r = s_curl ("-X PUT --data-binary '{}' %%B/v1/users/u1");
-    ok (s_is_problem (&r, 503), "no write workers: 503 problem+json");
-    ok (*s_header (&r, "Retry-After"), "with Retry-After: %s", s_header (&r, "Retry-After"));
-    ok (s_has (&r, "write pool"), "naming the pool");
+    ok (s_is_problem (&r, 503), "%s: no write workers: 503 problem+json", L);
+    ok (*s_header (&r, "Retry-After"), "%s: with Retry-After: %s", L,
+        s_header (&r, "Retry-After"));
+    ok (s_has (&r, "write pool"), "%s: naming the pool", L);
     s_http_free (&r);
     r = s_curl ("%%B/v1/users/u1");
-    is_int (r.status, 200, "reads still served");
+    is_int (r.status, 200, "%s: reads still served", L);
     s_http_free (&r);
 
-    //  Shutdown answers a suspended request instead of dropping it.
+    //  Shutdown answers a suspended request instead of dropping it: the
+    //  node in this process is destroyed, the web node gets SIGTERM.
     char *command = zsys_sprintf ("curl -s --max-time 10 -o /dev/null -w '%%{http_code}' "
                                   "http://127.0.0.1:%d/v1/users/slow", s_port);
     FILE *pipe = popen (command, "r");
     free (command);
     zclock_sleep (300);             //  forwarded, suspended
     int64_t start = zclock_mono ();
-    zactor_t *gateway = tiers_node_actor (s_node, "gateway");
-    ok (gateway != NULL, "the gateway actor is found");
+    if (c->split) {
+        diag ("%s: no actor to look up in another process; its node is stopped by pid", L);
+        is_int (h_stop (c->pids [WEB], SIGTERM, 5000), 0,
+                "%s: node web exits 0 on SIGTERM", L);
+        c->pids [WEB] = 0;
+    }
+    else {
+        ok (tiers_node_actor (c->node, "gateway") != NULL,
+            "%s: the gateway actor is found", L);
+        tiers_node_destroy (&c->node);
+    }
     char code [16] = "";
-    s_stop ();
     if (!fgets (code, sizeof code, pipe))
         code [0] = 0;
     pclose (pipe);
-    is (code, "503", "a request suspended at shutdown gets 503");
-    diag ("node stopped in %lld ms", (long long) (zclock_mono () - start));
+    is (code, "503", "%s: a request suspended at shutdown gets 503", L);
+    diag ("%s: node stopped in %lld ms", L, (long long) (zclock_mono () - start));
+}
+
+//  Every scenario, on one placement of the cluster.
+static void
+s_run_all (bool split, const char *self_path)
+{
+    const char *L = split ? "tcp" : "inproc";
+    cluster_t c = { .split = split, .with_write = true, .label = L,
+                    .self_path = self_path };
+    int rc = s_cluster_start (&c);
+    if (ok (rc == 0, "%s: cluster with read and write pools started (port %d)",
+            L, s_port)) {
+        s_routes (L);
+        s_errors (L);
+        s_slow_clients (L);
+        s_concurrency (L);
+    }
+    s_cluster_stop (&c);
+
+    cluster_t without = { .split = split, .with_write = false, .label = L,
+                          .self_path = self_path };
+    rc = s_cluster_start (&without);
+    if (ok (rc == 0, "%s: cluster without a write pool started (port %d)", L, s_port))
+        s_no_write_pool (&without);
+    s_cluster_stop (&without);
 }
 
 int
-main (void)
+main (int argc, char **argv)
 {
+    tiers_kind_register (&s_fakeapi_kind);
+    if (argc > 1)                   //  a node of the split cluster
+        return tiers_cli_main (argc, argv);
+
     zsys_init ();
     zsys_handler_set (NULL);
     tiers_log_set_level (TIERS_LOG_WARN);
-    tiers_kind_register (&s_fakeapi_kind);
-    snprintf (s_dir, sizeof s_dir, "%s/tiers-gateway-XXXXXX",
-              getenv ("TMPDIR") ? getenv ("TMPDIR") : "/tmp");
-    if (!mkdtemp (s_dir)) {
-        printf ("Bail out! cannot make a temp dir\n");
-        return 1;
-    }
-    int rc = s_start (true);
-    if (!ok (rc == 0, "cluster with read and write pools started (port %d)", s_port)) {
-        s_stop ();
-        return done_testing ();
-    }
-    s_routes ();
-    s_errors ();
-    s_slow_clients ();
-    s_concurrency ();
-    s_stop ();
+    h_tmpdir ();
+    char self_path [4096];
+    ssize_t size = readlink ("/proc/self/exe", self_path, sizeof self_path - 1);
+    assert (size > 0);
+    self_path [size] = 0;
 
-    rc = s_start (false);
-    if (ok (rc == 0, "cluster without a write pool started (port %d)", s_port))
-        s_no_write_pool ();
-    else
-        s_stop ();
-    char *command = zsys_sprintf ("rm -rf '%s'", s_dir);
-    if (system (command) != 0)
-        diag ("could not remove %s", s_dir);
-    free (command);
+    s_run_all (false, self_path);
+    s_run_all (true, self_path);
+    h_kill_all ();
     return done_testing ();
 }

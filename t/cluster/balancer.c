@@ -159,7 +159,7 @@ s_map_text (bool split, const char *lb, const char *lb2)
 typedef struct {
     bool split;
     const char *label;
-    char *self_path;
+    const char *self_path;
     char *map_path;
     pid_t pids [3];             //  split: lb, w1, w2
     char *logs [3];
@@ -173,7 +173,7 @@ static const char *s_nodes [3] = { "lb", "w1", "w2" };
 static int
 s_start_node (cluster_t *c, int i)
 {
-    char *argv [] = { c->self_path, (char *) "run", (char *) "-m", c->map_path,
+    char *argv [] = { (char *) c->self_path, (char *) "run", (char *) "-m", c->map_path,
                       (char *) "-n", (char *) s_nodes [i], NULL };
     c->pids [i] = h_spawn (argv, c->logs [i]);
     return h_wait_for_line (c->logs [i], "ready", 10000);
@@ -427,17 +427,13 @@ main (int argc, char **argv)
     zsys_handler_set (NULL);
     tiers_log_set_level (TIERS_LOG_ERROR);
     h_tmpdir ();
-    char self_path [4096];
-    ssize_t size = readlink ("/proc/self/exe", self_path, sizeof self_path - 1);
-    assert (size > 0);
-    self_path [size] = 0;
 
     cluster_t one = { .split = false, .label = "inproc" };
     ok (s_cluster_start (&one) == 0, "inproc: cluster started in one process");
     s_scenarios (&one);
     s_cluster_stop (&one);
 
-    cluster_t split = { .split = true, .label = "tcp", .self_path = self_path };
+    cluster_t split = { .split = true, .label = "tcp", .self_path = h_self_path () };
     ok (s_cluster_start (&split) == 0, "tcp: three nodes started as processes");
     s_scenarios (&split);
     s_cluster_stop (&split);

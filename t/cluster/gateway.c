@@ -767,13 +767,8 @@ main (int argc, char **argv)
     zsys_handler_set (NULL);
     tiers_log_set_level (TIERS_LOG_WARN);
     h_tmpdir ();
-    char self_path [4096];
-    ssize_t size = readlink ("/proc/self/exe", self_path, sizeof self_path - 1);
-    assert (size > 0);
-    self_path [size] = 0;
-
-    s_run_all (false, self_path);
-    s_run_all (true, self_path);
+    s_run_all (false, h_self_path ());
+    s_run_all (true, h_self_path ());
     h_kill_all ();
     return done_testing ();
 }

@@ -40,6 +40,18 @@ h_tmpdir (void)
     return s_dir;
 }
 
+const char *
+h_self_path (void)
+{
+    static char path [4096];
+    if (!*path) {
+        ssize_t size = readlink ("/proc/self/exe", path, sizeof path - 1);
+        assert (size > 0);
+        path [size] = 0;
+    }
+    return path;
+}
+
 int
 h_free_port (void)
 {

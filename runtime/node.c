@@ -209,7 +209,7 @@ tiers_data_path (const tiers_map_t *map, const char *leaf)
     const char *data = tiers_map_cluster (map, "data");
     if (!data)
         data = "./tiers-data";
-    if (mkdir (data, 0755) && errno != EEXIST)
+    if (zsys_dir_create ("%s", data))       //  with its parents, like mkdir -p
         tiers_warn ("cannot create %s: %s", data, strerror (errno));
     return zsys_sprintf ("%s/%s", data, leaf);
 }

@@ -149,14 +149,15 @@ main (void)
     //  tiers_data_path joins the cluster's data directory.
     char dir [] = "/tmp/tiers-node-XXXXXX";
     ok (mkdtemp (dir) != NULL, "temp dir");
-    text = zsys_sprintf ("cluster\n    data = %s/d\nnode = a\n    low\n", dir);
+    text = zsys_sprintf ("cluster\n    data = %s/d/e\nnode = a\n    low\n", dir);
     map = s_map (text);
     free (text);
     char *path = tiers_data_path (map, "s0.db");
-    char *expected = zsys_sprintf ("%s/d/s0.db", dir);
+    char *expected = zsys_sprintf ("%s/d/e/s0.db", dir);
     is (path, expected, "data path");
-    char *made = zsys_sprintf ("%s/d", dir);
-    ok (zsys_file_mode (made) != -1 && S_ISDIR (zsys_file_mode (made)), "data dir created");
+    char *made = zsys_sprintf ("%s/d/e", dir);
+    ok (zsys_file_mode (made) != -1 && S_ISDIR (zsys_file_mode (made)),
+        "data dir created with its parents");
     free (made);
     char *cleanup = zsys_sprintf ("rm -rf %s", dir);
     if (system (cleanup) != 0)

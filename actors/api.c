@@ -24,6 +24,7 @@
 #include "node.h"
 #include "service.h"
 #include "wire.h"
+#include "poller.h"
 #include "slot.h"
 #include "log.h"
 #include "metrics.h"
@@ -542,21 +543,25 @@ s_answer (api_t *self, call_t *call, tiers_wire_t *answer)
     return true;
 }
 
-static void
+//  Takes one answer without waiting; false when none was there.
+static bool
 s_on_shard (api_t *self, shard_link_t *link)
 {
     const char *error = NULL;
-    tiers_wire_t *answer = tiers_wire_recv (zsock_resolve (link->sock), NULL, &error);
+    tiers_wire_t *answer = NULL;
+    if (tiers_wire_try_recv (link->sock, NULL, &answer, &error))
+        return false;
     if (!answer) {
         tiers_counter_add (self->shard_errors, 1);
         tiers_warn ("malformed answer from shard %s: %s", link->entry->name,
                     error ? error : "?");
-        return;
+        return true;
     }
     call_t *call = (call_t *) zhashx_lookup (self->calls, answer->rid);
     if (call && s_answer (self, call, answer))
         zhashx_delete (self->calls, answer->rid);
     tiers_wire_destroy (&answer);
+    return true;
 }
 
 //  Calls past their deadline are answered 504.
@@ -663,44 +668,46 @@ s_api_actor (zsock_t *pipe, void *args_, bool writes)
     self->service = tiers_service_new (&config);
     tiers_actor_ready (pipe);
 
-    size_t count = 2 + self->shard_count;
-    zmq_pollitem_t *items = (zmq_pollitem_t *) calloc (count, sizeof *items);
+    tiers_poller_t *poller = tiers_poller_new ();
+    int on_pipe = tiers_poller_add (poller, pipe);
+    for (size_t i = 0; i < self->shard_count; i++)
+        tiers_poller_add (poller, self->shards [i].sock);       //  at 1 + i
+    int on_service = tiers_poller_add (poller, tiers_service_sock (self->service));
+    unsigned joins = tiers_service_joins (self->service);
     int64_t expire_at = 0;
     while (true) {
         int timeout = tiers_service_tick (self->service);
         if (zhashx_size (self->calls) && timeout > 10)
             timeout = 10;
         zsock_t *sock = tiers_service_sock (self->service);
-        items [0] = (zmq_pollitem_t) { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 };
+        if (tiers_service_joins (self->service) != joins || !sock) {
+            tiers_poller_set (poller, on_service, sock);
+            joins = tiers_service_joins (self->service);
+        }
+        tiers_poller_wait (poller, timeout);
+        if (tiers_poller_ready (poller, on_pipe)) {
+            if ((zsock_events (pipe) & ZMQ_POLLIN) && tiers_actor_stopping (pipe))
+                break;
+            tiers_poller_idle (poller, on_pipe);
+        }
         for (size_t i = 0; i < self->shard_count; i++)
-            items [1 + i] = (zmq_pollitem_t) { zsock_resolve (self->shards [i].sock), 0, ZMQ_POLLIN, 0 };
-        items [count - 1] = (zmq_pollitem_t) { sock ? zsock_resolve (sock) : NULL, 0, ZMQ_POLLIN, 0 };
-        if (zmq_poll (items, sock ? (int) count : (int) count - 1, timeout) < 0 && errno != EINTR)
-            break;
-        if ((items [0].revents & ZMQ_POLLIN) && tiers_actor_stopping (pipe))
-            break;
-        for (size_t i = 0; i < self->shard_count; i++)
-            for (int batch = 0; batch < 256 && (items [1 + i].revents & ZMQ_POLLIN); batch++) {
-                s_on_shard (self, &self->shards [i]);
-                if (!(zsock_events (self->shards [i].sock) & ZMQ_POLLIN))
-                    break;
-            }
-        if (sock && (items [count - 1].revents & ZMQ_POLLIN))
-            for (int batch = 0; batch < 256; batch++) {
-                zmsg_t *route = NULL;
-                tiers_wire_t *request = tiers_service_recv (self->service, &route);
-                if (request)
-                    s_start (self, request, route);
-                sock = tiers_service_sock (self->service);
-                if (!sock || !(zsock_events (sock) & ZMQ_POLLIN))
-                    break;
-            }
+            for (int batch = 0; batch < 256 && tiers_poller_ready (poller, 1 + (int) i); batch++)
+                if (!s_on_shard (self, &self->shards [i]))
+                    tiers_poller_idle (poller, 1 + (int) i);
+        for (int batch = 0; batch < 256 && tiers_poller_ready (poller, on_service); batch++) {
+            zmsg_t *route = NULL;
+            tiers_wire_t *request = NULL;
+            if (tiers_service_try_recv (self->service, &route, &request))
+                tiers_poller_idle (poller, on_service);
+            else if (request)
+                s_start (self, request, route);
+        }
         if (zclock_mono () >= expire_at) {      //  deadlines: a 10 ms sweep
             s_expire (self);
             expire_at = zclock_mono () + 10;
         }
     }
-    free (items);
+    tiers_poller_destroy (&poller);
     //  Shutting down: whoever waits gets an answer.
     for (call_t *call = (call_t *) zhashx_first (self->calls); call;
          call = (call_t *) zhashx_next (self->calls))

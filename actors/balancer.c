@@ -38,6 +38,7 @@
 #include "map.h"
 #include "node.h"
 #include "wire.h"
+#include "poller.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -127,6 +128,7 @@ s_forward (balancer_t *self, zframe_t *first, zmsg_t *route, zframe_t **payload_
     for (zframe_t *frame = zmsg_first (route); frame; frame = zmsg_next (route))
         zmsg_append (out, &(zframe_t *) { zframe_dup (frame) });
     zmsg_append (out, payload_p);
+    tiers_poller_sent (self->router);
     if (zmsg_send (&out, self->router)) {
         zmsg_destroy (&out);
         return -1;
@@ -409,17 +411,34 @@ s_on_status (balancer_t *self, tiers_wire_t *msg, zmsg_t *route)
     tiers_wire_destroy (&reply);
 }
 
-static void
+//  Takes one message from the router without waiting; false when none
+//  was there.
+static bool
 s_on_router (balancer_t *self)
 {
     //  Decoded with the one codec, but the payload frame is kept: requests
     //  and replies are forwarded as they came, never encoded again.
     const char *error = NULL;
-    zmsg_t *route = zmsg_recv (self->router);
-    zframe_t *payload = route ? zmsg_last (route) : NULL;
+    void *handle = zsock_resolve (self->router);
+    zmq_msg_t first;
+    zmq_msg_init (&first);
+    if (zmq_msg_recv (&first, handle, ZMQ_DONTWAIT) == -1) {
+        zmq_msg_close (&first);
+        return false;
+    }
+    zmsg_t *route = zmsg_new ();
+    bool more = zmq_msg_more (&first);
+    zframe_t *frame = zframe_new (zmq_msg_data (&first), zmq_msg_size (&first));
+    zmq_msg_close (&first);
+    zmsg_append (route, &frame);
+    while (more && (frame = zframe_recv (handle))) {
+        more = zframe_more (frame);
+        zmsg_append (route, &frame);
+    }
+    zframe_t *payload = zmsg_last (route);
     if (!payload || zmsg_size (route) < 2) {    //  interrupted, or no identity
         zmsg_destroy (&route);
-        return;
+        return true;
     }
     zmsg_remove (route, payload);
     tiers_wire_t *msg = tiers_wire_decode (zframe_data (payload), zframe_size (payload),
@@ -478,6 +497,7 @@ s_on_router (balancer_t *self)
     zmsg_destroy (&route);
     zframe_destroy (&payload);
     zstr_free (&key);
+    return true;
 }
 
 //  Heartbeats out, dead workers out, late requests answered.
@@ -582,28 +602,28 @@ s_balancer_actor (zsock_t *pipe, void *args_)
 
     int tick_ms = self->heartbeat_ms < 50 ? self->heartbeat_ms : 50;
     int64_t tick_at = zclock_mono () + tick_ms;
+    tiers_poller_t *poller = tiers_poller_new ();
+    int on_pipe = tiers_poller_add (poller, pipe);
+    int on_router = tiers_poller_add (poller, self->router);
     while (true) {
         int64_t wait = tick_at - zclock_mono ();
-        zmq_pollitem_t items [2] = {
-            { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 },
-            { zsock_resolve (self->router), 0, ZMQ_POLLIN, 0 }
-        };
-        int rc = zmq_poll (items, 2, wait > 0 ? wait : 0);
-        if (rc < 0 && errno != EINTR)
+        if (tiers_poller_wait (poller, wait > 0 ? (int) wait : 0) < 0 && errno != EINTR)
             break;
-        if ((items [0].revents & ZMQ_POLLIN) && tiers_actor_stopping (pipe))
-            break;
-        //  Bounded batch per wake-up so ticks are never starved.
-        for (int batch = 0; batch < 256 && (items [1].revents & ZMQ_POLLIN); batch++) {
-            s_on_router (self);
-            if (!(zsock_events (self->router) & ZMQ_POLLIN))
+        if (tiers_poller_ready (poller, on_pipe)) {
+            if ((zsock_events (pipe) & ZMQ_POLLIN) && tiers_actor_stopping (pipe))
                 break;
+            tiers_poller_idle (poller, on_pipe);
         }
+        //  Bounded batch per wake-up so ticks are never starved.
+        for (int batch = 0; batch < 256 && tiers_poller_ready (poller, on_router); batch++)
+            if (!s_on_router (self))
+                tiers_poller_idle (poller, on_router);
         if (zclock_mono () >= tick_at) {
             s_tick (self);
             tick_at = zclock_mono () + tick_ms;
         }
     }
+    tiers_poller_destroy (&poller);
     //  Shutting down: whoever still waits gets an answer, not silence.
     for (pool_t *pool = (pool_t *) zhashx_first (self->pools); pool;
          pool = (pool_t *) zhashx_next (self->pools)) {

@@ -44,6 +44,7 @@
 #include "map.h"
 #include "node.h"
 #include "wire.h"
+#include "poller.h"
 #include "log.h"
 #include "metrics.h"
 #include <microhttpd.h>
@@ -775,14 +776,21 @@ s_mhd_log (void *cls, const char *format, va_list args)
 //  --------------------------------------------------------------------------
 //  The loop
 
-static void
-s_on_dealer (gateway_t *self)
+//  Takes up to GW_BATCH replies without waiting. Returns how many came;
+//  *empty tells that the dealer ran dry.
+static int
+s_on_dealer (gateway_t *self, bool *empty)
 {
+    *empty = false;
+    int count = 0;
     for (int batch = 0; batch < GW_BATCH; batch++) {
-        if (!(zsock_events (self->dealer) & ZMQ_POLLIN))
-            break;
         const char *error = NULL;
-        tiers_wire_t *reply = tiers_wire_recv (self->dealer, NULL, &error);
+        tiers_wire_t *reply = NULL;
+        if (tiers_wire_try_recv (self->dealer, NULL, &reply, &error)) {
+            *empty = true;
+            break;
+        }
+        count++;
         if (!reply) {
             tiers_warn ("malformed message from the balancer: %s", error ? error : "?");
             tiers_counter_add (self->malformed, 1);
@@ -798,12 +806,15 @@ s_on_dealer (gateway_t *self)
         }
         tiers_wire_destroy (&reply);
     }
+    return count;
 }
 
-static void
+//  Answers 504 to requests past their deadline; returns how many.
+static int
 s_expire (gateway_t *self)
 {
     int64_t now = zclock_mono ();
+    int count = 0;
     request_t *req;
     while ((req = (request_t *) zlistx_first (self->forwarded))
            && req->deadline <= now) {
@@ -811,7 +822,9 @@ s_expire (gateway_t *self)
         snprintf (detail, sizeof detail, "%s pool: no answer within %" PRId64 " ms",
                   req->pool, self->deadline_ms);
         s_respond_problem (req, 504, detail, NULL, NULL);
+        count++;
     }
+    return count;
 }
 
 //  Milliseconds zmq_poll may sleep: MHD's own timers, the nearest
@@ -985,24 +998,34 @@ s_gateway_actor (zsock_t *pipe, void *args_)
     fflush (stdout);
     tiers_actor_ready (pipe);
 
+    tiers_poller_t *poller = tiers_poller_new ();
+    int on_pipe = tiers_poller_add (poller, pipe);
+    int on_dealer = tiers_poller_add (poller, self->dealer);
+    int on_http = tiers_poller_add_fd (poller, self->epoll_fd);
     while (true) {
-        zmq_pollitem_t items [3] = {
-            { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 },
-            { zsock_resolve (self->dealer), 0, ZMQ_POLLIN, 0 },
-            { NULL, self->epoll_fd, ZMQ_POLLIN, 0 }
-        };
-        int rc = zmq_poll (items, 3, s_poll_timeout (self));
-        if (rc < 0 && errno != EINTR)
-            break;
-        if ((items [0].revents & ZMQ_POLLIN) && tiers_actor_stopping (pipe))
-            break;
-        if (items [1].revents & ZMQ_POLLIN)
-            s_on_dealer (self);
-        s_expire (self);
-        //  Cheap when idle (one epoll_wait with no wait); runs the
-        //  connections resumed above and MHD's own timeouts.
-        MHD_run (self->daemon);
+        long timeout = s_poll_timeout (self);
+        int ready = tiers_poller_wait (poller, (int) timeout);
+        if (tiers_poller_ready (poller, on_pipe)) {
+            if ((zsock_events (pipe) & ZMQ_POLLIN) && tiers_actor_stopping (pipe))
+                break;
+            tiers_poller_idle (poller, on_pipe);
+        }
+        int replies = 0;
+        if (tiers_poller_ready (poller, on_dealer)) {
+            bool empty;
+            replies = s_on_dealer (self, &empty);
+            if (empty)
+                tiers_poller_idle (poller, on_dealer);
+        }
+        replies += s_expire (self);
+        //  MHD runs when a connection stirs, when replies resumed some,
+        //  and when its own timers are due.
+        if (tiers_poller_ready (poller, on_http) || replies || ready == 0 || timeout == 0) {
+            tiers_poller_idle (poller, on_http);
+            MHD_run (self->daemon);
+        }
     }
+    tiers_poller_destroy (&poller);
     s_drain (self);
     MHD_stop_daemon (self->daemon);
     zlistx_destroy (&self->forwarded);

@@ -7,7 +7,8 @@ libtiers_a_SOURCES += \
     runtime/node.c runtime/node.h \
     runtime/service.c runtime/service.h \
     runtime/cli.c runtime/cli.h \
-    runtime/slot.c runtime/slot.h
+    runtime/slot.c runtime/slot.h \
+    runtime/poller.c runtime/poller.h
 
 bin_PROGRAMS += tiers
 tiers_SOURCES = runtime/main.c

@@ -10,6 +10,7 @@
     Invariant: in JOINED there is exactly one socket; in WAITING none.
 */
 #include "service.h"
+#include "poller.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -22,6 +23,7 @@ struct _tiers_service_t {
     char *endpoint, *pool, *name;
     int capacity, heartbeat_ms, liveness;
     zsock_t *sock;
+    unsigned joins;             //  sockets made so far: tells a new one apart
     s_state_t state;
     int64_t expires;            //  balancer presumed gone after this
     int64_t heartbeat_at;       //  next heartbeat to send
@@ -47,6 +49,7 @@ s_join (tiers_service_t *self)
 {
     self->sock = zsock_new (ZMQ_DEALER);
     assert (self->sock);
+    self->joins++;
     zsock_set_linger (self->sock, 0);
     zsock_set_sndtimeo (self->sock, 0);
     zsock_set_sndhwm (self->sock, 10000);
@@ -104,16 +107,19 @@ tiers_service_sock (tiers_service_t *self)
     return self->sock;
 }
 
-tiers_wire_t *
-tiers_service_recv (tiers_service_t *self, zmsg_t **route_p)
+unsigned
+tiers_service_joins (tiers_service_t *self)
 {
-    assert (self && route_p);
-    *route_p = NULL;
-    if (!self->sock)
-        return NULL;
-    const char *error = NULL;
-    zmsg_t *route = NULL;
-    tiers_wire_t *msg = tiers_wire_recv (self->sock, &route, &error);
+    assert (self);
+    return self->joins;
+}
+
+//  What a message from the balancer means: a request for the caller, or
+//  something the service handles itself (NULL).
+static tiers_wire_t *
+s_take (tiers_service_t *self, tiers_wire_t *msg, zmsg_t *route,
+        const char *error, zmsg_t **route_p)
+{
     if (self->state == S_FROZEN) {
         tiers_wire_destroy (&msg);
         zmsg_destroy (&route);
@@ -139,6 +145,37 @@ tiers_service_recv (tiers_service_t *self, zmsg_t **route_p)
     tiers_wire_destroy (&msg);
     zmsg_destroy (&route);
     return NULL;
+}
+
+tiers_wire_t *
+tiers_service_recv (tiers_service_t *self, zmsg_t **route_p)
+{
+    assert (self && route_p);
+    *route_p = NULL;
+    if (!self->sock)
+        return NULL;
+    const char *error = NULL;
+    zmsg_t *route = NULL;
+    tiers_wire_t *msg = tiers_wire_recv (self->sock, &route, &error);
+    return s_take (self, msg, route, error, route_p);
+}
+
+int
+tiers_service_try_recv (tiers_service_t *self, zmsg_t **route_p,
+                        tiers_wire_t **request_p)
+{
+    assert (self && route_p && request_p);
+    *route_p = NULL;
+    *request_p = NULL;
+    if (!self->sock)
+        return -1;
+    const char *error = NULL;
+    zmsg_t *route = NULL;
+    tiers_wire_t *msg = NULL;
+    if (tiers_wire_try_recv (self->sock, &route, &msg, &error))
+        return -1;
+    *request_p = s_take (self, msg, route, error, route_p);
+    return 0;
 }
 
 int
@@ -198,27 +235,37 @@ void
 tiers_service_run (tiers_service_t *self, zsock_t *pipe,
                    tiers_service_fn *handler, void *arg)
 {
+    tiers_poller_t *poller = tiers_poller_new ();
+    int on_pipe = tiers_poller_add (poller, pipe);
+    int on_sock = tiers_poller_add (poller, self->sock);
+    unsigned joins = self->joins;
     while (true) {
         int timeout = tiers_service_tick (self);
-        zmq_pollitem_t items [2] = {
-            { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 },
-            { self->sock ? zsock_resolve (self->sock) : NULL, 0, ZMQ_POLLIN, 0 }
-        };
-        int rc = zmq_poll (items, self->sock ? 2 : 1, timeout);
-        if (rc < 0 && errno != EINTR)
-            break;
-        if (items [0].revents & ZMQ_POLLIN) {
-            char *command = zstr_recv (pipe);
-            bool stop = !command || streq (command, "$TERM");
-            if (command && streq (command, "FREEZE"))
-                tiers_service_freeze (self);
-            zstr_free (&command);
-            if (stop)
-                break;
+        if (self->joins != joins || !self->sock) {
+            tiers_poller_set (poller, on_sock, self->sock);
+            joins = self->joins;
         }
-        if (self->sock && (items [1].revents & ZMQ_POLLIN)) {
+        tiers_poller_wait (poller, timeout);
+        if (tiers_poller_ready (poller, on_pipe)) {
+            tiers_poller_idle (poller, on_pipe);
+            if (zsock_events (pipe) & ZMQ_POLLIN) {
+                char *command = zstr_recv (pipe);
+                bool stop = !command || streq (command, "$TERM");
+                if (command && streq (command, "FREEZE"))
+                    tiers_service_freeze (self);
+                zstr_free (&command);
+                if (stop)
+                    break;
+                tiers_poller_set (poller, on_pipe, pipe);   //  look again
+            }
+        }
+        for (int batch = 0; batch < 256 && tiers_poller_ready (poller, on_sock); batch++) {
             zmsg_t *route = NULL;
-            tiers_wire_t *request = tiers_service_recv (self, &route);
+            tiers_wire_t *request = NULL;
+            if (tiers_service_try_recv (self, &route, &request)) {
+                tiers_poller_idle (poller, on_sock);
+                break;
+            }
             if (request) {
                 tiers_wire_t *reply = tiers_wire_reply_to (request, 200);
                 handler (request, reply, arg);
@@ -228,6 +275,7 @@ tiers_service_run (tiers_service_t *self, zsock_t *pipe,
             }
         }
     }
+    tiers_poller_destroy (&poller);
 }
 
 tiers_wire_t *

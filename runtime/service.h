@@ -33,11 +33,19 @@ tiers_service_t *tiers_service_new (const tiers_service_config_t *config);
 void tiers_service_destroy (tiers_service_t **self_p);
 
 zsock_t *tiers_service_sock (tiers_service_t *self);
+//  How many sockets the service has made (one per join): a change means
+//  the socket is new, even when it sits at the old one's address.
+unsigned tiers_service_joins (tiers_service_t *self);
 
 //  Reads one message from the socket (call when readable). Returns a
 //  request, with its return route in *route_p, or NULL when the message was
 //  for the protocol itself (heartbeat) or malformed (counted, logged).
 tiers_wire_t *tiers_service_recv (tiers_service_t *self, zmsg_t **route_p);
+//  The same without waiting: -1 when nothing was waiting (or there is no
+//  socket); 0 when a message was taken, *request_p being the request or
+//  NULL (a heartbeat, or something malformed: counted and dropped).
+int tiers_service_try_recv (tiers_service_t *self, zmsg_t **route_p,
+                            tiers_wire_t **request_p);
 //  Sends a reply along the route (route destroyed, reply not consumed).
 int tiers_service_reply (tiers_service_t *self, zmsg_t **route_p,
                          const tiers_wire_t *reply);

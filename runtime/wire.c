@@ -13,6 +13,7 @@
     can build, tiers_wire_encode() can write and tiers_wire_decode() accepts.
 */
 #include "wire.h"
+#include "poller.h"
 #include <string.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -535,6 +536,7 @@ tiers_wire_send (const tiers_wire_t *self, void *sock, zmsg_t *envelope)
     if (zmq_msg_init_size (&part, tiers_wire_size (self)))
         return -1;
     tiers_wire_encode (self, (uint8_t *) zmq_msg_data (&part));
+    tiers_poller_sent (handle);
     if (zmq_msg_send (&part, handle, 0) == -1) {
         zmq_msg_close (&part);
         return -1;
@@ -542,42 +544,65 @@ tiers_wire_send (const tiers_wire_t *self, void *sock, zmsg_t *envelope)
     return 0;
 }
 
-tiers_wire_t *
-tiers_wire_recv (void *sock, zmsg_t **envelope_p, const char **error)
+//  Receives one message; the first frame with `flags` (0 or ZMQ_DONTWAIT),
+//  the rest of a multipart message is already there. Returns -1 when none
+//  was taken.
+static int
+s_recv (void *sock, zmsg_t **envelope_p, tiers_wire_t **msg_p,
+        const char **error, int flags)
 {
     assert (sock);
+    assert (msg_p);
+    *msg_p = NULL;
     if (envelope_p)
         *envelope_p = NULL;
     void *handle = zsock_resolve (sock);
     zmsg_t *envelope = NULL;
     zmq_msg_t part;
     zmq_msg_init (&part);
+    bool started = false;
     while (true) {
-        if (!handle || zmq_msg_recv (&part, handle, 0) == -1) {
+        if (!handle || zmq_msg_recv (&part, handle, started ? 0 : flags) == -1) {
             zmq_msg_close (&part);
             zmsg_destroy (&envelope);
             if (error)
                 *error = "interrupted";
-            return NULL;
+            return started ? 0 : -1;    //  mid-message: only on shutdown
         }
+        started = true;
         if (!zmq_msg_more (&part))
             break;              //  the last frame is the message
-        if (envelope_p) {
-            if (!envelope)
-                envelope = zmsg_new ();
-            zframe_t *frame = zframe_new (zmq_msg_data (&part), zmq_msg_size (&part));
-            if (envelope && frame)
-                zmsg_append (envelope, &frame);
-            else
-                zframe_destroy (&frame);
-        }
+        if (!envelope_p)
+            continue;
+        if (!envelope)
+            envelope = zmsg_new ();
+        zframe_t *frame = zframe_new (zmq_msg_data (&part), zmq_msg_size (&part));
+        if (envelope && frame)
+            zmsg_append (envelope, &frame);
+        else
+            zframe_destroy (&frame);
     }
-    tiers_wire_t *self = tiers_wire_decode ((const uint8_t *) zmq_msg_data (&part),
-                                            zmq_msg_size (&part), error);
+    *msg_p = tiers_wire_decode ((const uint8_t *) zmq_msg_data (&part),
+                                zmq_msg_size (&part), error);
     zmq_msg_close (&part);
     if (envelope_p)
         *envelope_p = envelope;
-    return self;
+    return 0;
+}
+
+tiers_wire_t *
+tiers_wire_recv (void *sock, zmsg_t **envelope_p, const char **error)
+{
+    tiers_wire_t *msg;
+    s_recv (sock, envelope_p, &msg, error, 0);
+    return msg;
+}
+
+int
+tiers_wire_try_recv (void *sock, zmsg_t **envelope_p, tiers_wire_t **msg_p,
+                     const char **error)
+{
+    return s_recv (sock, envelope_p, msg_p, error, ZMQ_DONTWAIT);
 }
 
 //  --------------------------------------------------------------------------

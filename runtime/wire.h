@@ -120,6 +120,12 @@ int tiers_wire_send (const tiers_wire_t *self, void *sock, zmsg_t *envelope);
 //  the sender (and must destroy it either way).
 tiers_wire_t *tiers_wire_recv (void *sock, zmsg_t **envelope_p,
                                const char **error);
+//  try_recv: the same without waiting. Returns -1 when no message was
+//  waiting (or the receive was interrupted): nothing is set but *msg_p =
+//  NULL. Returns 0 when a message was taken: *msg_p is the message, or
+//  NULL with *error set when it was malformed; the envelope as for recv.
+int tiers_wire_try_recv (void *sock, zmsg_t **envelope_p,
+                         tiers_wire_t **msg_p, const char **error);
 
 //  Name of a kind, for logs ("request", ...); "?" when unknown.
 const char *tiers_wire_kind_name (int kind);

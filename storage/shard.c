@@ -58,6 +58,7 @@
 #include "map.h"
 #include "node.h"
 #include "wire.h"
+#include "poller.h"
 #include "log.h"
 #include "metrics.h"
 #include "storage/shard.h"
@@ -760,6 +761,7 @@ s_ship (shard_t *self)
         self->queue_head = (self->queue_head + 1) % SHARD_QUEUE_MAX;
         self->queue_count--;
     }
+    tiers_poller_sent (self->writer);
     if (zsock_send (zactor_sock (self->writer), "sp", "BATCH", &self->batch) == 0)
         self->shipped = true;
     else {
@@ -910,17 +912,20 @@ s_on_status (shard_t *self, tiers_wire_t *msg, zmsg_t *route)
     s_send (self, &reply, route);
 }
 
-static void
+//  Takes one message without waiting; false when none was there.
+static bool
 s_on_router (shard_t *self)
 {
     const char *error = NULL;
     zmsg_t *route = NULL;
-    tiers_wire_t *msg = tiers_wire_recv (self->router, &route, &error);
+    tiers_wire_t *msg = NULL;
+    if (tiers_wire_try_recv (self->router, &route, &msg, &error))
+        return false;
     zframe_t *identity = route ? zmsg_first (route) : NULL;
     if (!identity) {                //  cannot happen on a ROUTER
         tiers_wire_destroy (&msg);
         zmsg_destroy (&route);
-        return;
+        return true;
     }
     if (!msg) {
         //  Answer the sender (not any route it claims) so it learns why.
@@ -949,6 +954,7 @@ s_on_router (shard_t *self)
     }
     tiers_wire_destroy (&msg);
     zmsg_destroy (&route);
+    return true;
 }
 
 
@@ -1085,29 +1091,32 @@ s_shard_actor (zsock_t *pipe, void *args_)
                 self->sequence);
     tiers_actor_ready (pipe);
 
+    tiers_poller_t *poller = tiers_poller_new ();
+    int on_pipe = tiers_poller_add (poller, pipe);
+    int on_writer = tiers_poller_add (poller, self->writer);
+    int on_router = tiers_poller_add (poller, self->router);
     while (true) {
-        zmq_pollitem_t items [3] = {
-            { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 },
-            { zsock_resolve (zactor_sock (self->writer)), 0, ZMQ_POLLIN, 0 },
-            { zsock_resolve (self->router), 0, ZMQ_POLLIN, 0 }
-        };
-        int rc = zmq_poll (items, 3, -1);
-        if (rc < 0 && errno != EINTR)
-            break;
-        if ((items [0].revents & ZMQ_POLLIN) && tiers_actor_stopping (pipe))
-            break;
-        if (items [1].revents & ZMQ_POLLIN)
-            s_on_writer (self);
+        tiers_poller_wait (poller, -1);
+        if (tiers_poller_ready (poller, on_pipe)) {
+            if ((zsock_events (pipe) & ZMQ_POLLIN) && tiers_actor_stopping (pipe))
+                break;
+            tiers_poller_idle (poller, on_pipe);
+        }
+        if (tiers_poller_ready (poller, on_writer)) {
+            //  One DONE per BATCH: after it nothing comes until s_ship.
+            if (zsock_events (zactor_sock (self->writer)) & ZMQ_POLLIN)
+                s_on_writer (self);
+            tiers_poller_idle (poller, on_writer);
+        }
         //  Bounded burst, then the writer gets whatever has queued.
         for (int burst = 0; burst < SHARD_ROUTER_BURST
-                         && (items [2].revents & ZMQ_POLLIN); burst++) {
-            if (!(zsock_events (self->router) & ZMQ_POLLIN))
-                break;
-            s_on_router (self);
-        }
+                         && tiers_poller_ready (poller, on_router); burst++)
+            if (!s_on_router (self))
+                tiers_poller_idle (poller, on_router);
         if (!self->shipped)
             s_ship (self);
     }
+    tiers_poller_destroy (&poller);
 
     //  Shutting down: the batch in flight finishes its commit and is
     //  answered (one commit is the bound); the queue is told to retry.

@@ -39,10 +39,11 @@ static const tiers_key_t s_cluster_keys [] = {
     { "sync",      TIERS_KEY_ENUM,   false, 0, 0, "full|normal" },
     { "slots",     TIERS_KEY_INT,    false, 1, 65536, NULL },
     { "heartbeat", TIERS_KEY_MS,     false, 10, 60000, NULL },
+    { "spin_us",   TIERS_KEY_INT,    false, 0, 100000, NULL },
     { NULL, 0, false, 0, 0, NULL }
 };
 static const char *s_cluster_defaults [] = {
-    "tiers", "./tiers-data", "info", "full", "1024", "1s"
+    "tiers", "./tiers-data", "info", "full", "1024", "1s", "200"
 };
 #define CLUSTER_KEYS (sizeof (s_cluster_defaults) / sizeof (s_cluster_defaults [0]))
 

@@ -8,6 +8,7 @@
 */
 #include "node.h"
 #include "log.h"
+#include "poller.h"
 #include <stdarg.h>
 #include <errno.h>
 #include <sys/stat.h>
@@ -112,6 +113,7 @@ tiers_node_start (tiers_node_t *self)
                   "the map has no node '%s'", self->node);
         return -1;
     }
+    tiers_poller_set_spin (atoi (tiers_map_cluster (self->map, "spin_us")));
     //  Collect the ranks in use, then start rank by rank, file order within.
     size_t entries = tiers_map_entry_count (self->map);
     int rank = -1;

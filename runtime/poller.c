@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <sched.h>
 #include <czmq.h>
 
 typedef struct {
@@ -145,6 +146,31 @@ s_check_sent (tiers_poller_t *self)
     s_sent_overflow = false;
 }
 
+static int s_spin_us = TIERS_POLLER_SPIN_US;
+
+//  Before sleeping, look again for a short while, giving the core to
+//  whoever else wants it: a thread that is running needs no wake-up.
+//  Returns the timeout left for the real sleep (0 when something came).
+static int
+s_spin (struct pollfd *fds, nfds_t nfds, int timeout_ms)
+{
+    if (s_spin_us == 0 || timeout_ms == 0)
+        return timeout_ms;
+    int64_t until = zclock_usecs () + s_spin_us;
+    do {
+        if (poll (fds, nfds, 0) > 0)
+            return 0;
+        sched_yield ();
+    } while (zclock_usecs () < until);
+    return timeout_ms;
+}
+
+void
+tiers_poller_set_spin (int spin_us)
+{
+    s_spin_us = spin_us > 0 ? spin_us : 0;
+}
+
 static size_t
 s_ready_count (tiers_poller_t *self)
 {
@@ -177,7 +203,7 @@ tiers_poller_wait (tiers_poller_t *self, int timeout_ms)
         fds [nfds] = (struct pollfd) { item->fd, POLLIN, 0 };
         map [nfds++] = (int) i;
     }
-    int rc = poll (fds, nfds, ready ? 0 : timeout_ms);
+    int rc = poll (fds, nfds, ready ? 0 : s_spin (fds, nfds, timeout_ms));
     if (rc < 0)
         return errno == EINTR ? -1 : (int) ready;
     for (nfds_t i = 0; i < nfds; i++)

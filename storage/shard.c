@@ -8,17 +8,18 @@
         at once from the read connection — in WAL mode a reader sees the
         last committed state and never waits behind a commit's fsync — and
         queues writes (put, delete);
-      - the WRITER thread (a zactor child) owns the write connection. It
-        receives a whole batch of queued writes as one pointer, applies them
-        in one transaction, commits, and hands the batch back; only then
-        does the actor thread answer each write. Acknowledged means
-        committed with the map's `sync` policy.
+      - the WRITER thread (a zactor child) owns the write connection. The
+        moment a commit ends it takes every waiting write (up to `batch`)
+        from the shared queue into the next transaction, and hands the
+        committed batch back to the actor thread, which answers each write
+        while the next commit runs. Acknowledged means committed with the
+        map's `sync` policy.
 
     The one idea: group commit. While the writer is inside a commit (an
-    fsync costs milliseconds), writes keep arriving and queue up in the
-    actor thread; the moment the writer is free it takes all of them (up to
-    `batch`) into the next transaction. Under load one fsync pays for many
-    writes; with a single client a write still commits at once, alone.
+    fsync costs milliseconds), writes keep arriving and queue up; the
+    writer takes all of them into the next transaction. Under load one
+    fsync pays for many writes; with a single client a write still commits
+    at once, alone.
 
     Every committed write takes the next number of the shard's sequence as
     its version (the document's ETag); the sequence lives in the meta table
@@ -26,30 +27,35 @@
     never handed out twice, not after a delete, not after a restart, and
     not after a failed commit (the in-memory counter is rolled back too).
 
-    The commit sequence is a state machine (one batch at most in flight):
+    The hand-off (handoff_t, under its mutex) holds the queue of waiting
+    writes (<= SHARD_QUEUE_MAX, beyond it 503 + retry-after) and two
+    batches. Each batch is a state machine:
 
-        IDLE       queue may be empty; no batch at the writer.
-                   --a write is queued--> ship at once (SHIPPED).
-        SHIPPED    the actor thread owns nothing of the batch; writes that
-                   arrive now wait in the queue (<= SHARD_QUEUE_MAX, beyond
-                   it 503 + retry-after). In the writer:
-                     BEGIN IMMEDIATE
-                     per write: precondition -> 412/404, or apply with
-                                version = ++sequence, updated = now
-                     UPDATE meta sequence; COMMIT
-                   COMMIT (or anything before it) failed -> ROLLBACK,
-                   sequence restored, every write of the batch -> 500.
-                   --batch handed back--> DONE
-        DONE       the actor thread answers every write of the batch, then
-                   ships the queue's head (up to `batch`) -> SHIPPED, or
-                   -> IDLE when the queue is empty.
+        FREE        the writer may fill it. The writer, when its last
+                    commit ended (or on WORK), takes a FREE batch and fills
+                    it from the queue --> COMMITTING. With nothing to do, or
+                    no FREE batch, it says so (writer_idle) and waits for
+                    WORK on its pipe; the actor thread sends WORK when it
+                    queues a write or frees a batch while the writer waits.
+        COMMITTING  only the writer touches it:
+                      BEGIN IMMEDIATE
+                      per write: precondition -> 412/404, or apply with
+                                 version = ++sequence, updated = now
+                      UPDATE meta sequence; COMMIT
+                    COMMIT (or anything before it) failed -> ROLLBACK,
+                    sequence restored, every write of the batch -> 500.
+                    --DONE on the pipe--> ANSWERING
+        ANSWERING   only the actor thread touches it: it answers every
+                    write, then --> FREE.
 
     Invariants: a write is answered exactly once; a success is answered
     only after its COMMIT returned; the sequence on disk is the highest
-    version ever handed out; the actor thread never touches a batch while
-    it is SHIPPED. On $TERM the batch in flight finishes its commit and is
-    answered (bounded by one commit), waiting writes get 503, then the
-    writer stops and both connections close with all statements finalized.
+    version ever handed out; at most one batch is COMMITTING, and batches
+    come back in the order they were committed. On $TERM the writer takes
+    no more batches (`stopping`), the batch in flight finishes its commit
+    and is answered (bounded by one commit), waiting writes get 503, then
+    the writer stops and both connections close with all statements
+    finalized.
 
     Key ownership (which slots belong here) is checked by the APIs, which
     route with tiers_slot_of(); the shard does not re-check it for now.
@@ -64,6 +70,7 @@
 #include "storage/shard.h"
 #include <sqlite3.h>
 #include <inttypes.h>
+#include <pthread.h>
 
 #define SHARD_QUEUE_MAX     10000       //  writes waiting for the writer
 #define SHARD_KEY_MAX       1024        //  bytes in a collection or id
@@ -99,10 +106,26 @@ typedef struct {
     int64_t sequence;           //  the sequence after the batch
 } batch_t;
 
+//  What the actor thread and the writer share, under `lock`: the queue of
+//  waiting writes and two batches, one at the writer (COMMITTING) while
+//  the actor thread answers the other (ANSWERING) or it lies FREE.
+typedef struct {
+    pthread_mutex_t lock;
+    write_t **queue;            //  ring of SHARD_QUEUE_MAX
+    size_t head, count;
+    size_t batch_max;
+    batch_t batches [2];
+    bool free [2];              //  FREE: the writer may fill it
+    size_t committing;          //  writes in the batch at the writer
+    bool writer_idle;           //  the writer waits for WORK on its pipe
+    bool stopping;              //  the writer takes no more batches
+} handoff_t;
+
 //  The writer thread's world. Created by the actor thread, then owned by
 //  the writer until it returns.
 typedef struct {
     char name [112];            //  for its log lines
+    handoff_t *handoff;
     char *path;
     bool sync_full;
     sqlite3 *db;
@@ -124,10 +147,7 @@ typedef struct {
     sqlite3_stmt *get, *list, *valid;
     size_t batch_max;
     size_t max_doc;
-    write_t **queue;            //  ring of SHARD_QUEUE_MAX
-    size_t queue_head, queue_count;
-    batch_t batch;
-    bool shipped;               //  the batch is at the writer
+    handoff_t handoff;
     int64_t sequence;           //  as of the last batch handed back
     tiers_counter_t *reads, *errors;
 } shard_t;
@@ -403,18 +423,41 @@ s_writer_actor (zsock_t *pipe, void *args)
     }
     zsock_signal (pipe, 0);
     zstr_sendf (pipe, "OK %" PRId64, self->sequence);
+    handoff_t *handoff = self->handoff;
     while (true) {
-        void *pointer;
+        //  The next batch is taken the moment a commit ends, without
+        //  waiting for the actor thread to answer the last one.
+        batch_t *batch = NULL;
+        pthread_mutex_lock (&handoff->lock);
+        for (int i = 0; i < 2 && !batch && handoff->count && !handoff->stopping; i++)
+            if (handoff->free [i]) {
+                batch = &handoff->batches [i];
+                handoff->free [i] = false;
+                batch->count = 0;
+                while (handoff->count && batch->count < handoff->batch_max) {
+                    batch->writes [batch->count++] = handoff->queue [handoff->head];
+                    handoff->queue [handoff->head] = NULL;
+                    handoff->head = (handoff->head + 1) % SHARD_QUEUE_MAX;
+                    handoff->count--;
+                }
+                handoff->committing = batch->count;
+            }
+        handoff->writer_idle = batch == NULL;
+        pthread_mutex_unlock (&handoff->lock);
+        if (batch) {
+            s_writer_commit (self, batch);
+            pthread_mutex_lock (&handoff->lock);
+            handoff->committing = 0;
+            pthread_mutex_unlock (&handoff->lock);
+            zsock_send (pipe, "sp", "DONE", batch);
+            continue;
+        }
+        void *pointer;          //  idle: WORK wakes the writer, $TERM ends it
         char *command = s_recv_command (pipe, &pointer);
-        if (!command || streq (command, "$TERM")) {
-            zstr_free (&command);
-            break;
-        }
-        if (streq (command, "BATCH") && pointer) {
-            s_writer_commit (self, (batch_t *) pointer);
-            zsock_send (pipe, "sp", "DONE", pointer);
-        }
+        bool stop = !command || streq (command, "$TERM");
         zstr_free (&command);
+        if (stop)
+            break;
     }
     s_writer_close (self);
 }
@@ -747,52 +790,42 @@ s_list (shard_t *self, tiers_wire_t *msg, zmsg_t *route, const char *collection)
 //  --------------------------------------------------------------------------
 //  Writes: validate, queue, ship, answer
 
-//  IDLE/DONE -> SHIPPED: give the writer the head of the queue.
+//  Wakes the writer if it waits and could take work. Called under the lock.
 static void
-s_ship (shard_t *self)
+s_wake_writer (shard_t *self)
 {
-    assert (!self->shipped);
-    if (self->queue_count == 0)
-        return;
-    self->batch.count = 0;
-    while (self->queue_count && self->batch.count < self->batch_max) {
-        self->batch.writes [self->batch.count++] = self->queue [self->queue_head];
-        self->queue [self->queue_head] = NULL;
-        self->queue_head = (self->queue_head + 1) % SHARD_QUEUE_MAX;
-        self->queue_count--;
-    }
-    tiers_poller_sent (self->writer);
-    if (zsock_send (zactor_sock (self->writer), "sp", "BATCH", &self->batch) == 0)
-        self->shipped = true;
-    else {
-        //  Cannot happen on an inproc pipe; answer rather than hang.
-        for (size_t i = 0; i < self->batch.count; i++) {
-            write_t *write = self->batch.writes [i];
-            s_fail (self, write->request, write->route, 500, "writer unavailable");
-            s_write_destroy (&write);
-        }
-        self->batch.count = 0;
+    handoff_t *handoff = &self->handoff;
+    if (handoff->writer_idle && handoff->count && !handoff->stopping
+    &&  (handoff->free [0] || handoff->free [1])) {
+        handoff->writer_idle = false;
+        tiers_poller_sent (self->writer);
+        zstr_send (self->writer, "WORK");
     }
 }
 
-//  SHIPPED -> DONE: the writer handed the batch back; answer it.
+//  COMMITTING -> ANSWERING -> FREE: the writer handed a batch back.
 static void
 s_on_writer (shard_t *self)
 {
+    handoff_t *handoff = &self->handoff;
     void *pointer;
     char *command = s_recv_command (zactor_sock (self->writer), &pointer);
-    bool done = command && streq (command, "DONE") && pointer == &self->batch;
+    bool done = command && streq (command, "DONE")
+             && (pointer == &handoff->batches [0] || pointer == &handoff->batches [1]);
     zstr_free (&command);
     if (!done)
         return;
-    assert (self->shipped);
-    self->shipped = false;
-    self->sequence = self->batch.sequence;
-    for (size_t i = 0; i < self->batch.count; i++) {
-        s_write_answer (self, self->batch.writes [i]);
-        s_write_destroy (&self->batch.writes [i]);
+    batch_t *batch = (batch_t *) pointer;
+    self->sequence = batch->sequence;
+    for (size_t i = 0; i < batch->count; i++) {
+        s_write_answer (self, batch->writes [i]);
+        s_write_destroy (&batch->writes [i]);
     }
-    self->batch.count = 0;
+    batch->count = 0;
+    pthread_mutex_lock (&handoff->lock);
+    handoff->free [batch == &handoff->batches [0] ? 0 : 1] = true;
+    s_wake_writer (self);
+    pthread_mutex_unlock (&handoff->lock);
 }
 
 static void
@@ -872,7 +905,11 @@ s_on_request (shard_t *self, tiers_wire_t *msg, zmsg_t **route_p)
             return;
         }
     }
-    if (self->queue_count >= SHARD_QUEUE_MAX) {
+    handoff_t *handoff = &self->handoff;
+    pthread_mutex_lock (&handoff->lock);
+    size_t waiting = handoff->count;
+    pthread_mutex_unlock (&handoff->lock);
+    if (waiting >= SHARD_QUEUE_MAX) {
         s_fail (self, msg, route, 503, "shard busy: %d writes waiting", SHARD_QUEUE_MAX);
         return;
     }
@@ -886,9 +923,11 @@ s_on_request (shard_t *self, tiers_wire_t *msg, zmsg_t **route_p)
     write->id = id;
     write->expect = expect;
     write->create = create && streq (create, "1");
-    size_t tail = (self->queue_head + self->queue_count) % SHARD_QUEUE_MAX;
-    self->queue [tail] = write;
-    self->queue_count++;
+    pthread_mutex_lock (&handoff->lock);
+    handoff->queue [(handoff->head + handoff->count) % SHARD_QUEUE_MAX] = write;
+    handoff->count++;
+    s_wake_writer (self);
+    pthread_mutex_unlock (&handoff->lock);
 }
 
 static void
@@ -900,10 +939,11 @@ s_on_status (shard_t *self, tiers_wire_t *msg, zmsg_t *route)
     s_text_str (&json, ",\"slots\":");
     s_text_json (&json, self->slots);
     char numbers [160];
+    pthread_mutex_lock (&self->handoff.lock);
     snprintf (numbers, sizeof numbers,
               ",\"sequence\":%" PRId64 ",\"queued\":%zu,\"committing\":%zu}",
-              self->sequence, self->queue_count,
-              self->shipped ? self->batch.count : (size_t) 0);
+              self->sequence, self->handoff.count, self->handoff.committing);
+    pthread_mutex_unlock (&self->handoff.lock);
     s_text_str (&json, numbers);
     tiers_wire_t *reply = tiers_wire_reply_to (msg, 200);
     reply->kind = TIERS_WIRE_REPLY;
@@ -1019,8 +1059,10 @@ s_shard_destroy (shard_t *self)
     zactor_destroy (&self->writer);     //  writer closes its connection
     zsock_destroy (&self->router);
     free (self->writer_state.path);
-    free (self->queue);
-    free (self->batch.writes);
+    free (self->handoff.queue);
+    free (self->handoff.batches [0].writes);
+    free (self->handoff.batches [1].writes);
+    pthread_mutex_destroy (&self->handoff.lock);
 }
 
 static void
@@ -1039,9 +1081,17 @@ s_shard_actor (zsock_t *pipe, void *args_)
                                         tiers_map_cluster (args->map, "sync"));
     if (!sync)
         sync = "full";
-    self->queue = (write_t **) zmalloc (SHARD_QUEUE_MAX * sizeof (write_t *));
-    self->batch.writes = (write_t **) zmalloc (self->batch_max * sizeof (write_t *));
-    assert (self->queue && self->batch.writes);
+    handoff_t *handoff = &self->handoff;
+    pthread_mutex_init (&handoff->lock, NULL);
+    handoff->queue = (write_t **) zmalloc (SHARD_QUEUE_MAX * sizeof (write_t *));
+    handoff->batch_max = self->batch_max;
+    for (int i = 0; i < 2; i++) {
+        handoff->batches [i].writes = (write_t **) zmalloc (self->batch_max * sizeof (write_t *));
+        handoff->free [i] = true;
+        assert (handoff->batches [i].writes);
+    }
+    assert (handoff->queue);
+    self->writer_state.handoff = handoff;
 
     char labels [128];
     snprintf (labels, sizeof labels, "shard=\"%s\"", args->name);
@@ -1103,8 +1153,7 @@ s_shard_actor (zsock_t *pipe, void *args_)
             tiers_poller_idle (poller, on_pipe);
         }
         if (tiers_poller_ready (poller, on_writer)) {
-            //  One DONE per BATCH: after it nothing comes until s_ship.
-            if (zsock_events (zactor_sock (self->writer)) & ZMQ_POLLIN)
+            while (zsock_events (zactor_sock (self->writer)) & ZMQ_POLLIN)
                 s_on_writer (self);
             tiers_poller_idle (poller, on_writer);
         }
@@ -1113,14 +1162,15 @@ s_shard_actor (zsock_t *pipe, void *args_)
                          && tiers_poller_ready (poller, on_router); burst++)
             if (!s_on_router (self))
                 tiers_poller_idle (poller, on_router);
-        if (!self->shipped)
-            s_ship (self);
     }
     tiers_poller_destroy (&poller);
 
     //  Shutting down: the batch in flight finishes its commit and is
     //  answered (one commit is the bound); the queue is told to retry.
-    while (self->shipped) {
+    pthread_mutex_lock (&handoff->lock);
+    handoff->stopping = true;
+    pthread_mutex_unlock (&handoff->lock);
+    while (!handoff->free [0] || !handoff->free [1]) {
         zmq_pollitem_t item = { zsock_resolve (zactor_sock (self->writer)), 0,
                                 ZMQ_POLLIN, 0 };
         int rc = zmq_poll (&item, 1, 1000);
@@ -1128,15 +1178,16 @@ s_shard_actor (zsock_t *pipe, void *args_)
             s_on_writer (self);
         else
         if (rc == 0)
-            tiers_warn ("still waiting for a commit of %zu writes", self->batch.count);
+            tiers_warn ("still waiting for a commit of %zu writes", handoff->committing);
         else
         if (errno != EINTR)
             break;
     }
-    while (self->queue_count) {
-        write_t *write = self->queue [self->queue_head];
-        self->queue_head = (self->queue_head + 1) % SHARD_QUEUE_MAX;
-        self->queue_count--;
+    //  The writer takes nothing more: the queue is the actor thread's now.
+    while (handoff->count) {
+        write_t *write = handoff->queue [handoff->head];
+        handoff->head = (handoff->head + 1) % SHARD_QUEUE_MAX;
+        handoff->count--;
         s_fail (self, write->request, write->route, 503, "shard shutting down");
         s_write_destroy (&write);
     }

@@ -55,7 +55,7 @@ typedef struct {
 } item_t;
 
 typedef struct {
-    char key [64];              //  identity in hex
+    char key [2 * 255 + 1];     //  identity in hex (at most 255 bytes)
     zframe_t *identity;
     char name [TIERS_WIRE_MAX_RID + 1];
     pool_t *pool;
@@ -294,7 +294,7 @@ s_on_ready (balancer_t *self, zframe_t *identity, const char *key,
     worker = (worker_t *) zmalloc (sizeof *worker);
     assert (worker);
     snprintf (worker->key, sizeof worker->key, "%s", key);
-    snprintf (worker->name, sizeof worker->name, "%s", *msg->rid ? msg->rid : key);
+    snprintf (worker->name, sizeof worker->name, "%.*s", TIERS_WIRE_MAX_RID, *msg->rid ? msg->rid : key);
     worker->identity = zframe_dup (identity);
     worker->pool = s_pool (self, msg->service);
     worker->capacity = worker->credit = (int) credit;
@@ -360,9 +360,8 @@ s_on_request (balancer_t *self, tiers_wire_t *msg, zmsg_t **route_p,
     int64_t now = tiers_wire_now ();
     if (msg->deadline == 0) {       //  give it ours; the worker must see it
         msg->deadline = now + self->default_timeout_ms;
-        zframe_destroy (payload_p);
-        *payload_p = zframe_new (NULL, tiers_wire_size (msg));
-        tiers_wire_encode (msg, zframe_data (*payload_p));
+        tiers_wire_set_deadline_at (zframe_data (*payload_p), zframe_size (*payload_p),
+                                    msg->deadline);
     }
     if (msg->deadline <= now) {
         s_answer (self, *route_p, msg->rid, msg->service, 504, "deadline passed");
@@ -411,6 +410,21 @@ s_on_status (balancer_t *self, tiers_wire_t *msg, zmsg_t *route)
     tiers_wire_destroy (&reply);
 }
 
+//  The worker table's key: the identity in hex (what zframe_strhex gives,
+//  without the allocation).
+static void
+s_hex (zframe_t *frame, char *text)
+{
+    static const char digits [] = "0123456789ABCDEF";
+    const uint8_t *data = zframe_data (frame);
+    size_t size = zframe_size (frame) < 255 ? zframe_size (frame) : 255;
+    for (size_t i = 0; i < size; i++) {
+        text [2 * i] = digits [data [i] >> 4];
+        text [2 * i + 1] = digits [data [i] & 15];
+    }
+    text [2 * size] = 0;
+}
+
 //  Takes one message from the router without waiting; false when none
 //  was there.
 static bool
@@ -441,10 +455,17 @@ s_on_router (balancer_t *self)
         return true;
     }
     zmsg_remove (route, payload);
-    tiers_wire_t *msg = tiers_wire_decode (zframe_data (payload), zframe_size (payload),
-                                           &error);
+    //  Checked in full but not copied: the balancer reads only the fixed
+    //  fields. READY (capacity header) and STATUS (answered) are decoded.
+    tiers_wire_t view, *full = NULL;
+    error = tiers_wire_peek (zframe_data (payload), zframe_size (payload), &view);
+    tiers_wire_t *msg = error ? NULL : &view;
+    if (msg && (msg->kind == TIERS_WIRE_READY || msg->kind == TIERS_WIRE_STATUS))
+        msg = full = tiers_wire_decode (zframe_data (payload), zframe_size (payload),
+                                        &error);
     zframe_t *identity = zmsg_first (route);
-    char *key = zframe_strhex (identity);
+    char key [2 * 255 + 1];         //  identities are at most 255 bytes
+    s_hex (identity, key);
     worker_t *worker = (worker_t *) zhashx_lookup (self->workers, key);
     if (worker)
         worker->expires = zclock_mono () + (int64_t) self->heartbeat_ms * self->liveness;
@@ -493,10 +514,9 @@ s_on_router (balancer_t *self)
             s_answer (self, route, msg->rid, msg->service, 400, "unexpected kind");
             break;
     }
-    tiers_wire_destroy (&msg);
+    tiers_wire_destroy (&full);
     zmsg_destroy (&route);
     zframe_destroy (&payload);
-    zstr_free (&key);
     return true;
 }
 

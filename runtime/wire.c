@@ -414,7 +414,7 @@ s_take_name (s_reader_t *reader, char *dest, size_t max,
 
 //  Decodes into an allocated message; returns NULL or the error.
 static const char *
-s_decode (tiers_wire_t *self, s_reader_t *reader)
+s_decode (tiers_wire_t *self, s_reader_t *reader, bool copy)
 {
     const uint8_t *p = s_take (reader, TIERS_WIRE_FIXED);
     if (!p)
@@ -459,8 +459,8 @@ s_decode (tiers_wire_t *self, s_reader_t *reader)
             return "header value too long";
         if (!(p = s_take (reader, value_size)))
             return "truncated";
-        uint8_t *value = s_copy (p, value_size);
-        if (!value)
+        uint8_t *value = copy ? s_copy (p, value_size) : NULL;
+        if (copy && !value)
             return "out of memory";
         tiers_wire_header_t *header = &self->headers [self->header_count++];
         memcpy (header->key, key, key_size + 1);
@@ -479,11 +479,13 @@ s_decode (tiers_wire_t *self, s_reader_t *reader)
     if (reader->left > body_size)
         return "trailing bytes";
     p = s_take (reader, body_size);
+    self->body_size = body_size;
+    if (!copy)
+        return NULL;
     //  The message came from s_alloc: no body yet, nothing to free
     self->body = s_copy (p, body_size);
     if (!self->body)
         return "out of memory";
-    self->body_size = body_size;
     return NULL;
 }
 
@@ -502,13 +504,32 @@ tiers_wire_decode (const uint8_t *data, size_t size, const char **error)
         reason = "out of memory";
     else {
         s_reader_t reader = { data, size };
-        reason = s_decode (self, &reader);
+        reason = s_decode (self, &reader, true);
         if (reason)
             tiers_wire_destroy (&self);
     }
     if (error)
         *error = reason;
     return self;
+}
+
+void
+tiers_wire_set_deadline_at (uint8_t *data, size_t size, int64_t deadline)
+{
+    assert (data && size >= TIERS_WIRE_FIXED);
+    for (int i = 0; i < 8; i++)
+        data [6 + i] = (uint8_t) ((uint64_t) deadline >> (56 - 8 * i));
+}
+
+const char *
+tiers_wire_peek (const uint8_t *data, size_t size, tiers_wire_t *view)
+{
+    assert (view);
+    *view = (tiers_wire_t) { .kind = TIERS_WIRE_REQUEST };
+    if (!data || size < TIERS_WIRE_FIXED)
+        return "too short";
+    s_reader_t reader = { data, size };
+    return s_decode (view, &reader, false);
 }
 
 //  --------------------------------------------------------------------------

@@ -106,6 +106,15 @@ size_t tiers_wire_encode (const tiers_wire_t *self, uint8_t *buf);
 //  is not NULL. Never aborts on any input.
 tiers_wire_t *tiers_wire_decode (const uint8_t *data, size_t size,
                                  const char **error);
+//  Checks exactly what decode checks, allocating nothing: fills the
+//  caller's *view with kind, status, deadline, trace, rid, service and the
+//  header keys; header values and the body stay in `data` (view values
+//  and body are NULL, their sizes are set). A view is never destroyed.
+//  Returns NULL, or the reason the message is malformed.
+const char *tiers_wire_peek (const uint8_t *data, size_t size, tiers_wire_t *view);
+//  Rewrites the deadline of an encoded message in place (size must be at
+//  least TIERS_WIRE_FIXED: a message that passed decode or peek).
+void tiers_wire_set_deadline_at (uint8_t *data, size_t size, int64_t deadline);
 
 //  Socket helpers. send: encodes as one frame, preceded by the envelope
 //  frames if envelope is not NULL (the envelope is not consumed). Returns 0

@@ -73,6 +73,19 @@ s_clean (const uint8_t *data, size_t size, bool *decoded)
     const char *error = NULL;
     tiers_wire_t *wire = tiers_wire_decode (data, size, &error);
     *decoded = wire != NULL;
+    //  peek must give the same verdict and the same fixed fields
+    tiers_wire_t view;
+    const char *peeked = tiers_wire_peek (data, size, &view);
+    if ((peeked == NULL) != (wire != NULL) || (!wire && !streq (peeked, error)))
+        return false;
+    if (wire && (view.kind != wire->kind || view.status != wire->status
+              || view.deadline != wire->deadline || view.trace != wire->trace
+              || !streq (view.rid, wire->rid) || !streq (view.service, wire->service)
+              || view.header_count != wire->header_count
+              || view.body_size != wire->body_size || view.body != NULL)) {
+        tiers_wire_destroy (&wire);
+        return false;
+    }
     if (!wire)
         return error != NULL;
     size_t size2;
@@ -294,6 +307,34 @@ test_setters (void)
 }
 
 static void
+test_peek (void)
+{
+    tiers_wire_t *request = s_request ();
+    size_t size;
+    uint8_t *buf = s_encode (request, &size);
+    tiers_wire_t view;
+    ok (tiers_wire_peek (buf, size, &view) == NULL, "peek: a good request passes");
+    is (view.rid, request->rid, "peek: rid");
+    is (view.service, request->service, "peek: service");
+    ok (view.deadline == request->deadline && view.trace == request->trace,
+        "peek: deadline and trace");
+    is_int ((int) view.header_count, (int) request->header_count, "peek: header count");
+    ok (view.headers [0].value == NULL && view.body == NULL, "peek: nothing copied");
+    is_int ((int) view.body_size, (int) request->body_size, "peek: body size");
+    ok (tiers_wire_peek (NULL, 0, &view) != NULL, "peek: NULL data rejected");
+
+    tiers_wire_set_deadline_at (buf, size, 1234567890123LL);
+    const char *error = NULL;
+    tiers_wire_t *patched = tiers_wire_decode (buf, size, &error);
+    ok (patched && patched->deadline == 1234567890123LL, "deadline rewritten in place");
+    request->deadline = 1234567890123LL;
+    ok (patched && s_equal (request, patched), "and nothing else changed");
+    tiers_wire_destroy (&patched);
+    tiers_wire_destroy (&request);
+    free (buf);
+}
+
+static void
 test_reply_to (void)
 {
     tiers_wire_t *request = s_request ();
@@ -326,6 +367,9 @@ test_malformed (void)
         ok (wire == NULL, "%s: rejected", wire_cases [c].name);
         is (error, wire_cases [c].error, "%s: '%s'", wire_cases [c].name,
             wire_cases [c].error);
+        tiers_wire_t view;
+        const char *peeked = tiers_wire_peek (data, bytes.size, &view);
+        is (peeked, wire_cases [c].error, "%s: peek says the same", wire_cases [c].name);
         tiers_wire_destroy (&wire);
         free (data);
     }
@@ -631,6 +675,7 @@ main (void)
     test_round_trips ();
     test_setters ();
     test_reply_to ();
+    test_peek ();
     test_malformed ();
     test_corpus ();
     test_mutations ();

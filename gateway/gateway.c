@@ -880,7 +880,7 @@ s_start_daemon (gateway_t *self, const tiers_entry_t *entry, bool reuse)
         tiers_error ("cannot resolve %s: %s", self->host, gai_strerror (rc));
         return -1;
     }
-    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_EPOLL | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     if (found->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     self->daemon = MHD_start_daemon (flags, (uint16_t) self->port, NULL, NULL,

@@ -101,6 +101,10 @@ tiers_log_set_actor (const char *name)
     if (!name)
         name = "main";
     snprintf (s_actor, sizeof s_actor, "%s", name);
+    //  The same name for top -H, ps -L and perf (15 bytes at most)
+    char thread [16];
+    snprintf (thread, sizeof thread, "%s", name);
+    pthread_setname_np (pthread_self (), thread);
 }
 
 const char *

@@ -52,11 +52,19 @@ start_node () {   # start_node LOG ARGS...: sets $pid
     pid=$!
     pids="$pids $pid"
     i=0
-    while [ $i -lt 200 ] && ! grep -q "; ready" "$log"; do
+    while [ $i -lt 600 ] && ! grep -q "; ready" "$log"; do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.05; i=$((i + 1))
     done
-    grep -q "; ready" "$log" || { sed 's/^/# /' "$log" | tail -n 5; return 1; }
+    grep -q "; ready" "$log" && return 0
+    # Say why: still running after 30 s, or gone with which status
+    if kill -0 "$pid" 2>/dev/null; then
+        echo "# $* : not ready after $((i / 20)) s"
+    else
+        wait "$pid"; echo "# $* : exited with status $? before it was ready"
+    fi
+    sed 's/^/# /' "$log" | tail -n 10
+    return 1
 }
 stop_pid () {     # stop_pid PID SIGNAL: waits, returns the exit status
     kill -"$2" "$1" 2>/dev/null

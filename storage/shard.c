@@ -145,6 +145,8 @@ typedef struct {
     writer_t writer_state;
     sqlite3 *db;                //  the read connection
     sqlite3_stmt *get, *list, *valid;
+    sqlite3_stmt *read_begin, *read_end;
+    bool reading;               //  a read transaction is open (one burst)
     size_t batch_max;
     size_t max_doc;
     handoff_t handoff;
@@ -608,11 +610,30 @@ s_write_answer (shard_t *self, write_t *write)
 //  --------------------------------------------------------------------------
 //  Reads, in the actor thread
 
+//  Reads of one burst share a read transaction: one snapshot, one WAL
+//  read lock, instead of taking and dropping them per statement. Every
+//  write answered before the burst is in its snapshot.
+static void
+s_read_begin (shard_t *self)
+{
+    if (!self->reading)
+        self->reading = s_step_done (self->read_begin);
+}
+
+static void
+s_read_end (shard_t *self)
+{
+    if (self->reading)
+        s_step_done (self->read_end);
+    self->reading = false;
+}
+
 static void
 s_get (shard_t *self, tiers_wire_t *msg, zmsg_t *route,
        const char *collection, const char *id)
 {
     tiers_counter_add (self->reads, 1);
+    s_read_begin (self);
     sqlite3_bind_text (self->get, 1, collection, -1, SQLITE_STATIC);
     sqlite3_bind_text (self->get, 2, id, -1, SQLITE_STATIC);
     int rc = sqlite3_step (self->get);
@@ -702,6 +723,7 @@ static void
 s_list (shard_t *self, tiers_wire_t *msg, zmsg_t *route, const char *collection)
 {
     tiers_counter_add (self->reads, 1);
+    s_read_begin (self);
     int64_t limit = SHARD_LIMIT_DEFAULT;
     const char *limit_text = tiers_wire_header (msg, "limit");
     if (limit_text && (s_positive (limit_text, &limit) || limit > SHARD_LIMIT_MAX)) {
@@ -1017,7 +1039,9 @@ s_reader_open (shard_t *self, const char *path, char **why)
     ||  s_prepare (self->db, "SELECT id, version, body FROM docs"
                    " WHERE collection = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
                    &self->list, why)
-    ||  s_prepare (self->db, "SELECT json_valid (?1)", &self->valid, why))
+    ||  s_prepare (self->db, "SELECT json_valid (?1)", &self->valid, why)
+    ||  s_prepare (self->db, "BEGIN", &self->read_begin, why)
+    ||  s_prepare (self->db, "COMMIT", &self->read_end, why))
         return -1;
     return 0;
 }
@@ -1025,7 +1049,9 @@ s_reader_open (shard_t *self, const char *path, char **why)
 static void
 s_reader_close (shard_t *self)
 {
-    sqlite3_stmt **stmts [] = { &self->get, &self->list, &self->valid };
+    s_read_end (self);
+    sqlite3_stmt **stmts [] = { &self->get, &self->list, &self->valid,
+                                &self->read_begin, &self->read_end };
     s_close (&self->db, stmts, sizeof stmts / sizeof stmts [0]);
 }
 
@@ -1162,6 +1188,7 @@ s_shard_actor (zsock_t *pipe, void *args_)
                          && tiers_poller_ready (poller, on_router); burst++)
             if (!s_on_router (self))
                 tiers_poller_idle (poller, on_router);
+        s_read_end (self);
     }
     tiers_poller_destroy (&poller);
 

@@ -72,6 +72,8 @@ struct _pool_t {
     size_t workers;
     tiers_gauge_t *depth, *worker_gauge;
     tiers_histogram_t *latency;
+    tiers_counter_t *answered [6];  //  by status class: 1xx .. 5xx, cached
+    uint16_t answered_status [6];
 };
 
 typedef struct {
@@ -100,6 +102,25 @@ s_item_destroy (item_t **item_p)
     }
 }
 
+static void s_count (balancer_t *self, const char *pool, int status);
+
+//  A pool's answers, with the counter of the last status of each class
+//  kept at hand (nearly every answer is a 200).
+static void
+s_count_pool (balancer_t *self, pool_t *pool, int status)
+{
+    int class = status >= 100 && status < 600 ? status / 100 : 0;
+    if (pool->answered [class] && pool->answered_status [class] == status) {
+        tiers_counter_add (pool->answered [class], 1);
+        return;
+    }
+    s_count (self, pool->name, status);
+    char key [64];
+    snprintf (key, sizeof key, "%s|%d", pool->name, status);
+    pool->answered [class] = (tiers_counter_t *) zhashx_lookup (self->counters, key);
+    pool->answered_status [class] = (uint16_t) status;
+}
+
 //  The registry's lookup takes a lock and a scan: keep the handles here.
 static void
 s_count (balancer_t *self, const char *pool, int status)
@@ -118,22 +139,20 @@ s_count (balancer_t *self, const char *pool, int status)
 }
 
 //  Forward an encoded message as it came: [route...][payload]. The route is
-//  not consumed; the payload is. Returns 0 or -1 (peer gone or full).
+//  not consumed; the payload is (on success). Frames go out one by one,
+//  the route's as copies, the payload as it is. Returns 0 or -1 (peer gone
+//  or full).
 static int
 s_forward (balancer_t *self, zframe_t *first, zmsg_t *route, zframe_t **payload_p)
 {
-    zmsg_t *out = zmsg_new ();
-    if (first)
-        zmsg_append (out, &(zframe_t *) { zframe_dup (first) });
-    for (zframe_t *frame = zmsg_first (route); frame; frame = zmsg_next (route))
-        zmsg_append (out, &(zframe_t *) { zframe_dup (frame) });
-    zmsg_append (out, payload_p);
+    void *handle = zsock_resolve (self->router);
     tiers_poller_sent (self->router);
-    if (zmsg_send (&out, self->router)) {
-        zmsg_destroy (&out);
+    if (first && zframe_send (&first, handle, ZFRAME_MORE | ZFRAME_REUSE))
         return -1;
-    }
-    return 0;
+    for (zframe_t *frame = zmsg_first (route); frame; frame = zmsg_next (route))
+        if (zframe_send (&frame, handle, ZFRAME_MORE | ZFRAME_REUSE))
+            return -1;
+    return zframe_send (payload_p, handle, 0);
 }
 
 //  Answer a caller with an error (or timeout) status from the balancer.
@@ -334,7 +353,7 @@ s_on_reply (balancer_t *self, worker_t *worker, tiers_wire_t *msg, zmsg_t *route
     if (!item->answered) {
         if (s_forward (self, NULL, item->route, payload_p))
             tiers_counter_add (self->unroutable, 1);
-        s_count (self, worker->pool->name, msg->status);
+        s_count_pool (self, worker->pool, msg->status);
         tiers_histogram_observe (worker->pool->latency,
                                  (tiers_clock_us () - item->started) / 1e6);
     }

@@ -843,7 +843,7 @@ s_load_cluster (s_loader_t *self, s_item_t *cluster)
         if (!key) {
             s_problem (self->problems, item->line,
                        "unknown cluster key '%s' (expected name, data, log, "
-                       "sync, slots or heartbeat)", item->name);
+                       "sync, slots, heartbeat or spin_us)", item->name);
             continue;
         }
         size_t slot = key - s_cluster_keys;

@@ -93,5 +93,22 @@ for sig in TERM INT; do
     if contains "$dir/run.log" "dangling"; then ok 1 "no dangling sockets (SIG$sig)"; else ok 0 "no dangling sockets (SIG$sig)"; fi
 done
 
+# spin_us = 0: every actor sleeps at once when idle; the cluster still serves
+sed -e "s|data = ./tiers-data|data = $dir/nospin-data|" -e "s|^    sync = full|    sync = full\n    spin_us = 0|" \
+    "$top_srcdir/maps/single-box.map" >"$dir/nospin.map"
+contains "$dir/nospin.map" "spin_us = 0"; ok $? "a single-box map with spin_us = 0"
+"$TIERS" run -m "$dir/nospin.map" --http 127.0.0.1:0 >"$dir/nospin.log" 2>&1 &
+pid=$!
+i=0
+while [ $i -lt 200 ] && ! contains "$dir/nospin.log" "; ready"; do sleep 0.05; i=$((i + 1)); done
+contains "$dir/nospin.log" "; ready"; ok $? "spin_us = 0: ready"
+port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$dir/nospin.log" | head -n 1)
+code=$(curl -s -m 5 -o /dev/null -w '%{http_code}' -X PUT -d '{"spin":0}' "http://127.0.0.1:$port/v1/t/a")
+[ "$code" = 201 ]; ok $? "spin_us = 0: PUT is 201 ($code)"
+body=$(curl -s -m 5 "http://127.0.0.1:$port/v1/t/a")
+[ "$body" = '{"spin":0}' ]; ok $? "spin_us = 0: GET returns the body ($body)"
+kill -TERM "$pid"; wait "$pid"; ok $? "spin_us = 0: exit 0 after SIGTERM"
+pid=""
+
 echo "1..$n"
 [ $failed -eq 0 ]

@@ -227,6 +227,7 @@ test_single_box (void)
     is (tiers_map_cluster (map, "data"), "./d", "cluster data");
     is (tiers_map_cluster (map, "sync"), "full", "cluster sync defaults to full");
     is (tiers_map_cluster (map, "slots"), "1024", "cluster slots default");
+    is (tiers_map_cluster (map, "spin_us"), "200", "cluster spin_us default");
     ok (tiers_map_cluster (map, "nope") == NULL, "unknown cluster key is NULL");
     is_int (tiers_map_node_count (map), 1, "one node");
     is (tiers_map_node_name (map, 0), "box", "node name");
@@ -297,6 +298,7 @@ test_two_nodes (void)
         "cluster\n"
         "    name = two\n"
         "    slots = 2048\n"
+        "    spin_us = 0\n"
         "node = front\n"
         "    web\n"
         "        http = 0.0.0.0:8080\n"
@@ -339,6 +341,7 @@ test_two_nodes (void)
         "connect to a non-peer by name");
     is (tiers_map_find (map, "s1")->bind, "ipc:///tmp/tiers-s1.sock", "ipc bind");
     is (tiers_map_cluster (map, "slots"), "2048", "cluster slots");
+    is (tiers_map_cluster (map, "spin_us"), "0", "cluster spin_us 0: sleep at once");
     tiers_map_destroy (&map);
 }
 
@@ -453,7 +456,11 @@ test_grammar (void)
     s_broken ("cluster = x\n", "t.map:1: cluster takes no value");
     s_broken ("cluster\n    color = red\n",
               "t.map:2: unknown cluster key 'color' (expected name, data, log, "
-              "sync, slots or heartbeat)");
+              "sync, slots, heartbeat or spin_us)");
+    s_broken ("cluster\n    spin_us = 100001\n",
+              "t.map:2: bad spin_us '100001': expected an integer from 0 to 100000");
+    s_broken ("cluster\n    spin_us = -1\n",
+              "t.map:2: bad spin_us '-1': expected an integer from 0 to 100000");
     s_broken ("cluster\n    name = a\n    name = b\n",
               "t.map:3: duplicate key 'name' (first at line 2)");
     s_broken ("cluster\n    slots = 0\n",

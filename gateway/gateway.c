@@ -458,6 +458,16 @@ s_count_argument (void *cls, enum MHD_ValueKind kind, const char *key,
     return MHD_YES;
 }
 
+//  Bytes of the request's header lines as they came ("Key: value\r\n").
+static enum MHD_Result
+s_count_header (void *cls, enum MHD_ValueKind kind, const char *key,
+                const char *value)
+{
+    size_t *length = (size_t *) cls;
+    *length += 4 + strlen (key) + (value ? strlen (value) : 0);
+    return MHD_YES;
+}
+
 static const char *
 s_method_word (const char *method)
 {
@@ -515,6 +525,17 @@ s_on_first_call (gateway_t *self, request_t *req, const char *url,
         snprintf (detail, sizeof detail, "the URL is %zu bytes; the limit is %zu",
                   url_length, self->max_url);
         return s_respond_problem (req, 414, detail, NULL, NULL);
+    }
+    //  MHD's pool holds twice max_header (see s_start_daemon), so that
+    //  headers over the limit get this answer, not MHD's own HTML page.
+    size_t header_length = strlen (method) + 1 + url_length + 11;
+    MHD_get_connection_values (connection, MHD_HEADER_KIND,
+                               s_count_header, &header_length);
+    if (header_length > self->max_header) {
+        char detail [96];
+        snprintf (detail, sizeof detail, "the request line and headers are %zu bytes; "
+                  "the limit is %zu", header_length, self->max_header);
+        return s_respond_problem (req, 431, detail, NULL, NULL);
     }
     if (req->route == ROUTE_OTHER)
         return s_respond_problem (req, 404, "no such route", NULL, NULL);
@@ -896,7 +917,7 @@ s_start_daemon (gateway_t *self, const tiers_entry_t *entry, bool reuse)
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int) self->connections,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int) self->per_client,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) self->idle_timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) self->max_header,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 2 * self->max_header,
         MHD_OPTION_NOTIFY_COMPLETED, s_completed, self,
         MHD_OPTION_END);
     freeaddrinfo (found);

@@ -205,6 +205,10 @@ scenarios () {
     bigheader=$(printf 'X-Big: %020000d' 0)
     req GET /v1/users/alice -H "$bigheader"
     is "$code" 431 "$M: 20 kB of headers is 431"
+    is "$(hdr Content-Type)" "application/problem+json" "$M: ... as problem+json"
+    req PUT /v1/users/bigheader -H "$bigheader" -d '{"a":1}'
+    is "$code" 431 "$M: a PUT with 20 kB of headers is 431"
+    req GET /v1/users/bigheader; is "$code" 404 "$M: ... and nothing was stored"
     longurl="/v1/users/$(printf '%05000d' 0)"
     req GET "$longurl"
     is "$code" 414 "$M: a 5000-byte URL is 414"

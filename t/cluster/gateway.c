@@ -603,9 +603,18 @@ s_errors (const char *L)
     s_http_free (&r);
     free (long_id);
 
-    char *huge = s_repeat ('h', 8000);
+    char *big_header = s_repeat ('h', 5000);
+    r = s_curl ("-H 'X-Big: %s' %%B/v1/users/u1", big_header);
+    ok (s_is_problem (&r, 431) && s_has (&r, "the limit is 4096"),
+        "%s: headers over max_header: 431 problem+json", L);
+    s_http_free (&r);
+    r = s_curl ("-X PUT -H 'X-Big: %s' -d '{\"a\":1}' %%B/v1/users/big-header", big_header);
+    ok (s_is_problem (&r, 431), "%s: a PUT with oversized headers: 431", L);
+    s_http_free (&r);
+    free (big_header);
+    char *huge = s_repeat ('h', 9000);
     r = s_curl ("-H 'X-Big: %s' %%B/v1/users/u1", huge);
-    is_int (r.status, 431, "%s: headers over max_header: 431 (MHD's own page)", L);
+    is_int (r.status, 431, "%s: headers over twice max_header: 431 (MHD's own page)", L);
     s_http_free (&r);
     free (huge);
     r = s_curl ("%%B/health");

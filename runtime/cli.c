@@ -193,7 +193,7 @@ tiers_cli_main (int argc, char **argv)
     }
     else
     if (streq (command, "check"))
-        tiers_map_print_plan (map, stdout);
+        tiers_map_print_plan (map, node_name, stdout);
     else
         rc = s_run (map, node_name);
     tiers_map_destroy (&map);

@@ -1699,7 +1699,7 @@ tiers_map_set_listener (tiers_map_t *self, const char *hostport,
 }
 
 void
-tiers_map_print_plan (const tiers_map_t *self, FILE *out)
+tiers_map_print_plan (const tiers_map_t *self, const char *node, FILE *out)
 {
     assert (self && out);
     int name_width = 4, kind_width = 4;
@@ -1711,13 +1711,16 @@ tiers_map_print_plan (const tiers_map_t *self, FILE *out)
         width = (int) strlen (entry->kind->name);
         kind_width = width > kind_width? width: kind_width;
         if (entry->kind->listener
-        &&  tiers_entry_get (entry, entry->kind->listener, NULL))
+        &&  tiers_entry_get (entry, entry->kind->listener, NULL)
+        &&  (!node || streq (node, entry->node)))
             listeners++;
     }
     fprintf (out, "cluster %s (map %s, %s slots, data %s)\n",
              tiers_map_name (self), self->file,
              tiers_map_cluster (self, "slots"), tiers_map_cluster (self, "data"));
     for (size_t n = 0; n < self->node_count; n++) {
+        if (node && !streq (node, self->nodes [n]))
+            continue;
         fprintf (out, "\nnode %s\n", self->nodes [n]);
         for (size_t i = 0; i < self->entry_count; i++) {
             const tiers_entry_t *entry = self->entries [i];
@@ -1743,7 +1746,7 @@ tiers_map_print_plan (const tiers_map_t *self, FILE *out)
         const char *listener = entry->kind->listener;
         const char *address = listener
                             ? tiers_entry_get (entry, listener, NULL): NULL;
-        if (address)
+        if (address && (!node || streq (node, entry->node)))
             fprintf (out, "    %s %s  (%s on node %s)\n", listener, address,
                      entry->name, entry->node);
     }

@@ -86,7 +86,8 @@ int tiers_hostport_split (const char *text, char *host, size_t host_size,
 int tiers_map_set_listener (tiers_map_t *self, const char *hostport,
                             const char *node);
 
-//  Print the placement plan (for `tiers check`) to `out`.
-void tiers_map_print_plan (const tiers_map_t *self, FILE *out);
+//  Print the placement plan (for `tiers check`) to `out`: every node, or
+//  only `node` when it is not NULL.
+void tiers_map_print_plan (const tiers_map_t *self, const char *node, FILE *out);
 
 #endif

@@ -272,7 +272,7 @@ test_single_box (void)
     char *plan = NULL;
     size_t plan_size = 0;
     FILE *out = open_memstream (&plan, &plan_size);
-    tiers_map_print_plan (map, out);
+    tiers_map_print_plan (map, NULL, out);
     fclose (out);
     ok (strstr (plan, "cluster single-box (map box.map") != NULL, "plan: cluster line");
     ok (strstr (plan, "\nnode box\n") != NULL, "plan: node line");

@@ -1,3 +1,4 @@
 # The HTTP edge (libmicrohttpd).
 libtiers_a_SOURCES += \
-    gateway/gateway.c gateway/gateway.h
+    gateway/gateway.c gateway/gateway.h \
+    gateway/exporter.c gateway/exporter.h

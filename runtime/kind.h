@@ -54,6 +54,7 @@ typedef struct {
     bool multi;             //  `instances` > 1 allowed
     const char *peer;       //  kind whose bind `connect` defaults to
     const char *listener;   //  key holding a public listener ("http"), or NULL
+    bool fixed_listener;    //  `tiers run --http` never moves it (exporter)
     const char *uses;       //  kind whose every entry it connects to
                             //  ("shard" for the APIs), or NULL
 } tiers_kind_t;

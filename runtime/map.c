@@ -1649,7 +1649,9 @@ tiers_map_set_listener (tiers_map_t *self, const char *hostport,
     tiers_entry_t *target = NULL;
     for (size_t i = 0; i < self->entry_count; i++) {
         tiers_entry_t *entry = self->entries [i];
-        if (!entry->kind->listener || (node && !streq (entry->node, node)))
+        //  --http moves the public edge (the gateway), not an exporter
+        if (!entry->kind->listener || entry->kind->fixed_listener
+        ||  (node && !streq (entry->node, node)))
             continue;
         if (target)
             return -1;              //  more than one: ambiguous

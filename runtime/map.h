@@ -80,7 +80,7 @@ int tiers_hostport_split (const char *text, char *host, size_t host_size,
                           int *port);
 
 //  `tiers run --http`: replace the listener address (kind->listener key)
-//  of the one entry with a listener on `node` (any node when NULL).
+//  of the one gateway entry on `node` (any node when NULL).
 //  Returns -1 if the address is not HOST:PORT or there is not exactly one
 //  such entry.
 int tiers_map_set_listener (tiers_map_t *self, const char *hostport,

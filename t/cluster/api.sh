@@ -81,9 +81,11 @@ start_cluster () {
         start_node "$dir/one.log" run -m "$dir/one.map" --http 127.0.0.1:0 || return 1
         web=$pid; storage=$pid; weblog="$dir/one.log"
     else
-        p1=$("$TOOL" freeport); p2=$("$TOOL" freeport)
+        p1=$("$TOOL" freeport); p2=$("$TOOL" freeport); p3=$("$TOOL" freeport)
+        exporter="http://127.0.0.1:$p3"
         sed -e "s|data = ./tiers-data|data = $data|" \
             -e "s|127.0.0.1:7101|127.0.0.1:$p1|" -e "s|127.0.0.1:7102|127.0.0.1:$p2|" \
+            -e "s|127.0.0.1:9101|127.0.0.1:$p3|" \
             -e "s|^        http = 127.0.0.1:8080|        http = 127.0.0.1:8080\n        deadline = 2s|" \
             "$top_srcdir/maps/storage-apart.map" >"$dir/two.map"
         start_node "$dir/storage.log" run -m "$dir/two.map" -n storage || return 1
@@ -259,6 +261,24 @@ scenarios () {
     if [ "$mode" = one ]; then
         has 'tiers_shard_commits_total'; ok $? "$M: metrics show shard commits"
         has 'tiers_shard_batch_size'; ok $? "$M: metrics show shard batch sizes"
+    else
+        # The storage node has no gateway: its exporter shows its metrics.
+        web_base=$base; base=$exporter
+        req GET /metrics
+        is "$code" 200 "$M: the storage node's exporter serves /metrics"
+        is "$(hdr Content-Type)" "text/plain; version=0.0.4; charset=utf-8" "$M: ... as Prometheus text"
+        commits=$(sed -n 's/^tiers_shard_commits_total{shard="s0"} //p' "$dir/body")
+        ok "$([ "${commits:-0}" -gt 0 ] && echo 0 || echo 1)" "$M: ... with the commits of shard s0 ($commits)"
+        has 'tiers_shard_batch_size{shard="s1"}'; ok $? "$M: ... and the batch sizes of s1"
+        if has 'tiers_gateway_requests_total'; then ok 1 "$M: ... and nothing of the web node"; else ok 0 "$M: ... and nothing of the web node"; fi
+        req GET /health; is "$code" 200 "$M: the exporter's /health is 200"
+        req GET /v1/users/alice
+        is "$code" 404 "$M: the exporter serves nothing else (404)"
+        is "$(hdr Content-Type)" "application/problem+json" "$M: ... as problem+json"
+        req POST /metrics -d x
+        is "$code" 405 "$M: POST /metrics on the exporter is 405"
+        is "$(hdr Allow)" "GET, HEAD" "$M: ... with Allow"
+        base=$web_base
     fi
 
     # 20 clients race an If-Match update of the same version: one wins.

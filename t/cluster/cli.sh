@@ -68,7 +68,8 @@ contains "$dir/out" "missing.map"; ok $? "missing map is named"
 "$TIERS" check -m "$top_srcdir/maps/storage-apart.map" -n storage >"$dir/out" 2>&1; ok $? "check -n storage exits 0"
 contains "$dir/out" "node storage"; ok $? "check -n storage shows node storage"
 if contains "$dir/out" "node web"; then ok 1 "check -n storage leaves node web out"; else ok 0 "check -n storage leaves node web out"; fi
-contains "$dir/out" "public listeners: none"; ok $? "check -n storage: no public listener on that node"
+contains "$dir/out" "(exporter on node storage)"; ok $? "check -n storage lists that node's listener"
+if contains "$dir/out" "(gateway on node web)"; then ok 1 "check -n storage leaves the web node's listener out"; else ok 0 "check -n storage leaves the web node's listener out"; fi
 "$TIERS" run -n nosuchnode >"$dir/out" 2>&1; [ $? -eq 2 ]; ok $? "unknown node exits 2"
 contains "$dir/out" "no node 'nosuchnode'"; ok $? "unknown node is named"
 

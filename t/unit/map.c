@@ -394,6 +394,24 @@ test_set_listener (void)
     ok (map && tiers_map_set_listener (map, "[::1]:8081", "box") == 0,
         "and replaces it again");
     tiers_map_destroy (&map);
+
+    //  An exporter's listener stays where the map puts it
+    map = tiers_map_parse ("node = box\n"
+                           "    balancer\n        bind = inproc://b\n"
+                           "    gateway\n        http = 127.0.0.1:8080\n"
+                           "    exporter\n        http = 127.0.0.1:9101\n", "x.map", NULL);
+    ok (map && tiers_map_set_listener (map, "127.0.0.1:0", "box") == 0,
+        "set_listener beside an exporter moves the gateway");
+    is (map? tiers_entry_get (tiers_map_find (map, "gateway"), "http", NULL): NULL,
+        "127.0.0.1:0", "the gateway listens there");
+    is (map? tiers_entry_get (tiers_map_find (map, "exporter"), "http", NULL): NULL,
+        "127.0.0.1:9101", "the exporter stays");
+    tiers_map_destroy (&map);
+    map = tiers_map_parse ("node = box\n    exporter\n        http = 127.0.0.1:9101\n",
+                           "x.map", NULL);
+    ok (map && tiers_map_set_listener (map, "127.0.0.1:0", NULL) == -1,
+        "set_listener: an exporter alone is not a gateway");
+    tiers_map_destroy (&map);
 }
 
 static void
@@ -494,6 +512,9 @@ test_grammar (void)
               "        bind = inproc://b\n",
               "t.map:4: duplicate key 'bind' (first at line 3)");
     s_broken ("node = box\n    balancer\n", "t.map:2: balancer needs 'bind'");
+    s_broken ("node = box\n    exporter\n", "t.map:2: exporter needs 'http'");
+    s_broken ("node = box\n    exporter\n        http = nowhere\n",
+              "t.map:3: bad http 'nowhere'");
     s_broken_with ("    store = s0\n", "t.map:4: store 's0' needs 'bind'");
     s_broken_with ("    web\n", "t.map:4: web needs 'http'");
     s_broken_with ("    echo\n        bind = inproc://e\n",

@@ -48,7 +48,11 @@ has () { grep -qF -- "$1" "$dir/body"; }
 
 start_node () {   # start_node LOG ARGS...: sets $pid
     log=$1; shift
-    "$TIERS" "$@" >"$log" 2>&1 &
+    # Empty the log here, before the start: the shell truncates it only in
+    # the child, and a restart that reuses the log could otherwise read the
+    # last process's "ready" before that.
+    : >"$log"
+    "$TIERS" "$@" >>"$log" 2>&1 &
     pid=$!
     pids="$pids $pid"
     i=0

@@ -75,7 +75,8 @@ contains "$dir/out" "no node 'nosuchnode'"; ok $? "unknown node is named"
 
 # run, then SIGTERM: clean exit 0 within 2 s; SIGINT likewise.
 for sig in TERM INT; do
-    ( cd "$dir" && exec "$TIERS" run --http 127.0.0.1:0 ) >"$dir/run.log" 2>&1 &
+    : >"$dir/run.log"       # emptied before the start (see api.sh's start_node)
+    ( cd "$dir" && exec "$TIERS" run --http 127.0.0.1:0 ) >>"$dir/run.log" 2>&1 &
     pid=$!
     i=0
     while [ $i -lt 100 ] && ! contains "$dir/run.log" "; ready"; do sleep 0.05; i=$((i + 1)); done

@@ -83,13 +83,19 @@ pid_t
 h_spawn (char *const argv [], const char *log)
 {
     fflush (stdout);
+    //  Empty the log before the fork: a restart that reuses it must not
+    //  let the caller read the last process's lines ("ready") before the
+    //  child gets to truncate it.
+    int truncated = open (log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (truncated >= 0)
+        close (truncated);
     pid_t parent = getpid ();
     pid_t pid = fork ();
     if (pid == 0) {
         prctl (PR_SET_PDEATHSIG, SIGKILL);
         if (getppid () != parent)
             _exit (127);
-        int fd = open (log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int fd = open (log, O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (fd >= 0) {
             dup2 (fd, 1);
             dup2 (fd, 2);

@@ -102,7 +102,7 @@ s_item_destroy (item_t **item_p)
     }
 }
 
-static void s_count (balancer_t *self, const char *pool, int status);
+static tiers_counter_t *s_count (balancer_t *self, const char *pool, int status);
 
 //  A pool's answers, with the counter of the last status of each class
 //  kept at hand (nearly every answer is a 200).
@@ -114,15 +114,13 @@ s_count_pool (balancer_t *self, pool_t *pool, int status)
         tiers_counter_add (pool->answered [class], 1);
         return;
     }
-    s_count (self, pool->name, status);
-    char key [64];
-    snprintf (key, sizeof key, "%s|%d", pool->name, status);
-    pool->answered [class] = (tiers_counter_t *) zhashx_lookup (self->counters, key);
+    pool->answered [class] = s_count (self, pool->name, status);
     pool->answered_status [class] = (uint16_t) status;
 }
 
 //  The registry's lookup takes a lock and a scan: keep the handles here.
-static void
+//  Counts one answer and returns the counter.
+static tiers_counter_t *
 s_count (balancer_t *self, const char *pool, int status)
 {
     char key [64];
@@ -136,6 +134,7 @@ s_count (balancer_t *self, const char *pool, int status)
         zhashx_insert (self->counters, key, counter);
     }
     tiers_counter_add (counter, 1);
+    return counter;
 }
 
 //  Forward an encoded message as it came: [route...][payload]. The route is

@@ -143,12 +143,9 @@ s_find (const tiers_wire_t *self, const char *key, size_t key_size)
 //  cache (bigger requests take the large-bin path and consolidate the fast
 //  bins on every call), and it is not zeroed: only the fields below and the
 //  headers up to header_count are ever read.
-static tiers_wire_t *
-s_alloc (int kind)
+static void
+s_init (tiers_wire_t *self, int kind)
 {
-    tiers_wire_t *self = (tiers_wire_t *) malloc (sizeof (tiers_wire_t));
-    if (!self)
-        return NULL;
     self->kind = (uint8_t) kind;
     self->status = 0;
     self->deadline = 0;
@@ -158,6 +155,14 @@ s_alloc (int kind)
     self->header_count = 0;
     self->body = NULL;
     self->body_size = 0;
+}
+
+static tiers_wire_t *
+s_alloc (int kind)
+{
+    tiers_wire_t *self = (tiers_wire_t *) malloc (sizeof (tiers_wire_t));
+    if (self)
+        s_init (self, kind);
     return self;
 }
 
@@ -525,7 +530,7 @@ const char *
 tiers_wire_peek (const uint8_t *data, size_t size, tiers_wire_t *view)
 {
     assert (view);
-    *view = (tiers_wire_t) { .kind = TIERS_WIRE_REQUEST };
+    s_init (view, TIERS_WIRE_REQUEST);     //  not zeroed, like s_alloc
     if (!data || size < TIERS_WIRE_FIXED)
         return "too short";
     s_reader_t reader = { data, size };

@@ -42,12 +42,25 @@ typedef struct {
 
 typedef enum { OP_GET, OP_LIST, OP_PUT, OP_DELETE } op_t;
 
+#define TAGS_MAX 16
+#define VERSION_NONE 999999999999999999LL   //  no document has it (18 digits)
+
+typedef struct {
+    bool present;               //  the header was sent
+    bool any;                   //  "*"
+    size_t count;               //  versions named
+    long long versions [TAGS_MAX];
+} tags_t;
+
 typedef struct {
     char rid [TIERS_WIRE_MAX_RID + 1];      //  ours, towards the shards
     zmsg_t *route;                          //  back to the caller
     tiers_wire_t *request;                  //  the caller's request
     op_t op;
-    bool lookup;                            //  LOOKUP stage (If-Match: *)
+    bool lookup;                            //  LOOKUP stage (If-Match list)
+    tags_t if_match;
+    tags_t if_none;
+    bool must_exist;                        //  If-Match: * on a write
     size_t shard;
     int waiting;                            //  list: answers still due
     int limit;
@@ -93,11 +106,20 @@ s_title (int status)
     }
 }
 
+//  The request id the client sees: the gateway sends it as a header when
+//  the wire rid carries a uniqueness suffix, else the rid is the id.
+static const char *
+s_request_id (const tiers_wire_t *request)
+{
+    const char *shown = tiers_wire_header (request, "request-id");
+    return shown && *shown ? shown : request->rid;
+}
+
 static void
 s_reply (api_t *self, call_t *call, tiers_wire_t *reply)
 {
     if (tiers_service_reply (self->service, &call->route, reply))
-        tiers_warn ("could not send the answer to %s", call->request->rid);
+        tiers_warn ("could not send the answer to %s", s_request_id (call->request));
     tiers_histogram_observe (self->latency, (tiers_clock_us () - call->started) / 1e6);
 }
 
@@ -109,7 +131,7 @@ s_problem (api_t *self, call_t *call, int status, const char *detail)
     json_t *body = json_pack ("{s:s, s:s, s:i, s:s, s:s}",
                               "type", "about:blank", "title", s_title (status),
                               "status", status, "detail", detail,
-                              "request_id", call->request->rid);
+                              "request_id", s_request_id (call->request));
     char *text = json_dumps (body, JSON_COMPACT);
     json_decref (body);
     tiers_wire_set_body (reply, text, strlen (text));
@@ -156,49 +178,82 @@ s_name_ok (const char *name, size_t max, bool id)
     return true;
 }
 
-//  An entity tag as tiers makes them: "123". Weak (W/"123") when allowed.
-//  Returns the version, 0 when malformed.
-static long long
-s_etag_version (const char *tag, bool weak_ok)
+//  If-Match / If-None-Match (RFC 9110 section 13.1): "*" or a list of
+//  entity-tags, empty list elements allowed. Only a strong tag of the form
+//  tiers makes ("42": digits, no leading zero) can name a version; other
+//  well-formed tags ("abc", "007", and W/ ones where the comparison is
+//  strong) are valid but match nothing.
+
+//  Returns 0, or -1 with *why when the value is not that syntax.
+static int
+s_tags_parse (const char *value, bool weak_counts, tags_t *tags, const char **why)
 {
-    while (*tag == ' ' || *tag == '\t')
-        tag++;
-    if (weak_ok && strncmp (tag, "W/", 2) == 0)
-        tag += 2;
-    if (*tag != '"')
+    memset (tags, 0, sizeof *tags);
+    if (!value)
         return 0;
-    char *end;
-    errno = 0;
-    long long version = strtoll (tag + 1, &end, 10);
-    if (errno || end == tag + 1 || *end != '"' || version <= 0 || !isdigit ((unsigned char) tag [1]))
-        return 0;
-    end++;
-    while (*end == ' ' || *end == '\t')
-        end++;
-    return *end ? 0 : version;
+    tags->present = true;
+    const char *p = value;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (*p == '*') {
+        for (p++; *p == ' ' || *p == '\t'; p++)
+            ;
+        tags->any = true;
+        *why = "* stands alone";
+        return *p ? -1 : 0;
+    }
+    size_t elements = 0;
+    *why = "must be * or a list of quoted ETags like \"42\"";
+    while (true) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (!*p)
+            break;
+        bool weak = strncmp (p, "W/", 2) == 0;
+        if (weak)
+            p += 2;
+        if (*p != '"')
+            return -1;
+        const char *start = ++p;
+        while (*p && *p != '"') {
+            unsigned char c = (unsigned char) *p++;
+            if (c < 0x21 || c == 0x7f)
+                return -1;
+        }
+        if (*p != '"')
+            return -1;
+        size_t length = (size_t) (p - start);
+        for (p++; *p == ' ' || *p == '\t'; p++)
+            ;
+        if (*p && *p != ',')
+            return -1;
+        elements++;
+        if (weak && !weak_counts)
+            continue;               //  never equal under strong comparison
+        bool canonical = length >= 1 && length <= 18 && start [0] != '0';
+        for (size_t i = 0; canonical && i < length; i++)
+            canonical = isdigit ((unsigned char) start [i]) != 0;
+        if (!canonical)
+            continue;               //  a tag tiers never made
+        if (tags->count == TAGS_MAX) {
+            *why = "lists at most 16 versions";
+            return -1;
+        }
+        tags->versions [tags->count++] = strtoll (start, NULL, 10);
+    }
+    return elements ? 0 : -1;
 }
 
-//  If-None-Match on a read: "*" or a list of tags. Returns 1 if `version`
-//  matches, 0 if not, -1 if the header is malformed.
-static int
-s_none_match (const char *header, long long version)
+//  Does the document's current version (0 = none) satisfy the list?
+static bool
+s_tags_match (const tags_t *tags, long long version)
 {
-    if (streq (header, "*"))
-        return 1;
-    char *copy = strdup (header);
-    int result = 0;
-    char *save = NULL;
-    for (char *tag = strtok_r (copy, ",", &save); tag; tag = strtok_r (NULL, ",", &save)) {
-        long long candidate = s_etag_version (tag, true);
-        if (candidate == 0) {
-            result = -1;
-            break;
-        }
-        if (candidate == version)
-            result = 1;
-    }
-    free (copy);
-    return result;
+    if (tags->any)
+        return version > 0;
+    for (size_t i = 0; i < tags->count; i++)
+        if (tags->versions [i] == version)
+            return true;
+    return false;
 }
 
 //  --------------------------------------------------------------------------
@@ -216,7 +271,8 @@ s_shard_send (api_t *self, call_t *call, size_t shard, const char *op,
     message->trace = request->trace;
     tiers_wire_set_header (message, "op", op, strlen (op));
     //  The caller's request id goes on to the shard, for its logs.
-    tiers_wire_set_header (message, "request-id", request->rid, strlen (request->rid));
+    const char *request_id = s_request_id (request);
+    tiers_wire_set_header (message, "request-id", request_id, strlen (request_id));
     const char *collection = tiers_wire_header (request, "collection");
     tiers_wire_set_header (message, "collection", collection, strlen (collection));
     const char *id = tiers_wire_header (request, "id");
@@ -226,6 +282,8 @@ s_shard_send (api_t *self, call_t *call, size_t shard, const char *op,
         tiers_wire_set_headerf (message, "version", "%lld", version);
     if (create)
         tiers_wire_set_header (message, "create", "1", 1);
+    if (call->must_exist && !call->lookup)
+        tiers_wire_set_header (message, "exists", "1", 1);
     if (call->op == OP_LIST) {
         const char *after = tiers_wire_header (request, "after");
         if (after && *after)
@@ -255,6 +313,17 @@ s_start (api_t *self, tiers_wire_t *request, zmsg_t *route)
     call->route = route;
     snprintf (call->rid, sizeof call->rid, "%.40s-%" PRIu64, self->name, ++self->sequence);
 
+    //  Every text header is read whole: a NUL byte would cut it short.
+    static const char *texts [] = { "method", "collection", "id", "if-match",
+                                    "if-none-match", "limit", "after", NULL };
+    bool bad = false;
+    for (const char **name = texts; *name && !bad; name++)
+        tiers_wire_text (request, *name, &bad);
+    if (bad) {
+        s_problem (self, call, 400, "a header of the request holds a NUL byte");
+        s_call_destroy (&call);
+        return;
+    }
     const char *method = tiers_wire_header (request, "method");
     const char *collection = tiers_wire_header (request, "collection");
     const char *id = tiers_wire_header (request, "id");
@@ -279,8 +348,13 @@ s_start (api_t *self, tiers_wire_t *request, zmsg_t *route)
 
     if (!self->writes && (streq (method, "GET") || streq (method, "HEAD")) && id) {
         call->op = OP_GET;
-        if (if_none && s_none_match (if_none, 1) < 0) {
-            s_problem (self, call, 400, "If-None-Match must be * or quoted ETags");
+        const char *why = NULL;
+        char detail [96];
+        if (s_tags_parse (if_match, false, &call->if_match, &why)
+        ||  s_tags_parse (if_none, true, &call->if_none, &why)) {
+            snprintf (detail, sizeof detail, "%s %s",
+                      why && call->if_none.present ? "If-None-Match" : "If-Match", why);
+            s_problem (self, call, 400, detail);
             s_call_destroy (&call);
             return;
         }
@@ -311,20 +385,32 @@ s_start (api_t *self, tiers_wire_t *request, zmsg_t *route)
     if (self->writes && id && (streq (method, "PUT") || streq (method, "DELETE"))) {
         call->op = streq (method, "PUT") ? OP_PUT : OP_DELETE;
         op = call->op == OP_PUT ? "put" : "delete";
-        if (if_match && streq (if_match, "*"))
-            call->lookup = true;
-        else
-        if (if_match) {
-            version = s_etag_version (if_match, false);
-            if (version == 0) {
-                s_problem (self, call, 400, "If-Match must be * or one quoted "
-                                            "strong ETag like \"42\"");
-                s_call_destroy (&call);
-                return;
-            }
+        const char *why = NULL;
+        if (s_tags_parse (if_match, false, &call->if_match, &why)) {
+            char detail [96];
+            snprintf (detail, sizeof detail, "If-Match %s", why);
+            s_problem (self, call, 400, detail);
+            s_call_destroy (&call);
+            return;
         }
+        //  The shard checks one precondition atomically with the write:
+        //  "exists" for *, a version for one tag, a version that no
+        //  document has for none (so PUT gets 412, DELETE of a missing
+        //  document its 404); several tags take a lookup first.
+        if (call->if_match.any)
+            call->must_exist = true;
+        else
+        if (call->if_match.present && call->if_match.count == 0)
+            version = VERSION_NONE;
+        else
+        if (call->if_match.count == 1)
+            version = call->if_match.versions [0];
+        else
+        if (call->if_match.count > 1)
+            call->lookup = true;
         if (if_none) {
-            if (!streq (if_none, "*") || call->op != OP_PUT) {
+            if (s_tags_parse (if_none, true, &call->if_none, &why)
+            ||  !call->if_none.any || call->op != OP_PUT) {
                 s_problem (self, call, 400, "on writes If-None-Match can only be *, "
                                             "on PUT (create only)");
                 s_call_destroy (&call);
@@ -387,6 +473,14 @@ s_etag (tiers_wire_t *reply, const char *version)
         tiers_wire_set_headerf (reply, "etag", "\"%s\"", version);
 }
 
+static int
+s_by_id (const void *a, const void *b)
+{
+    const char *left = json_string_value (json_object_get (*(json_t * const *) a, "id"));
+    const char *right = json_string_value (json_object_get (*(json_t * const *) b, "id"));
+    return strcmp (left ? left : "", right ? right : "");
+}
+
 static void
 s_finish_list (api_t *self, call_t *call)
 {
@@ -399,16 +493,7 @@ s_finish_list (api_t *self, call_t *call)
     json_t **sorted = (json_t **) malloc ((count ? count : 1) * sizeof (json_t *));
     for (size_t i = 0; i < count; i++)
         sorted [i] = json_array_get (call->items, i);
-    for (size_t i = 1; i < count; i++) {        //  insertion sort of a few pages
-        json_t *item = sorted [i];
-        const char *id = json_string_value (json_object_get (item, "id"));
-        size_t j = i;
-        while (j > 0 && strcmp (json_string_value (json_object_get (sorted [j - 1], "id")), id) > 0) {
-            sorted [j] = sorted [j - 1];
-            j--;
-        }
-        sorted [j] = item;
-    }
+    qsort (sorted, count, sizeof (json_t *), s_by_id);
     size_t take = count < (size_t) call->limit ? count : (size_t) call->limit;
     json_t *items = json_array ();
     for (size_t i = 0; i < take; i++)
@@ -477,9 +562,13 @@ s_answer (api_t *self, call_t *call, tiers_wire_t *answer)
         s_finish_list (self, call);
         return true;
     }
-    if (call->lookup) {                         //  If-Match: * wants existence
+    if (call->lookup) {                         //  If-Match with several tags
+        if (status == 404 && call->op == OP_DELETE) {
+            s_problem (self, call, 404, "no such document");
+            return true;
+        }
         if (status == 404) {
-            s_problem (self, call, 412, "If-Match: * but the document does not exist");
+            s_problem (self, call, 412, "the document does not exist (If-Match)");
             return true;
         }
         if (status != 200 || !version) {
@@ -489,6 +578,10 @@ s_answer (api_t *self, call_t *call, tiers_wire_t *answer)
         call->lookup = false;
         long long current = 0;
         tiers_parse_int (version, &current);
+        if (!s_tags_match (&call->if_match, current)) {
+            s_problem (self, call, 412, "the document's version does not match If-Match");
+            return true;
+        }
         if (s_shard_send (self, call, call->shard, call->op == OP_PUT ? "put" : "delete",
                           current, false)) {
             s_problem (self, call, 503, "the shard is not reachable");
@@ -504,6 +597,7 @@ s_answer (api_t *self, call_t *call, tiers_wire_t *answer)
         if (status == 412)
             detail = call->op == OP_PUT && tiers_wire_header (call->request, "if-none-match")
                    ? "the document exists (If-None-Match: *)"
+                   : call->must_exist ? "the document does not exist (If-Match: *)"
                    : "the document's version does not match If-Match";
         if (status >= 500)
             tiers_counter_add (self->shard_errors, 1);
@@ -515,12 +609,16 @@ s_answer (api_t *self, call_t *call, tiers_wire_t *answer)
     const char *collection = tiers_wire_header (call->request, "collection");
     const char *id = tiers_wire_header (call->request, "id");
     if (call->op == OP_GET) {
-        const char *if_none = tiers_wire_header (call->request, "if-none-match");
         long long current = 0;
         if (version)
             tiers_parse_int (version, &current);
+        if (call->if_match.present && !s_tags_match (&call->if_match, current)) {
+            tiers_wire_destroy (&reply);
+            s_problem (self, call, 412, "the document's version does not match If-Match");
+            return true;
+        }
         //  HEAD gets the body too: MHD sends its length and drops it.
-        if (if_none && s_none_match (if_none, current) == 1)
+        if (call->if_none.present && s_tags_match (&call->if_none, current))
             reply->status = 304;
         else
             tiers_wire_set_body (reply, answer->body, answer->body_size);
@@ -686,7 +784,7 @@ s_api_actor (zsock_t *pipe, void *args_, bool writes)
         }
         tiers_poller_wait (poller, timeout);
         if (tiers_poller_ready (poller, on_pipe)) {
-            if ((zsock_events (pipe) & ZMQ_POLLIN) && tiers_actor_stopping (pipe))
+            if (tiers_actor_pipe_stopping (pipe))
                 break;
             tiers_poller_idle (poller, on_pipe);
         }
@@ -735,7 +833,7 @@ s_write_api_actor (zsock_t *pipe, void *args)
 
 static const tiers_key_t s_keys [] = {
     { "capacity",  TIERS_KEY_INT,    false, 1, 100000, NULL },
-    { "pool",      TIERS_KEY_STRING, false, 0, TIERS_WIRE_MAX_SERVICE, NULL },
+    { "pool",      TIERS_KEY_NAME,   false, 0, 64, NULL },
     { "heartbeat", TIERS_KEY_MS,     false, 10, 60000, NULL },
     { NULL, 0, false, 0, 0, NULL }
 };

@@ -41,6 +41,9 @@
 #include "poller.h"
 #include "log.h"
 #include "metrics.h"
+#include <ctype.h>
+
+#define BALANCER_POOLS_MAX  256     //  pools are made by READY; bounded
 
 typedef struct _pool_t pool_t;
 
@@ -120,15 +123,25 @@ s_count_pool (balancer_t *self, pool_t *pool, int status)
 
 //  The registry's lookup takes a lock and a scan: keep the handles here.
 //  Counts one answer and returns the counter.
+//  Names and statuses come from the wire: a pool that does not exist is
+//  counted as "(none)" and a status outside 100..599 as "other", so that a
+//  stream of made-up names cannot grow the registry.
 static tiers_counter_t *
 s_count (balancer_t *self, const char *pool, int status)
 {
-    char key [64];
-    snprintf (key, sizeof key, "%s|%d", pool, status);
+    if (!zhashx_lookup (self->pools, pool))
+        pool = "(none)";
+    char code [8] = "other";
+    if (status >= 100 && status <= 599)
+        snprintf (code, sizeof code, "%d", status);
+    char key [TIERS_WIRE_MAX_SERVICE + 16];
+    snprintf (key, sizeof key, "%s|%s", pool, code);
     tiers_counter_t *counter = (tiers_counter_t *) zhashx_lookup (self->counters, key);
     if (!counter) {
-        char labels [96];
-        snprintf (labels, sizeof labels, "pool=\"%s\",status=\"%d\"", pool, status);
+        char value [2 * TIERS_WIRE_MAX_SERVICE + 1];
+        char labels [sizeof value + 32];
+        snprintf (labels, sizeof labels, "pool=\"%s\",status=\"%s\"",
+                  tiers_metrics_label_value (value, sizeof value, pool), code);
         counter = tiers_metrics_counter ("tiers_balancer_requests_total",
             labels, "Requests answered by the balancer, by pool and status");
         zhashx_insert (self->counters, key, counter);
@@ -182,8 +195,10 @@ s_pool (balancer_t *self, const char *name)
         snprintf (pool->name, sizeof pool->name, "%s", name);
         pool->ready = zlistx_new ();
         pool->queue = zlistx_new ();
-        char labels [96];
-        snprintf (labels, sizeof labels, "pool=\"%s\"", name);
+        char value [2 * TIERS_WIRE_MAX_SERVICE + 1];
+        char labels [sizeof value + 16];
+        snprintf (labels, sizeof labels, "pool=\"%s\"",
+                  tiers_metrics_label_value (value, sizeof value, name));
         pool->depth = tiers_metrics_gauge ("tiers_balancer_queue_depth", labels,
                                            "Requests waiting for a worker");
         pool->worker_gauge = tiers_metrics_gauge ("tiers_balancer_workers", labels,
@@ -212,12 +227,37 @@ s_pool_free (void **item)
     }
 }
 
+static void s_worker_remove (balancer_t *self, worker_t *worker, const char *why);
+
+//  Pool names end up in metric labels and the status JSON: keep them to
+//  the characters of map names (and '.', ':'), so nothing needs escaping.
+static bool
+s_pool_name_ok (const char *name)
+{
+    size_t length = strlen (name);
+    if (length == 0 || length > 64)
+        return false;
+    for (size_t i = 0; i < length; i++)
+        if (!isalnum ((unsigned char) name [i]) && !strchr ("_.:-", name [i]))
+            return false;
+    return true;
+}
+
 //  Give one request to the worker (which has credit): it becomes INFLIGHT.
 static void
 s_dispatch (balancer_t *self, worker_t *worker, item_t *item)
 {
     assert (worker->credit > 0);
-    int rc = s_forward (self, worker->identity, item->route, &item->payload);
+    if (s_forward (self, worker->identity, item->route, &item->payload)) {
+        //  The worker is gone (ROUTER_MANDATORY says so at once): the
+        //  request goes back to the front of the queue, still whole, and
+        //  the worker out of the pool, before anything else is sent to it.
+        tiers_counter_add (self->unroutable, 1);
+        pool_t *pool = worker->pool;
+        zlistx_add_start (pool->queue, item);
+        s_worker_remove (self, worker, "unreachable");
+        return;
+    }
     worker->credit--;
     zlistx_add_end (worker->inflight, item);
     if (worker->credit == 0 && worker->ready_handle) {
@@ -227,8 +267,6 @@ s_dispatch (balancer_t *self, worker_t *worker, item_t *item)
     else
     if (worker->ready_handle)       //  LRU: the worker goes to the back
         zlistx_move_end (worker->pool->ready, worker->ready_handle);
-    if (rc)                         //  worker vanished: it will expire and
-        tiers_counter_add (self->unroutable, 1);   //  fail this request 502
 }
 
 //  Feed queued requests to ready workers.
@@ -300,13 +338,40 @@ s_on_ready (balancer_t *self, zframe_t *identity, const char *key,
         s_answer (self, route, msg->rid, "", 400, "READY without a pool name");
         return;
     }
-    worker_t *worker = (worker_t *) zhashx_lookup (self->workers, key);
-    if (worker)
-        s_worker_remove (self, worker, "joined again");
+    if (!s_pool_name_ok (msg->service)) {
+        s_answer (self, route, msg->rid, "", 400, "bad pool name: 1 to 64 "
+                  "letters, digits, '_', '.', ':' or '-'");
+        return;
+    }
     const char *capacity = tiers_wire_header (msg, "capacity");
     long long credit = 1;
     if (capacity && (tiers_parse_int (capacity, &credit) || credit < 1 || credit > 10000)) {
         s_answer (self, route, msg->rid, msg->service, 400, "bad capacity");
+        return;
+    }
+    worker_t *worker = (worker_t *) zhashx_lookup (self->workers, key);
+    if (worker && streq (worker->pool->name, msg->service)) {
+        //  READY again from the same worker for the same pool: a new
+        //  capacity, nothing lost (its requests in flight stay its own).
+        int inflight = (int) zlistx_size (worker->inflight);
+        worker->capacity = (int) credit;
+        worker->credit = worker->capacity > inflight ? worker->capacity - inflight : 0;
+        worker->expires = zclock_mono () + (int64_t) self->heartbeat_ms * self->liveness;
+        if (worker->credit > 0 && !worker->ready_handle)
+            worker->ready_handle = zlistx_add_end (worker->pool->ready, worker);
+        else
+        if (worker->credit == 0 && worker->ready_handle) {
+            zlistx_delete (worker->pool->ready, worker->ready_handle);
+            worker->ready_handle = NULL;
+        }
+        s_pump (self, worker->pool);
+        return;
+    }
+    if (worker)
+        s_worker_remove (self, worker, "joined another pool");
+    if (!zhashx_lookup (self->pools, msg->service)
+    &&  zhashx_size (self->pools) >= BALANCER_POOLS_MAX) {
+        s_answer (self, route, msg->rid, msg->service, 503, "too many pools");
         return;
     }
     worker = (worker_t *) zmalloc (sizeof *worker);
@@ -357,7 +422,11 @@ s_on_reply (balancer_t *self, worker_t *worker, tiers_wire_t *msg, zmsg_t *route
                                  (tiers_clock_us () - item->started) / 1e6);
     }
     s_item_destroy (&item);
-    if (worker->credit++ == 0)
+    //  Credit is what the capacity leaves beside the requests in flight
+    //  (a READY may have lowered the capacity below them).
+    int inflight = (int) zlistx_size (worker->inflight);
+    worker->credit = worker->capacity > inflight ? worker->capacity - inflight : 0;
+    if (worker->credit > 0 && !worker->ready_handle)
         worker->ready_handle = zlistx_add_end (worker->pool->ready, worker);
     s_pump (self, worker->pool);
 }
@@ -368,6 +437,11 @@ s_on_request (balancer_t *self, tiers_wire_t *msg, zmsg_t **route_p,
 {
     if (!*msg->service) {
         s_answer (self, *route_p, msg->rid, "", 400, "request without a service");
+        return;
+    }
+    if (!s_pool_name_ok (msg->service)) {
+        s_answer (self, *route_p, msg->rid, "", 400, "bad service name: 1 to 64 "
+                  "letters, digits, '_', '.', ':' or '-'");
         return;
     }
     pool_t *pool = (pool_t *) zhashx_lookup (self->pools, msg->service);
@@ -648,7 +722,7 @@ s_balancer_actor (zsock_t *pipe, void *args_)
         if (tiers_poller_wait (poller, wait > 0 ? (int) wait : 0) < 0 && errno != EINTR)
             break;
         if (tiers_poller_ready (poller, on_pipe)) {
-            if ((zsock_events (pipe) & ZMQ_POLLIN) && tiers_actor_stopping (pipe))
+            if (tiers_actor_pipe_stopping (pipe))
                 break;
             tiers_poller_idle (poller, on_pipe);
         }
@@ -672,9 +746,21 @@ s_balancer_actor (zsock_t *pipe, void *args_)
             s_item_destroy (&item);
         }
     }
+    //  Requests in flight get an answer too: their worker's may never come.
+    for (worker_t *worker = (worker_t *) zhashx_first (self->workers); worker;
+         worker = (worker_t *) zhashx_next (self->workers))
+        for (item_t *item = (item_t *) zlistx_first (worker->inflight); item;
+             item = (item_t *) zlistx_next (worker->inflight))
+            if (!item->answered) {
+                s_answer (self, item->route, item->rid, worker->pool->name, 503,
+                          "shutting down");
+                item->answered = true;
+            }
     zhashx_destroy (&self->workers);
     zhashx_destroy (&self->pools);
     zhashx_destroy (&self->counters);
+    //  Let those answers leave (on tcp:// they may still be queued), briefly.
+    zsock_set_linger (self->router, 500);
     zsock_destroy (&self->router);
 }
 

@@ -53,6 +53,7 @@
 
 #define GW_MAX_COLLECTION   64
 #define GW_MAX_ID           256
+#define GW_MAX_RID          64          //  a client's own X-Request-Id
 #define GW_BATCH            256     //  replies read per wake-up
 
 typedef enum {
@@ -75,7 +76,8 @@ typedef struct {
     route_t route;
     const char *method;         //  static string: "GET", "HEAD", ...
     const char *pool;           //  "read" or "write"
-    char rid [TIERS_WIRE_MAX_RID + 1];      //  X-Request-Id shown to the client
+    char rid [GW_MAX_RID + 1];  //  X-Request-Id shown to the client
+    bool rid_given;             //  the client sent it (else we made it)
     char key [TIERS_WIRE_MAX_RID + 1];      //  rid on the wire / table key
     char collection [GW_MAX_COLLECTION + 1];
     char id [GW_MAX_ID + 1];    //  empty for a list
@@ -86,6 +88,7 @@ typedef struct {
     bool draining;              //  answered 503 at shutdown
     bool first_call;            //  inside the first call of the handler
     bool has_body;              //  Content-Length > 0 or chunked
+    bool close;                 //  close the connection after the answer
     struct MHD_Response *held;  //  answer decided early, queued at the last call
     int held_status;
     int64_t started;            //  monotonic us
@@ -176,7 +179,7 @@ static bool
 s_rid_valid (const char *text)
 {
     size_t length = text ? strlen (text) : 0;
-    if (length < 1 || length > TIERS_WIRE_MAX_RID)
+    if (length < 1 || length > GW_MAX_RID)
         return false;
     for (size_t i = 0; i < length; i++)
         if ((unsigned char) text [i] < 0x21 || (unsigned char) text [i] > 0x7e)
@@ -334,7 +337,7 @@ s_respond (request_t *req, int status, struct MHD_Response *response)
         return MHD_NO;
     }
     MHD_add_response_header (response, "X-Request-Id", req->rid);
-    if (self->stopping)
+    if (self->stopping || req->close)
         MHD_add_response_header (response, MHD_HTTP_HEADER_CONNECTION, "close");
     if (req->first_call && !req->has_body) {
         req->held = response;
@@ -458,13 +461,30 @@ s_count_argument (void *cls, enum MHD_ValueKind kind, const char *key,
     return MHD_YES;
 }
 
-//  Bytes of the request's header lines as they came ("Key: value\r\n").
+//  One pass over the header lines: their bytes as they came ("Key:
+//  value\r\n") and Content-Length lines that disagree (RFC 9112 6.3).
+typedef struct {
+    size_t length;
+    const char *content_length;
+    size_t content_length_size;
+    bool conflict;
+} header_scan_t;
+
 static enum MHD_Result
-s_count_header (void *cls, enum MHD_ValueKind kind, const char *key,
-                const char *value)
+s_scan_header (void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+               const char *value, size_t value_size)
 {
-    size_t *length = (size_t *) cls;
-    *length += 4 + strlen (key) + (value ? strlen (value) : 0);
+    (void) kind;
+    header_scan_t *scan = (header_scan_t *) cls;
+    scan->length += 4 + key_size + value_size;
+    if (value && strcasecmp (key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        if (scan->content_length
+        && (scan->content_length_size != value_size
+        ||  memcmp (scan->content_length, value, value_size)))
+            scan->conflict = true;
+        scan->content_length = value;
+        scan->content_length_size = value_size;
+    }
     return MHD_YES;
 }
 
@@ -478,6 +498,42 @@ s_method_word (const char *method)
     return NULL;
 }
 
+//  Percent-decoding of the path and the query, as MHD's own but for two
+//  bytes: %00 and %2F stay as they are (and then fail the name checks
+//  with 400). Decoded, a NUL would cut the value short of what the client
+//  sent, and an encoded slash would become a path separator.
+static int
+s_hex_digit (char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static size_t
+s_unescape (void *cls, struct MHD_Connection *connection, char *text)
+{
+    (void) cls; (void) connection;
+    char *out = text;
+    for (const char *in = text; *in; ) {
+        int high = in [0] == '%' ? s_hex_digit (in [1]) : -1;
+        int low = high >= 0 ? s_hex_digit (in [2]) : -1;
+        int byte = high * 16 + low;
+        if (low >= 0 && byte != 0 && byte != '/') {
+            *out++ = (char) byte;
+            in += 3;
+        }
+        else
+            *out++ = *in++;
+    }
+    *out = 0;
+    return (size_t) (out - text);
+}
+
 //  First call of a request: decide everything that does not need the body.
 //  Returns with req->state ANSWERED when the request is already answered.
 static enum MHD_Result
@@ -487,7 +543,8 @@ s_on_first_call (gateway_t *self, request_t *req, const char *url,
     struct MHD_Connection *connection = req->connection;
     const char *given = MHD_lookup_connection_value (connection, MHD_HEADER_KIND,
                                                      "X-Request-Id");
-    if (s_rid_valid (given))
+    req->rid_given = s_rid_valid (given);
+    if (req->rid_given)
         snprintf (req->rid, sizeof req->rid, "%s", given);
     else
         s_rid_generate (self, req->rid, sizeof req->rid);
@@ -528,14 +585,21 @@ s_on_first_call (gateway_t *self, request_t *req, const char *url,
     }
     //  MHD's pool holds twice max_header (see s_start_daemon), so that
     //  headers over the limit get this answer, not MHD's own HTML page.
-    size_t header_length = strlen (method) + 1 + url_length + 11;
-    MHD_get_connection_values (connection, MHD_HEADER_KIND,
-                               s_count_header, &header_length);
+    header_scan_t scan = { .length = strlen (method) + 1 + url_length + 11 };
+    MHD_get_connection_values_n (connection, MHD_HEADER_KIND, s_scan_header, &scan);
+    size_t header_length = scan.length;
     if (header_length > self->max_header) {
         char detail [96];
         snprintf (detail, sizeof detail, "the request line and headers are %zu bytes; "
                   "the limit is %zu", header_length, self->max_header);
         return s_respond_problem (req, 431, detail, NULL, NULL);
+    }
+    if (scan.conflict) {
+        //  Where this request's body ends is not known: nothing after it
+        //  on this connection can be trusted either.
+        req->close = true;
+        return s_respond_problem (req, 400, "Content-Length is given twice with "
+                                  "different values", NULL, NULL);
     }
     if (req->route == ROUTE_OTHER)
         return s_respond_problem (req, 404, "no such route", NULL, NULL);
@@ -655,16 +719,24 @@ s_forward (gateway_t *self, request_t *req)
     if (zhashx_size (self->table) >= self->connections)
         return s_respond_problem (req, 503, "too many requests in flight", NULL, "1");
 
-    //  The table key is the request id; a client that reuses an id still
-    //  in flight gets a fresh one on the wire (its own stays in the header).
-    snprintf (req->key, sizeof req->key, "%s", req->rid);
-    if (zhashx_lookup (self->table, req->key)) {
-        s_rid_generate (self, req->key, sizeof req->key);
-        tiers_debug ("request id %s already in flight; forwarded as %s",
-                     req->rid, req->key);
+    //  The wire rid is the table key, and no two requests of this gateway
+    //  ever share one: a late reply must never find a later request. A
+    //  generated id is unique already; a client's own id gets a generated
+    //  suffix ("CLIENT~SALT-INSTANCE-COUNTER") and travels on as the
+    //  request-id header, the id every tier shows.
+    if (req->rid_given) {
+        char unique [48];
+        s_rid_generate (self, unique, sizeof unique);
+        snprintf (req->key, sizeof req->key, "%s~%s", req->rid, unique);
     }
+    else
+        snprintf (req->key, sizeof req->key, "%s", req->rid);
+    if (zhashx_lookup (self->table, req->key))
+        return s_respond_problem (req, 500, "request key in use", NULL, NULL);
     tiers_wire_t *msg = tiers_wire_new (TIERS_WIRE_REQUEST);
     tiers_wire_set_rid (msg, req->key);
+    if (req->rid_given)
+        tiers_wire_set_header (msg, "request-id", req->rid, strlen (req->rid));
     tiers_wire_set_service (msg, req->pool);
     msg->deadline = tiers_wire_now () + self->deadline_ms;
     tiers_wire_set_header (msg, "method", req->method, strlen (req->method));
@@ -919,6 +991,7 @@ s_start_daemon (gateway_t *self, const tiers_entry_t *entry, bool reuse)
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) self->idle_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 2 * self->max_header,
         MHD_OPTION_NOTIFY_COMPLETED, s_completed, self,
+        MHD_OPTION_UNESCAPE_CALLBACK, s_unescape, NULL,
         MHD_OPTION_END);
     freeaddrinfo (found);
     if (!self->daemon)
@@ -1027,7 +1100,7 @@ s_gateway_actor (zsock_t *pipe, void *args_)
         long timeout = s_poll_timeout (self);
         int ready = tiers_poller_wait (poller, (int) timeout);
         if (tiers_poller_ready (poller, on_pipe)) {
-            if ((zsock_events (pipe) & ZMQ_POLLIN) && tiers_actor_stopping (pipe))
+            if (tiers_actor_pipe_stopping (pipe))
                 break;
             tiers_poller_idle (poller, on_pipe);
         }

@@ -15,6 +15,7 @@
 
 typedef enum {
     TIERS_KEY_STRING,       //  any non-empty value
+    TIERS_KEY_NAME,         //  letters, digits, '_', '.', ':', '-' (pool names)
     TIERS_KEY_INT,          //  decimal integer within [min, max]
     TIERS_KEY_MS,           //  duration: 250, 250ms, 2s, 1m -> milliseconds
     TIERS_KEY_BYTES,        //  size: 512, 64k, 16m, 1g -> bytes

@@ -752,6 +752,17 @@ s_value_check (const tiers_key_t *key, const char *value, long long slots)
                 text = zsys_sprintf ("bad %s '%s': at most %lld characters",
                                      key->name, value, key->max);
             break;
+        case TIERS_KEY_NAME: {
+            size_t length = strlen (value);
+            bool good = length > 0 && (key->max == 0 || (long long) length <= key->max);
+            for (size_t i = 0; good && i < length; i++)
+                good = isalnum ((unsigned char) value [i]) || strchr ("_.:-", value [i]);
+            if (!good)
+                text = zsys_sprintf ("bad %s '%s': expected 1 to %lld letters, digits, "
+                                     "'_', '.', ':' or '-'", key->name, value,
+                                     key->max ? key->max : 64);
+            break;
+        }
         case TIERS_KEY_INT:
             if (tiers_parse_int (value, &n) || !s_in_range (key, n)) {
                 range = s_range_text (key, "");

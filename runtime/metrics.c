@@ -128,6 +128,26 @@ s_labels_are_valid (const char *labels)
     }
 }
 
+char *
+tiers_metrics_label_value (char *out, size_t size, const char *value)
+{
+    assert (out && size > 0);
+    size_t used = 0;
+    for (const char *c = value ? value : ""; *c; c++) {
+        const char *piece = *c == '\\' ? "\\\\" : *c == '"' ? "\\\"" : *c == '\n' ? "\\n" : NULL;
+        size_t length = piece ? 2 : 1;
+        if (used + length + 1 > size)
+            break;
+        if (piece)
+            memcpy (out + used, piece, 2);
+        else
+            out [used] = *c;
+        used += length;
+    }
+    out [used] = 0;
+    return out;
+}
+
 static bool
 s_same (const char *a, const char *b)
 {

@@ -30,6 +30,11 @@ tiers_histogram_t *tiers_metrics_histogram (const char *name,
                                             const char *labels,
                                             const char *help);
 
+//  A label value from outside the program (a pool name from the wire):
+//  escaped for the label text (\\, \", \n), cut short if it must be so
+//  that the result fits in `size` bytes with its NUL. Returns `out`.
+char *tiers_metrics_label_value (char *out, size_t size, const char *value);
+
 void tiers_counter_add (tiers_counter_t *self, uint64_t delta);
 uint64_t tiers_counter_value (const tiers_counter_t *self);
 

@@ -191,7 +191,13 @@ tiers_poller_wait (tiers_poller_t *self, int timeout_ms)
     }
     if (ready && ++self->busy_passes < BUSY_PASSES_MAX)
         return (int) ready;
-    //  Sleep (nothing ready), or a look at the others (busy for a while)
+    //  Sleep (nothing ready), or a look at the others (busy for a while).
+    //  The look asks the sockets this thread sent on, too: a send can take
+    //  the wake-up of a socket that is not ready, and poll() would not see it.
+    if (ready) {
+        s_check_sent (self);
+        ready = s_ready_count (self);
+    }
     self->busy_passes = 0;
     struct pollfd fds [TIERS_POLLER_MAX];
     int map [TIERS_POLLER_MAX];

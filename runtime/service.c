@@ -213,8 +213,8 @@ tiers_service_tick (tiers_service_t *self)
         self->state = S_WAITING;
         self->reconnect_at = now + self->backoff_ms;
         if (self->backoff_ms < BACKOFF_MAX_MS)
-            self->backoff_ms *= 2;
-        return self->backoff_ms;
+            self->backoff_ms *= 2;      //  for the next time
+        return (int) (self->reconnect_at - now);
     }
     if (now >= self->heartbeat_at) {
         s_send_kind (self, TIERS_WIRE_HEARTBEAT);

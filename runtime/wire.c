@@ -313,6 +313,19 @@ tiers_wire_header (const tiers_wire_t *self, const char *key)
     return header ? header->value : NULL;
 }
 
+const char *
+tiers_wire_text (const tiers_wire_t *self, const char *key, bool *bad)
+{
+    assert (self);
+    assert (bad);
+    const tiers_wire_header_t *header = key ? s_find (self, key, strlen (key)) : NULL;
+    if (header && memchr (header->value, 0, header->value_size)) {
+        *bad = true;
+        return NULL;
+    }
+    return header ? header->value : NULL;
+}
+
 tiers_wire_t *
 tiers_wire_reply_to (const tiers_wire_t *request, int status)
 {

@@ -35,7 +35,7 @@
 
 #define TIERS_WIRE_MAGIC        0x54
 #define TIERS_WIRE_VERSION      1
-#define TIERS_WIRE_MAX_RID      64
+#define TIERS_WIRE_MAX_RID      128
 #define TIERS_WIRE_MAX_SERVICE  32
 #define TIERS_WIRE_MAX_HEADERS  16
 #define TIERS_WIRE_MAX_KEY      32
@@ -93,6 +93,9 @@ int tiers_wire_set_headerf (tiers_wire_t *self, const char *key,
     __attribute__ ((format (printf, 3, 4)));
 //  Returns the header value (NUL-terminated) or NULL.
 const char *tiers_wire_header (const tiers_wire_t *self, const char *key);
+//  The header as text: NULL when missing; NULL with *bad set when its value
+//  holds a NUL byte (it would read as shorter than it is).
+const char *tiers_wire_text (const tiers_wire_t *self, const char *key, bool *bad);
 
 //  A reply that carries the caller's rid, trace and deadline.
 tiers_wire_t *tiers_wire_reply_to (const tiers_wire_t *request, int status);

@@ -92,7 +92,8 @@ typedef struct {
     const char *collection;
     const char *id;
     int64_t expect;             //  `version` precondition, 0 = none
-    bool create;                //  `create` = 1
+    bool create;                //  `create` = 1: only if it does not exist
+    bool exists;                //  `exists` = 1: only if it exists (If-Match: *)
     //  Outcome
     int status;
     int64_t version;            //  0 = no version header
@@ -319,6 +320,11 @@ s_writer_apply (writer_t *self, write_t *write, int64_t now)
         write->status = 412;
         write->version = current;
         write->error = "document exists";
+        return 0;
+    }
+    if (write->exists && !exists) {
+        write->status = 412;
+        write->error = "no such document";
         return 0;
     }
     if (write->expect && (!exists || current != write->expect)) {
@@ -725,8 +731,9 @@ s_list (shard_t *self, tiers_wire_t *msg, zmsg_t *route, const char *collection)
     tiers_counter_add (self->reads, 1);
     s_read_begin (self);
     int64_t limit = SHARD_LIMIT_DEFAULT;
-    const char *limit_text = tiers_wire_header (msg, "limit");
-    if (limit_text && (s_positive (limit_text, &limit) || limit > SHARD_LIMIT_MAX)) {
+    bool bad = false;
+    const char *limit_text = tiers_wire_text (msg, "limit", &bad);
+    if (bad || (limit_text && (s_positive (limit_text, &limit) || limit > SHARD_LIMIT_MAX))) {
         s_fail (self, msg, route, 400, "bad limit: expected 1..%d", SHARD_LIMIT_MAX);
         return;
     }
@@ -854,7 +861,16 @@ static void
 s_on_request (shard_t *self, tiers_wire_t *msg, zmsg_t **route_p)
 {
     zmsg_t *route = *route_p;
-    const char *op_name = tiers_wire_header (msg, "op");
+    //  Text headers are read whole: "put\0x" is not "put".
+    bool bad = false;
+    const char *op_name = tiers_wire_text (msg, "op", &bad);
+    const char *version = tiers_wire_text (msg, "version", &bad);
+    const char *create = tiers_wire_text (msg, "create", &bad);
+    const char *exists = tiers_wire_text (msg, "exists", &bad);
+    if (bad) {
+        s_fail (self, msg, route, 400, "a header (op, version, create, exists) holds a NUL byte");
+        return;
+    }
     op_t op;
     if (!op_name) {
         s_fail (self, msg, route, 400, "missing op");
@@ -895,14 +911,16 @@ s_on_request (shard_t *self, tiers_wire_t *msg, zmsg_t **route_p)
         return;
     }
     int64_t expect = 0;
-    const char *version = tiers_wire_header (msg, "version");
     if (version && s_positive (version, &expect)) {
         s_fail (self, msg, route, 400, "bad version: expected a positive decimal");
         return;
     }
-    const char *create = tiers_wire_header (msg, "create");
     if (create && !streq (create, "1") && !streq (create, "0")) {
         s_fail (self, msg, route, 400, "bad create: expected 1 or 0");
+        return;
+    }
+    if (exists && !streq (exists, "1") && !streq (exists, "0")) {
+        s_fail (self, msg, route, 400, "bad exists: expected 1 or 0");
         return;
     }
     if (op == OP_PUT) {
@@ -945,6 +963,7 @@ s_on_request (shard_t *self, tiers_wire_t *msg, zmsg_t **route_p)
     write->id = id;
     write->expect = expect;
     write->create = create && streq (create, "1");
+    write->exists = exists && streq (exists, "1");
     pthread_mutex_lock (&handoff->lock);
     handoff->queue [(handoff->head + handoff->count) % SHARD_QUEUE_MAX] = write;
     handoff->count++;
@@ -1083,6 +1102,9 @@ s_shard_destroy (shard_t *self)
     //  into the main file, and that needs the writable one.
     s_reader_close (self);
     zactor_destroy (&self->writer);     //  writer closes its connection
+    //  The last answers (the batch that committed during $TERM, the 503s)
+    //  may still be queued on tcp://: let them leave, briefly.
+    zsock_set_linger (self->router, 500);
     zsock_destroy (&self->router);
     free (self->writer_state.path);
     free (self->handoff.queue);
@@ -1174,7 +1196,7 @@ s_shard_actor (zsock_t *pipe, void *args_)
     while (true) {
         tiers_poller_wait (poller, -1);
         if (tiers_poller_ready (poller, on_pipe)) {
-            if ((zsock_events (pipe) & ZMQ_POLLIN) && tiers_actor_stopping (pipe))
+            if (tiers_actor_pipe_stopping (pipe))
                 break;
             tiers_poller_idle (poller, on_pipe);
         }
@@ -1226,7 +1248,7 @@ static const tiers_key_t s_keys [] = {
     { "slots",   TIERS_KEY_SLOTS, false, 0, 0, NULL },
     { "sync",    TIERS_KEY_ENUM,  false, 0, 0, "full|normal" },
     { "batch",   TIERS_KEY_INT,   false, 1, 10000, NULL },
-    { "max_doc", TIERS_KEY_BYTES, false, 1, 16 * 1024 * 1024, NULL },
+    { "max_doc", TIERS_KEY_BYTES, false, 1, 15 * 1024 * 1024, NULL },
     { NULL, 0, false, 0, 0, NULL }
 };
 

@@ -17,6 +17,7 @@
 #include "node.h"
 #include "service.h"
 #include "log.h"
+#include "metrics.h"
 #include <signal.h>
 
 typedef struct {
@@ -257,6 +258,37 @@ s_free_replies (tiers_wire_t **replies, int count)
         tiers_wire_destroy (&replies [i]);
 }
 
+//  A raw worker: a DEALER the test drives by hand.
+static void
+s_raw_send (zsock_t *raw, int kind, const char *pool, const char *name, int capacity)
+{
+    tiers_wire_t *msg = tiers_wire_new (kind);
+    tiers_wire_set_service (msg, pool);
+    tiers_wire_set_rid (msg, name);
+    if (kind == TIERS_WIRE_READY)
+        tiers_wire_set_headerf (msg, "capacity", "%d", capacity);
+    tiers_wire_send (msg, zsock_resolve (raw), NULL);
+    tiers_wire_destroy (&msg);
+}
+
+//  The next request the raw worker gets (heartbeats skipped), or NULL.
+static tiers_wire_t *
+s_raw_recv (zsock_t *raw, zmsg_t **route, int timeout_ms)
+{
+    int64_t until = zclock_mono () + timeout_ms;
+    while (zclock_mono () < until) {
+        zmq_pollitem_t item = { zsock_resolve (raw), 0, ZMQ_POLLIN, 0 };
+        if (zmq_poll (&item, 1, 20) <= 0)
+            continue;
+        tiers_wire_t *msg = tiers_wire_recv (raw, route, NULL);
+        if (msg && msg->kind == TIERS_WIRE_REQUEST)
+            return msg;
+        tiers_wire_destroy (&msg);
+        zmsg_destroy (route);
+    }
+    return NULL;
+}
+
 static void
 s_scenarios (cluster_t *c)
 {
@@ -362,6 +394,41 @@ s_scenarios (cluster_t *c)
     tiers_wire_destroy (&request);
     tiers_wire_destroy (&reply);
 
+    //  4b. Names from the wire: a service or pool name that could not be
+    //      a label or a JSON key is refused; made-up pool names do not grow
+    //      the metrics (one "(none)" series).
+    request = h_request ("a\"b", "x", 0);
+    reply = tiers_call (client, request, 2000);
+    ok (reply && reply->status == 400, "%s: a service name with a quote: 400", L);
+    tiers_wire_destroy (&request);
+    tiers_wire_destroy (&reply);
+    zsock_t *raw = zsock_new_dealer (c->lb);
+    zsock_set_linger (raw, 0);
+    s_raw_send (raw, TIERS_WIRE_READY, "x\\\"y", "rawbad", 1);
+    zmq_pollitem_t raw_item = { zsock_resolve (raw), 0, ZMQ_POLLIN, 0 };
+    reply = zmq_poll (&raw_item, 1, 2000) > 0 ? tiers_wire_recv (raw, NULL, NULL) : NULL;
+    ok (reply && reply->status == 400, "%s: READY with such a pool name: 400", L);
+    tiers_wire_destroy (&reply);
+    zsock_destroy (&raw);
+    int refused = 0;
+    for (int i = 0; i < 30; i++) {
+        char pool [32];
+        snprintf (pool, sizeof pool, "nopool-%d", i);
+        request = h_request (pool, "x", 0);
+        reply = tiers_call (client, request, 2000);
+        refused += reply && reply->status == 503;
+        tiers_wire_destroy (&request);
+        tiers_wire_destroy (&reply);
+    }
+    is_int (refused, 30, "%s: 30 made-up pools: 503 each", L);
+    if (!c->split) {
+        char *text = tiers_metrics_render ();
+        ok (text && !strstr (text, "nopool-") && strstr (text, "pool=\"(none)\",status=\"503\""),
+            "%s: counted under pool=\"(none)\", not one series each", L);
+        free (text);
+    }
+    ok (h_wait_workers (client, "echo", 3, 3000) == 0, "%s: the balancer serves on", L);
+
     //  5. A worker that dies mid-request: its request fails back (502),
     //     it is dropped within its heartbeat window, the pool keeps serving.
     ok (h_wait_workers (client, "echo", 3, 3000) == 0, "%s: still 3 workers", L);
@@ -397,6 +464,67 @@ s_scenarios (cluster_t *c)
     }
     ok (only_fast, "%s: only the live workers serve", L);
     s_free_replies (replies, got);
+
+    //  7. Raw workers (heartbeat window 300 ms): READY again keeps the
+    //     requests in flight; a worker that vanished gets nothing more,
+    //     its share goes to the live one at once.
+    zsock_t *raw1 = zsock_new_dealer (c->lb);
+    zsock_set_linger (raw1, 0);
+    s_raw_send (raw1, TIERS_WIRE_READY, "raw", "raw1", 1);
+    ok (h_wait_workers (client, "raw", 1, 2000) == 0, "%s: a raw worker joined", L);
+    request = h_request ("raw", "first", 3000);
+    tiers_wire_send (request, zsock_resolve (client), NULL);
+    tiers_wire_destroy (&request);
+    zmsg_t *route = NULL;
+    tiers_wire_t *held = s_raw_recv (raw1, &route, 1000);
+    ok (held && held->body_size == 5, "%s: it holds a request", L);
+    s_raw_send (raw1, TIERS_WIRE_READY, "raw", "raw1", 2);
+    ok (h_wait_workers (client, "raw", 1, 1000) == 0, "%s: READY again: still one worker", L);
+    if (held) {
+        reply = tiers_wire_reply_to (held, 200);
+        tiers_wire_set_body (reply, "done", 4);
+        tiers_wire_send (reply, zsock_resolve (raw1), route);
+        tiers_wire_destroy (&reply);
+    }
+    tiers_wire_destroy (&held);
+    zmsg_destroy (&route);
+    got = h_collect (client, replies, 1, 2000);
+    ok (got == 1 && replies [0]->status == 200,
+        "%s: its request in flight is answered 200, not 502", L);
+    s_free_replies (replies, got);
+
+    zsock_t *raw2 = zsock_new_dealer (c->lb);
+    zsock_set_linger (raw2, 0);
+    s_raw_send (raw2, TIERS_WIRE_READY, "raw", "raw2", 1);
+    s_raw_send (raw1, TIERS_WIRE_HEARTBEAT, "raw", "raw1", 0);
+    ok (h_wait_workers (client, "raw", 2, 1000) == 0, "%s: a second raw worker joined", L);
+    zsock_destroy (&raw2);
+    zclock_sleep (100);             //  the balancer sees it go
+    s_raw_send (raw1, TIERS_WIRE_HEARTBEAT, "raw", "raw1", 0);
+    start = zclock_mono ();
+    for (int i = 0; i < 2; i++) {
+        request = h_request ("raw", "after", 3000);
+        tiers_wire_send (request, zsock_resolve (client), NULL);
+        tiers_wire_destroy (&request);
+    }
+    int served = 0;
+    for (int i = 0; i < 2; i++) {
+        held = s_raw_recv (raw1, &route, 250);
+        if (!held)
+            break;
+        reply = tiers_wire_reply_to (held, 200);
+        tiers_wire_send (reply, zsock_resolve (raw1), route);
+        tiers_wire_destroy (&reply);
+        tiers_wire_destroy (&held);
+        zmsg_destroy (&route);
+        served++;
+    }
+    got = h_collect (client, replies, 2, 1000);
+    is_int (served, 2, "%s: both requests reach the live worker", L);
+    is_int (s_count_status (replies, got, 200), 2, "%s: both answered 200 (%lld ms)", L,
+            (long long) (zclock_mono () - start));
+    s_free_replies (replies, got);
+    zsock_destroy (&raw1);
 
     //  6. (split only) The balancer dies and comes back: workers rejoin.
     if (c->split) {

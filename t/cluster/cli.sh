@@ -63,6 +63,9 @@ contains "$dir/out" "$dir/bad.map:6: unknown key 'frequency'"; ok $? "bad key re
 contains "$dir/out" "$dir/bad.map:7: unknown actor kind 'teleporter'"; ok $? "bad kind reported at line 7"
 "$TIERS" run -m "$dir/bad.map" >"$dir/out" 2>&1; [ $? -eq 2 ]; ok $? "run of a bad map exits 2"
 contains "$dir/out" "nothing was started"; ok $? "run of a bad map starts nothing"
+sed -e 's/^    read-api$/    read-api\n        pool = read\/quoted/' "$top_srcdir/maps/single-box.map" >"$dir/badpool.map"
+"$TIERS" check -m "$dir/badpool.map" >"$dir/out" 2>&1; [ $? -eq 2 ]; ok $? "a pool name with a slash: check exits 2"
+contains "$dir/out" "badpool.map:17: bad pool 'read/quoted'"; ok $? "... naming file, line and value"
 "$TIERS" check -m "$dir/missing.map" >"$dir/out" 2>&1; [ $? -eq 2 ]; ok $? "missing map exits 2"
 contains "$dir/out" "missing.map"; ok $? "missing map is named"
 "$TIERS" check -m "$top_srcdir/maps/storage-apart.map" -n storage >"$dir/out" 2>&1; ok $? "check -n storage exits 0"
@@ -80,7 +83,7 @@ for sig in TERM INT; do
     pid=$!
     i=0
     while [ $i -lt 100 ] && ! contains "$dir/run.log" "; ready"; do sleep 0.05; i=$((i + 1)); done
-    contains "$dir/run.log" "; ready"; ok $? "run (built-in map) reports ready"
+    contains "$dir/run.log" "; ready"; ok $? "run (built-in map) reports ready" || cat "$dir/run.log"
     port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$dir/run.log" | head -n 1)
     code=$(curl -s -m 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/health")
     [ "$code" = 200 ]; ok $? "the single-box cluster answers /health (SIG$sig run)"

@@ -4,12 +4,16 @@
         tool slowloris PORT SECS  hold 8 connections open for SECS seconds,
                                   sending a partial request one byte at a time
                                   (a slow client that never finishes)
+        tool send PORT            send standard input as it is (raw bytes,
+                                  NULs too), print what comes back within
+                                  2 s or until the server closes
 */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <time.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -64,6 +68,23 @@ main (int argc, char **argv)
                 close (fds [i]);
         return 0;
     }
-    fprintf (stderr, "usage: tool freeport | tool slowloris PORT SECONDS\n");
+    if (argc == 3 && strcmp (argv [1], "send") == 0) {
+        int fd = s_connect (atoi (argv [2]));
+        if (fd < 0)
+            return 1;
+        char buffer [65536];
+        ssize_t size;
+        while ((size = read (0, buffer, sizeof buffer)) > 0)
+            if (send (fd, buffer, (size_t) size, MSG_NOSIGNAL) != size)
+                return 1;
+        shutdown (fd, SHUT_WR);
+        struct pollfd item = { fd, POLLIN, 0 };
+        while (poll (&item, 1, 2000) > 0
+           &&  (size = recv (fd, buffer, sizeof buffer, 0)) > 0)
+            fwrite (buffer, 1, (size_t) size, stdout);
+        close (fd);
+        return 0;
+    }
+    fprintf (stderr, "usage: tool freeport | tool slowloris PORT SECONDS | tool send PORT\n");
     return 2;
 }

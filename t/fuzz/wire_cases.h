@@ -116,9 +116,9 @@ static void
 c_rid_too_long (wire_bytes_t *b)
 {
     wb_fixed (b, 'T', 1, 1, 0);
-    wb_u8 (b, 65);
+    wb_u8 (b, TIERS_WIRE_MAX_RID + 1);
     int i;
-    for (i = 0; i < 65; i++)
+    for (i = 0; i < TIERS_WIRE_MAX_RID + 1; i++)
         wb_u8 (b, 'x');
     wb_str (b, "read");
     wb_body (b, "");

@@ -102,6 +102,25 @@ main (void)
     is_int (s_drain (poller, on_a, a_in), 1, "and the reply is taken");
     is_int (tiers_poller_wait (poller, 20), 0, "the note is used once");
 
+    //  Sent on while another socket stays busy: the busy pass asks it too
+    //  (a wake-up taken by the send is not seen by poll())
+    zstr_send (a_out, "busy again");
+    is_int (tiers_poller_wait (poller, 2000), 1, "a is busy again");
+    zstr_send (b_out, "answer");
+    zclock_sleep (20);
+    tiers_poller_sent (b_in);
+    events = zsock_events (b_in);           //  takes b's wake-up signal
+    ok (events & ZMQ_POLLIN, "b's answer is there");
+    passes = 0;
+    while (!tiers_poller_ready (poller, on_b) && passes < 100) {
+        tiers_poller_wait (poller, 0);
+        passes++;
+    }
+    ok (tiers_poller_ready (poller, on_b) && passes <= 8,
+        "a socket sent on is found while another stays busy (%d passes)", passes);
+    s_drain (poller, on_a, a_in);
+    s_drain (poller, on_b, b_in);
+
     //  Replaced: the new socket is watched, starting ready
     zsock_t *c_in = zsock_new_pair ("@inproc://poller-c");
     zsock_t *c_out = zsock_new_pair (">inproc://poller-c");

@@ -111,8 +111,14 @@ s_title (int status)
 static const char *
 s_request_id (const tiers_wire_t *request)
 {
+    //  Taken only in the gateway's shape (1..64 printable ASCII, no space):
+    //  it goes into JSON bodies and logs.
     const char *shown = tiers_wire_header (request, "request-id");
-    return shown && *shown ? shown : request->rid;
+    size_t length = shown ? strlen (shown) : 0;
+    bool good = length >= 1 && length <= 64;
+    for (size_t i = 0; good && i < length; i++)
+        good = shown [i] > 0x20 && shown [i] < 0x7f;
+    return good ? shown : request->rid;
 }
 
 static void
@@ -132,9 +138,10 @@ s_problem (api_t *self, call_t *call, int status, const char *detail)
                               "type", "about:blank", "title", s_title (status),
                               "status", status, "detail", detail,
                               "request_id", s_request_id (call->request));
-    char *text = json_dumps (body, JSON_COMPACT);
+    char *text = body ? json_dumps (body, JSON_COMPACT) : NULL;
     json_decref (body);
-    tiers_wire_set_body (reply, text, strlen (text));
+    if (text)
+        tiers_wire_set_body (reply, text, strlen (text));
     free (text);
     tiers_wire_set_header (reply, "content-type", "application/problem+json", 24);
     if (status == 503)
@@ -241,7 +248,7 @@ s_tags_parse (const char *value, bool weak_counts, tags_t *tags, const char **wh
         }
         tags->versions [tags->count++] = strtoll (start, NULL, 10);
     }
-    return elements ? 0 : -1;
+    return 0;                       //  an empty list names nothing
 }
 
 //  Does the document's current version (0 = none) satisfy the list?
@@ -833,7 +840,7 @@ s_write_api_actor (zsock_t *pipe, void *args)
 
 static const tiers_key_t s_keys [] = {
     { "capacity",  TIERS_KEY_INT,    false, 1, 100000, NULL },
-    { "pool",      TIERS_KEY_NAME,   false, 0, 64, NULL },
+    { "pool",      TIERS_KEY_NAME,   false, 0, TIERS_WIRE_MAX_SERVICE, NULL },
     { "heartbeat", TIERS_KEY_MS,     false, 10, 60000, NULL },
     { NULL, 0, false, 0, 0, NULL }
 };

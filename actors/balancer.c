@@ -235,7 +235,7 @@ static bool
 s_pool_name_ok (const char *name)
 {
     size_t length = strlen (name);
-    if (length == 0 || length > 64)
+    if (length == 0 || length > TIERS_WIRE_MAX_SERVICE)
         return false;
     for (size_t i = 0; i < length; i++)
         if (!isalnum ((unsigned char) name [i]) && !strchr ("_.:-", name [i]))
@@ -244,19 +244,24 @@ s_pool_name_ok (const char *name)
 }
 
 //  Give one request to the worker (which has credit): it becomes INFLIGHT.
-static void
+//  Returns -1 when nothing can be sent now (the request is queued again).
+static int
 s_dispatch (balancer_t *self, worker_t *worker, item_t *item)
 {
     assert (worker->credit > 0);
     if (s_forward (self, worker->identity, item->route, &item->payload)) {
-        //  The worker is gone (ROUTER_MANDATORY says so at once): the
-        //  request goes back to the front of the queue, still whole, and
-        //  the worker out of the pool, before anything else is sent to it.
+        //  The request goes back to the front of the queue, still whole.
+        //  A worker that is gone (ROUTER_MANDATORY says so at once) leaves
+        //  the pool before anything else is sent to it; a full socket
+        //  (EAGAIN) only stops this round.
+        int error = zmq_errno ();
         tiers_counter_add (self->unroutable, 1);
         pool_t *pool = worker->pool;
         zlistx_add_start (pool->queue, item);
+        if (error != EHOSTUNREACH)
+            return -1;
         s_worker_remove (self, worker, "unreachable");
-        return;
+        return 0;
     }
     worker->credit--;
     zlistx_add_end (worker->inflight, item);
@@ -267,6 +272,7 @@ s_dispatch (balancer_t *self, worker_t *worker, item_t *item)
     else
     if (worker->ready_handle)       //  LRU: the worker goes to the back
         zlistx_move_end (worker->pool->ready, worker->ready_handle);
+    return 0;
 }
 
 //  Feed queued requests to ready workers.
@@ -277,7 +283,8 @@ s_pump (balancer_t *self, pool_t *pool)
         item_t *item = (item_t *) zlistx_first (pool->queue);
         zlistx_delete (pool->queue, zlistx_cursor (pool->queue));
         worker_t *worker = (worker_t *) zlistx_first (pool->ready);
-        s_dispatch (self, worker, item);
+        if (s_dispatch (self, worker, item))
+            break;
     }
     tiers_gauge_set (pool->depth, (int64_t) zlistx_size (pool->queue));
 }
@@ -339,7 +346,7 @@ s_on_ready (balancer_t *self, zframe_t *identity, const char *key,
         return;
     }
     if (!s_pool_name_ok (msg->service)) {
-        s_answer (self, route, msg->rid, "", 400, "bad pool name: 1 to 64 "
+        s_answer (self, route, msg->rid, "", 400, "bad pool name: 1 to 32 "
                   "letters, digits, '_', '.', ':' or '-'");
         return;
     }
@@ -440,7 +447,7 @@ s_on_request (balancer_t *self, tiers_wire_t *msg, zmsg_t **route_p,
         return;
     }
     if (!s_pool_name_ok (msg->service)) {
-        s_answer (self, *route_p, msg->rid, "", 400, "bad service name: 1 to 64 "
+        s_answer (self, *route_p, msg->rid, "", 400, "bad service name: 1 to 32 "
                   "letters, digits, '_', '.', ':' or '-'");
         return;
     }

@@ -89,6 +89,7 @@ typedef struct {
     bool first_call;            //  inside the first call of the handler
     bool has_body;              //  Content-Length > 0 or chunked
     bool close;                 //  close the connection after the answer
+    bool if_lists;              //  If-Match or If-None-Match on several lines
     struct MHD_Response *held;  //  answer decided early, queued at the last call
     int held_status;
     int64_t started;            //  monotonic us
@@ -468,6 +469,7 @@ typedef struct {
     const char *content_length;
     size_t content_length_size;
     bool conflict;
+    int if_match_lines, if_none_lines;
 } header_scan_t;
 
 static enum MHD_Result
@@ -477,6 +479,10 @@ s_scan_header (void *cls, enum MHD_ValueKind kind, const char *key, size_t key_s
     (void) kind;
     header_scan_t *scan = (header_scan_t *) cls;
     scan->length += 4 + key_size + value_size;
+    if (strcasecmp (key, MHD_HTTP_HEADER_IF_MATCH) == 0)
+        scan->if_match_lines++;
+    if (strcasecmp (key, MHD_HTTP_HEADER_IF_NONE_MATCH) == 0)
+        scan->if_none_lines++;
     if (value && strcasecmp (key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
         if (scan->content_length
         && (scan->content_length_size != value_size
@@ -587,6 +593,7 @@ s_on_first_call (gateway_t *self, request_t *req, const char *url,
     //  headers over the limit get this answer, not MHD's own HTML page.
     header_scan_t scan = { .length = strlen (method) + 1 + url_length + 11 };
     MHD_get_connection_values_n (connection, MHD_HEADER_KIND, s_scan_header, &scan);
+    req->if_lists = scan.if_match_lines > 1 || scan.if_none_lines > 1;
     size_t header_length = scan.length;
     if (header_length > self->max_header) {
         char detail [96];
@@ -696,6 +703,51 @@ s_on_body (gateway_t *self, request_t *req, const char *data, size_t size)
     return MHD_YES;
 }
 
+//  A list header sent on several lines is one list (RFC 9110 5.3): the
+//  lines' values joined with ", ", in the order they came.
+typedef struct {
+    const char *name;
+    char value [TIERS_WIRE_MAX_VALUE + 1];
+    size_t size;
+    bool found, too_long;
+} joined_t;
+
+static enum MHD_Result
+s_join_line (void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void) kind;
+    joined_t *joined = (joined_t *) cls;
+    if (!value || strcasecmp (key, joined->name) != 0)
+        return MHD_YES;
+    size_t length = strlen (value);
+    size_t need = (joined->found ? 2 : 0) + length;
+    if (joined->size + need > TIERS_WIRE_MAX_VALUE) {
+        joined->too_long = true;
+        return MHD_NO;
+    }
+    if (joined->found) {
+        memcpy (joined->value + joined->size, ", ", 2);
+        joined->size += 2;
+    }
+    memcpy (joined->value + joined->size, value, length);
+    joined->size += length;
+    joined->found = true;
+    return MHD_YES;
+}
+
+static void
+s_set_list_from (tiers_wire_t *msg, struct MHD_Connection *connection,
+                 const char *name, const char *key, bool *too_long)
+{
+    joined_t joined = { .name = name };
+    MHD_get_connection_values (connection, MHD_HEADER_KIND, s_join_line, &joined);
+    if (joined.too_long)
+        *too_long = true;
+    else
+    if (joined.found)
+        tiers_wire_set_header (msg, key, joined.value, joined.size);
+}
+
 static void
 s_set_header_from (tiers_wire_t *msg, struct MHD_Connection *connection,
                    enum MHD_ValueKind kind, const char *name, const char *key,
@@ -744,10 +796,18 @@ s_forward (gateway_t *self, request_t *req)
     bool too_long = false;
     if (req->route == ROUTE_DOCUMENT) {
         tiers_wire_set_header (msg, "id", req->id, strlen (req->id));
-        s_set_header_from (msg, req->connection, MHD_HEADER_KIND,
-                           MHD_HTTP_HEADER_IF_MATCH, "if-match", &too_long);
-        s_set_header_from (msg, req->connection, MHD_HEADER_KIND,
-                           MHD_HTTP_HEADER_IF_NONE_MATCH, "if-none-match", &too_long);
+        if (req->if_lists) {
+            s_set_list_from (msg, req->connection, MHD_HTTP_HEADER_IF_MATCH,
+                             "if-match", &too_long);
+            s_set_list_from (msg, req->connection, MHD_HTTP_HEADER_IF_NONE_MATCH,
+                             "if-none-match", &too_long);
+        }
+        else {
+            s_set_header_from (msg, req->connection, MHD_HEADER_KIND,
+                               MHD_HTTP_HEADER_IF_MATCH, "if-match", &too_long);
+            s_set_header_from (msg, req->connection, MHD_HEADER_KIND,
+                               MHD_HTTP_HEADER_IF_NONE_MATCH, "if-none-match", &too_long);
+        }
     }
     else {
         s_set_header_from (msg, req->connection, MHD_GET_ARGUMENT_KIND,

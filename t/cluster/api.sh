@@ -196,6 +196,10 @@ scenarios () {
     is "$code" 200 "$M: If-None-Match with a foreign tag is 200"
     req GET /v1/users/tagged -H "If-None-Match: \"abc\", , $tag,"
     is "$code" 304 "$M: If-None-Match list with empty elements finds $tag"
+    req GET /v1/users/tagged -H 'If-None-Match: "1"' -H "If-None-Match: $tag"
+    is "$code" 304 "$M: If-None-Match on two lines is one list"
+    req GET /v1/users/tagged -H 'If-None-Match;'
+    is "$code" 200 "$M: an empty If-None-Match matches nothing"
     req GET /v1/users/tagged -H 'If-Match: "999999"'
     is "$code" 412 "$M: GET with a non-matching If-Match is 412"
     req GET /v1/users/tagged -H "If-Match: \"999999\", $tag"
@@ -204,8 +208,10 @@ scenarios () {
     is "$code" 404 "$M: GET of a missing document with If-Match is 404"
     req PUT /v1/users/tagged -H "If-Match: \"999999\", \"999998\"" -d '{"t":"neither"}'
     is "$code" 412 "$M: PUT with an If-Match list naming other versions is 412"
-    req PUT /v1/users/tagged -H "If-Match: \"999999\", $tag" -d '{"t":2}'
-    is "$code" 200 "$M: PUT with an If-Match list naming $tag is 200"
+    req PUT /v1/users/tagged -H 'If-Match;' -d '{"t":"empty"}'
+    is "$code" 412 "$M: PUT with an empty If-Match is 412"
+    req PUT /v1/users/tagged -H 'If-Match: "999999"' -H "If-Match: $tag" -d '{"t":2}'
+    is "$code" 200 "$M: PUT with If-Match on two lines, one naming $tag, is 200"
     req GET /v1/users/tagged
     is "$(body)" '{"t":2}' "$M: only the matching conditional PUT was stored"
     req PUT /v1/users/tagged -H 'If-Match: "1" garbage' -d '{"t":3}'

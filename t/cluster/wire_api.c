@@ -92,6 +92,20 @@ s_scenarios (zsock_t *client, const char *L)
               s_call (client, "read", NULL, "method", "GET", "collection", "c", "after", "$$", NULL));
     s_expect (client, L, 405, "method", "no method",
               s_call (client, "read", NULL, "collection", "c", "id", "x", NULL));
+    //  A request-id that is not in the gateway's shape (here not UTF-8):
+    //  the problem body names the rid instead, and the API stays up.
+    s_expect (client, L, 400, "collection name", "a request-id of bytes 0xff",
+              s_call (client, "read", NULL, "method", "GET", "collection", "a b",
+                      "request-id", "\xff\xfe", NULL));
+    tiers_wire_t *request = h_request ("write", "{}", 3000);
+    tiers_wire_set_header (request, "method", "PUT", 3);
+    tiers_wire_set_header (request, "collection", "c", 1);
+    tiers_wire_set_header (request, "id", "nul\0tail", 8);
+    s_expect (client, L, 400, "NUL byte", "an id header holding a NUL byte",
+              tiers_call (client, request, 5000));
+    tiers_wire_destroy (&request);
+    s_expect (client, L, 404, "no such document", "... nothing stored under the cut-short id",
+              s_call (client, "read", NULL, "method", "GET", "collection", "c", "id", "nul", NULL));
     s_expect (client, L, 405, "method", "PUT to the read pool",
               s_call (client, "read", "{}", "method", "PUT", "collection", "c", "id", "x", NULL));
 

@@ -19,7 +19,7 @@ s_dummy (zsock_t *pipe, void *args)
 static const tiers_key_t s_echo_keys [] = {
     { "delay", TIERS_KEY_MS, false, 0, 60000, NULL },
     { "capacity", TIERS_KEY_INT, false, 1, 1000, NULL },
-    { "pool", TIERS_KEY_NAME, false, 0, 64, NULL },
+    { "pool", TIERS_KEY_NAME, false, 0, 32, NULL },
     { NULL, 0, false, 0, 0, NULL }
 };
 static const tiers_kind_t s_echo = {
@@ -530,10 +530,12 @@ test_grammar (void)
     s_broken_with ("    echo\n        instances = two\n",
                    "t.map:5: bad instances 'two'");
     s_broken_with ("    echo\n        pool = my/pool\n",
-                   "t.map:5: bad pool 'my/pool': expected 1 to 64 letters, digits, "
+                   "t.map:5: bad pool 'my/pool': expected 1 to 32 letters, digits, "
                    "'_', '.', ':' or '-'");
     s_broken_with ("    echo\n        pool = a\"b\n",
                    "t.map:5: bad pool 'a\"b'");
+    s_broken_with ("    echo\n        pool = p23456789012345678901234567890123\n",
+                   "t.map:5: bad pool 'p23456789012345678901234567890123'");
     s_broken ("node = box\n    balancer\n        bind = inproc://b\n"
               "        timeout = 5x\n",
               "t.map:4: bad timeout '5x': expected a duration like 250ms, 2s or "

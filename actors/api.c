@@ -176,7 +176,7 @@ static bool
 s_name_ok (const char *name, size_t max, bool id)
 {
     size_t size = name ? strlen (name) : 0;
-    if (size == 0 || size > max)
+    if (size == 0 || size > max || streq (name, ".") || streq (name, ".."))
         return false;
     for (const char *c = name; *c; c++)
         if (!(isalnum ((unsigned char) *c) || *c == '_' || *c == '-'
@@ -436,6 +436,23 @@ s_start (api_t *self, tiers_wire_t *request, zmsg_t *route)
             s_call_destroy (&call);
             return;
         }
+        //  What is stored must come back in a list, which is assembled with
+        //  jansson: a number beyond int64 or double range, or a lone
+        //  surrogate (SQLite's json_valid lets both pass), is refused here.
+        if (call->op == OP_PUT) {
+            json_error_t error;
+            json_t *doc = json_loadb ((const char *) request->body, request->body_size,
+                                      JSON_DECODE_ANY | JSON_ALLOW_NUL, &error);
+            if (!doc) {
+                char detail [256];
+                snprintf (detail, sizeof detail, "the body is not a JSON document "
+                          "(I-JSON) this API can serve back: %s", error.text);
+                s_problem (self, call, 400, detail);
+                s_call_destroy (&call);
+                return;
+            }
+            json_decref (doc);
+        }
     }
     else {
         s_problem (self, call, 405, "this pool does not serve that method");
@@ -528,7 +545,8 @@ s_list_part (api_t *self, call_t *call, tiers_wire_t *answer)
         return;
     }
     json_error_t error;
-    json_t *page = json_loadb ((const char *) answer->body, answer->body_size, 0, &error);
+    json_t *page = json_loadb ((const char *) answer->body, answer->body_size,
+                               JSON_ALLOW_NUL, &error);
     json_t *items = page ? json_object_get (page, "items") : NULL;
     if (!json_is_array (items)) {
         call->failed = 502;

@@ -54,6 +54,11 @@
 #define GW_MAX_COLLECTION   64
 #define GW_MAX_ID           256
 #define GW_MAX_RID          64          //  a client's own X-Request-Id
+#define GW_MAX_HEADER_LINES 100         //  header lines in one request
+//  MHD's memory pool per connection: the headers up to twice max_header
+//  (so that the gateway, not MHD, answers those over it), MHD's record of
+//  each header line, and room to build the answer's headers.
+#define GW_POOL(max_header) (2 * (max_header) + GW_MAX_HEADER_LINES * 64 + 8192)
 #define GW_BATCH            256     //  replies read per wake-up
 
 typedef enum {
@@ -445,6 +450,9 @@ s_id_valid (const char *text, size_t length)
 {
     if (length < 1 || length > GW_MAX_ID)
         return false;
+    //  "." and ".." would be path segments to anything that normalises URLs
+    if (text [0] == '.' && (length == 1 || (length == 2 && text [1] == '.')))
+        return false;
     for (size_t i = 0; i < length; i++)
         if (!isalnum ((unsigned char) text [i]) && !strchr ("._~-:@", text [i]))
             return false;
@@ -470,6 +478,8 @@ typedef struct {
     size_t content_length_size;
     bool conflict;
     int if_match_lines, if_none_lines;
+    int lines;
+    bool host, transfer_encoding, chunked_only;
 } header_scan_t;
 
 static enum MHD_Result
@@ -479,6 +489,20 @@ s_scan_header (void *cls, enum MHD_ValueKind kind, const char *key, size_t key_s
     (void) kind;
     header_scan_t *scan = (header_scan_t *) cls;
     scan->length += 4 + key_size + value_size;
+    scan->lines++;
+    if (strcasecmp (key, MHD_HTTP_HEADER_HOST) == 0)
+        scan->host = true;
+    if (value && strcasecmp (key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        //  Only "chunked" (any case, optional whitespace) is understood.
+        const char *start = value, *end = value + value_size;
+        while (start < end && (*start == ' ' || *start == '\t'))
+            start++;
+        while (end > start && (end [-1] == ' ' || end [-1] == '\t'))
+            end--;
+        scan->chunked_only = !scan->transfer_encoding && end - start == 7
+                          && strncasecmp (start, "chunked", 7) == 0;
+        scan->transfer_encoding = true;
+    }
     if (strcasecmp (key, MHD_HTTP_HEADER_IF_MATCH) == 0)
         scan->if_match_lines++;
     if (strcasecmp (key, MHD_HTTP_HEADER_IF_NONE_MATCH) == 0)
@@ -544,7 +568,7 @@ s_unescape (void *cls, struct MHD_Connection *connection, char *text)
 //  Returns with req->state ANSWERED when the request is already answered.
 static enum MHD_Result
 s_on_first_call (gateway_t *self, request_t *req, const char *url,
-                 const char *method)
+                 const char *method, const char *version)
 {
     struct MHD_Connection *connection = req->connection;
     const char *given = MHD_lookup_connection_value (connection, MHD_HEADER_KIND,
@@ -601,6 +625,25 @@ s_on_first_call (gateway_t *self, request_t *req, const char *url,
                   "the limit is %zu", header_length, self->max_header);
         return s_respond_problem (req, 431, detail, NULL, NULL);
     }
+    if (scan.lines > GW_MAX_HEADER_LINES) {
+        char detail [96];
+        snprintf (detail, sizeof detail, "%d header lines; the limit is %d",
+                  scan.lines, GW_MAX_HEADER_LINES);
+        return s_respond_problem (req, 431, detail, NULL, NULL);
+    }
+    if (scan.transfer_encoding && !scan.chunked_only) {
+        req->close = true;
+        return s_respond_problem (req, 501, "the only transfer coding understood "
+                                  "is chunked", NULL, NULL);
+    }
+    if (scan.transfer_encoding && scan.content_length) {
+        //  RFC 9112 6.3: which framing a proxy in front used is unknown.
+        req->close = true;
+        return s_respond_problem (req, 400, "Transfer-Encoding and Content-Length "
+                                  "together", NULL, NULL);
+    }
+    if (!scan.host && strcmp (version, MHD_HTTP_VERSION_1_0) != 0)
+        return s_respond_problem (req, 400, "an HTTP/1.1 request needs Host", NULL, NULL);
     if (scan.conflict) {
         //  Where this request's body ends is not known: nothing after it
         //  on this connection can be trusted either.
@@ -871,7 +914,7 @@ s_access (void *cls, struct MHD_Connection *connection, const char *url,
         req->first_call = true;
         enum MHD_Result rc = self->stopping
             ? s_respond_problem (req, 503, "the gateway is shutting down", NULL, "1")
-            : s_on_first_call (self, req, url, method);
+            : s_on_first_call (self, req, url, method, version);
         req->first_call = false;
         return rc;
     }
@@ -1049,7 +1092,7 @@ s_start_daemon (gateway_t *self, const tiers_entry_t *entry, bool reuse)
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int) self->connections,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int) self->per_client,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) self->idle_timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 2 * self->max_header,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) GW_POOL (self->max_header),
         MHD_OPTION_NOTIFY_COMPLETED, s_completed, self,
         MHD_OPTION_UNESCAPE_CALLBACK, s_unescape, NULL,
         MHD_OPTION_END);

@@ -287,6 +287,48 @@ scenarios () {
            | "$TOOL" send "${base##*:}" 2>/dev/null | head -n 1 | tr -d '\r')
     is "$resp" "HTTP/1.1 400 Bad Request" "$M: two different Content-Length headers: 400"
     req GET /v1/users/twolen; is "$code" 404 "$M: ... and nothing was stored"
+    resp=$(printf 'PUT /v1/users/tecl HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n7\r\n{"x":1}\r\n0\r\n\r\nPUT /v1/users/tecl2 HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}' \
+           | "$TOOL" send "${base##*:}" 2>/dev/null | grep -c '^HTTP/1.1')
+    is "$resp" 1 "$M: Transfer-Encoding with Content-Length: one answer, then the connection closes"
+    req GET /v1/users/tecl; is "$code" 404 "$M: ... nothing stored"
+    req GET /v1/users/tecl2; is "$code" 404 "$M: ... not even the request smuggled behind it"
+    resp=$(printf 'PUT /v1/users/gz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\nxxxx' \
+           | "$TOOL" send "${base##*:}" 2>/dev/null | head -n 1 | tr -d '\r')
+    is "$resp" "HTTP/1.1 501 Not Implemented" "$M: an unknown transfer coding: 501 at once"
+    resp=$(printf 'GET /v1/users/alice HTTP/1.1\r\n\r\n' \
+           | "$TOOL" send "${base##*:}" 2>/dev/null | head -n 1 | tr -d '\r')
+    is "$resp" "HTTP/1.1 400 Bad Request" "$M: HTTP/1.1 without Host: 400"
+    req PUT /v1/users/.. --path-as-is -d '{}'
+    is "$code" 400 "$M: the id .. is 400"
+    req PUT /v1/users/. --path-as-is -d '{}'
+    is "$code" 400 "$M: the id . is 400"
+    many=""
+    i=0; while [ $i -lt 90 ]; do many="$many -H X-H$i:v"; i=$((i + 1)); done
+    # shellcheck disable=SC2086
+    req PUT /v1/users/manyheaders $many -d '{"many":1}'
+    is "$code" 201 "$M: a PUT with 90 extra header lines (95 in all) is answered 201"
+    i=90; while [ $i -lt 97 ]; do many="$many -H X-H$i:v"; i=$((i + 1)); done
+    # shellcheck disable=SC2086
+    req PUT /v1/users/toomany $many -d '{"many":2}'
+    is "$code" 431 "$M: 97 extra header lines (102 in all): 431"
+    is "$(hdr Content-Type)" "application/problem+json" "$M: ... as problem+json"
+    req GET /v1/users/toomany; is "$code" 404 "$M: ... and nothing was stored"
+    bigheader=$(printf 'X-Big: %031000d' 0)
+    req GET /v1/users/alice -H "$bigheader"
+    is "$code" 431 "$M: a 31 kB header (under twice max_header) is still our 431"
+    is "$(hdr Content-Type)" "application/problem+json" "$M: ... as problem+json"
+    req PUT /v1/ijson/big -d '{"n":1e400}'
+    is "$code" 400 "$M: a number beyond double range is 400"
+    req PUT /v1/ijson/huge -d '{"n":123456789012345678901234567890}'
+    is "$code" 400 "$M: an integer beyond int64 is 400"
+    req PUT /v1/ijson/surrogate -d '{"s":"\ud800"}'
+    is "$code" 400 "$M: a lone surrogate is 400"
+    req PUT /v1/ijson/nul -d '{"s":"a\u0000b"}'
+    is "$code" 201 "$M: an escaped NUL in a string is stored"
+    req GET /v1/ijson
+    is "$code" 200 "$M: and the collection still lists"
+    has '"id":"nul"'; ok $? "$M: ... with that document"
+    has '"id":"big"'; [ $? -ne 0 ]; ok $? "$M: ... and none of the refused ones"
     req GET /health; is "$code" 200 "$M: still healthy after the bad input"
 
     # Paging through 1,000 documents spread over both shards.

@@ -21,6 +21,9 @@
 #include <ctype.h>
 #include <stdarg.h>
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define MAP_MAX_BYTES   (1024 * 1024)   //  larger files are refused
 #define MAP_MAX_LINE    1024            //  bytes per line, without newline
@@ -1484,10 +1487,35 @@ tiers_map_load (const char *path, char **errors)
     assert (path);
     if (errors)
         *errors = NULL;
-    FILE *file = fopen (path, "rb");
+    //  Opened without blocking and checked to be a regular file first: a
+    //  FIFO or a device as the map would otherwise wait forever.
     char *text = NULL;
     size_t size = 0;
     int error = 0;
+    bool irregular = false;
+    FILE *file = NULL;
+    int fd = open (path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat status;
+    if (fd < 0)
+        error = errno;
+    else
+    if (fstat (fd, &status) || !S_ISREG (status.st_mode)) {
+        irregular = true;
+        close (fd);
+    }
+    else {
+        fcntl (fd, F_SETFL, fcntl (fd, F_GETFL) & ~O_NONBLOCK);
+        file = fdopen (fd, "rb");
+        if (!file) {
+            error = errno;
+            close (fd);
+        }
+    }
+    if (irregular) {
+        if (errors)
+            *errors = zsys_sprintf ("%s: cannot read: not a regular file\n", path);
+        return NULL;
+    }
     if (file) {
         //  Read one byte past the limit to know the file is too large.
         text = (char *) malloc (MAP_MAX_BYTES + 2);
@@ -1497,8 +1525,6 @@ tiers_map_load (const char *path, char **errors)
             error = errno? errno: EIO;
         fclose (file);
     }
-    else
-        error = errno;
     if (error) {
         free (text);
         if (errors)

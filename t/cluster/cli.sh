@@ -67,6 +67,10 @@ sed -e 's/^    read-api$/    read-api\n        pool = read\/quoted/' "$top_srcdi
 "$TIERS" check -m "$dir/badpool.map" >"$dir/out" 2>&1; [ $? -eq 2 ]; ok $? "a pool name with a slash: check exits 2"
 line=$(grep -n 'pool = read/quoted' "$dir/badpool.map" | cut -d: -f1)
 contains "$dir/out" "badpool.map:$line: bad pool 'read/quoted'"; ok $? "... naming file, line ($line) and value"
+mkfifo "$dir/fifo.map"
+timeout -s KILL 10 "$TIERS" check -m "$dir/fifo.map" >"$dir/out" 2>&1; [ $? -eq 2 ]; ok $? "a FIFO as the map: exits 2 at once, no wait for a writer"
+contains "$dir/out" "fifo.map: cannot read: not a regular file"; ok $? "... saying it is not a regular file"
+timeout -s KILL 10 "$TIERS" check -m "$dir" >"$dir/out" 2>&1; [ $? -eq 2 ]; ok $? "a directory as the map exits 2"
 "$TIERS" check -m "$dir/missing.map" >"$dir/out" 2>&1; [ $? -eq 2 ]; ok $? "missing map exits 2"
 contains "$dir/out" "missing.map"; ok $? "missing map is named"
 "$TIERS" check -m "$top_srcdir/maps/storage-apart.map" -n storage >"$dir/out" 2>&1; ok $? "check -n storage exits 0"

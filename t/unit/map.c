@@ -713,7 +713,7 @@ test_files (void)
     unlink (path);
 
     ok (tiers_map_load ("/tmp", &errors) == NULL && errors
-        && strstr (errors, "/tmp: cannot read: Is a directory"),
+        && strstr (errors, "/tmp: cannot read: not a regular file"),
         "a directory is unreadable");
     free (errors);
 }

@@ -67,6 +67,13 @@ s_run (tiers_map_t *map, const char *node_name)
     const char *level = tiers_map_cluster (map, "log");
     if (level && !s_level_given && !getenv ("TIERS_LOG"))
         tiers_log_set_level (tiers_log_level_parse (level));
+    //  Before any thread exists (see the note at the top); until here,
+    //  while the map loads and is checked, Ctrl-C simply ends the program.
+    sigset_t signals;
+    sigemptyset (&signals);
+    sigaddset (&signals, SIGINT);
+    sigaddset (&signals, SIGTERM);
+    pthread_sigmask (SIG_BLOCK, &signals, NULL);
     tiers_node_t *node = tiers_node_new (map, node_name);
     if (tiers_node_start (node)) {
         fprintf (stderr, "tiers: %s\n", tiers_node_error (node));
@@ -78,10 +85,6 @@ s_run (tiers_map_t *map, const char *node_name)
             tiers_node_actor_count (node));
     fflush (stdout);
 
-    sigset_t signals;
-    sigemptyset (&signals);
-    sigaddset (&signals, SIGINT);
-    sigaddset (&signals, SIGTERM);
     int signal_number;
     while ((signal_number = sigwaitinfo (&signals, NULL)) < 0 && errno == EINTR)
         ;
@@ -95,12 +98,6 @@ s_run (tiers_map_t *map, const char *node_name)
 int
 tiers_cli_main (int argc, char **argv)
 {
-    //  Before any thread exists: see the note at the top.
-    sigset_t signals;
-    sigemptyset (&signals);
-    sigaddset (&signals, SIGINT);
-    sigaddset (&signals, SIGTERM);
-    pthread_sigmask (SIG_BLOCK, &signals, NULL);
     zsys_handler_set (NULL);
     tiers_log_set_actor ("tiers");
 

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #define MAP_MAX_BYTES   (1024 * 1024)   //  larger files are refused
+#define MAP_MAX_ENTRIES 1024            //  actor entries (each up to 256 instances)
 #define MAP_MAX_LINE    1024            //  bytes per line, without newline
 #define MAP_MAX_ERRORS  50              //  problems reported at most
 #define MAP_NAME_MAX    32              //  node and actor names
@@ -953,6 +954,12 @@ s_load_entry (s_loader_t *self, s_item_t *item, const char *node)
                    "starting with a letter or digit)", name, MAP_NAME_MAX);
         return;
     }
+    if (self->draft_count >= MAP_MAX_ENTRIES) {
+        //  The checks across the map compare entries pairwise: bounded.
+        s_problem (self->problems, item->line,
+                   "more than %d actors in one map", MAP_MAX_ENTRIES);
+        return;
+    }
     s_draft_t *twin = s_draft_find (self, name);
     if (twin) {
         s_problem (self->problems, item->line,
@@ -1217,6 +1224,11 @@ s_resolve_connects (s_loader_t *self)
         int line = draft->connect_line;
         if (draft->connect_line && !draft->connect)
             continue;               //  a bad value, already reported
+        if (draft->connect && !entry->kind->peer) {
+            s_problem (self->problems, line, "a %s connects to nothing: "
+                       "'connect' does not apply to it", entry->kind->name);
+            continue;
+        }
         if (draft->connect && strstr (draft->connect, "://")) {
             for (size_t j = 0; j < self->draft_count && !target; j++)
                 if (self->drafts [j].entry->bind
@@ -1279,6 +1291,12 @@ s_resolve_connects (s_loader_t *self)
         }
         else
             continue;               //  connects nowhere
+        if (!streq (target->kind->name, entry->kind->peer)) {
+            s_problem (self->problems, line, "a %s connects to a %s; %s '%s' is not one",
+                       entry->kind->name, entry->kind->peer, target->kind->name,
+                       target->name);
+            continue;
+        }
         if (s_prefix (target->bind, "inproc://")
         &&  !streq (target->node, entry->node)) {
             s_problem (self->problems, line,

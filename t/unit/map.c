@@ -316,9 +316,7 @@ test_two_nodes (void)
         "        bind = ipc:///tmp/tiers-s1.sock\n"
         "        slots = 1024-2047\n"
         "    echo = writer\n"
-        "        connect = tcp://10.0.0.2:5555\n"
-        "    echo = keeper\n"
-        "        connect = s0\n";
+        "        connect = tcp://10.0.0.2:5555\n";
     char *errors = NULL;
     tiers_map_t *map = tiers_map_parse (text, "two.map", &errors);
     ok (map != NULL, "two-node map loads");
@@ -338,8 +336,6 @@ test_two_nodes (void)
     is (reader->node, "front", "reader on front");
     is (tiers_map_find (map, "writer")->connect, "tcp://10.0.0.2:5555",
         "connect by endpoint kept");
-    is (tiers_map_find (map, "keeper")->connect, "tcp://10.0.0.2:5556",
-        "connect to a non-peer by name");
     is (tiers_map_find (map, "s1")->bind, "ipc:///tmp/tiers-s1.sock", "ipc bind");
     is (tiers_map_cluster (map, "slots"), "2048", "cluster slots");
     is (tiers_map_cluster (map, "spin_us"), "0", "cluster spin_us 0: sleep at once");
@@ -534,6 +530,22 @@ test_grammar (void)
                    "'_', '.', ':' or '-'");
     s_broken_with ("    echo\n        pool = a\"b\n",
                    "t.map:5: bad pool 'a\"b'");
+    s_broken_with ("    store = s0\n        bind = inproc://s0\n"
+                   "    echo\n        connect = s0\n",
+                   "t.map:7: a echo connects to a balancer; store 's0' is not one");
+    s_broken_with ("    store = s0\n        bind = inproc://s0\n"
+                   "    echo\n        connect = inproc://s0\n",
+                   "t.map:7: a echo connects to a balancer; store 's0' is not one");
+    s_broken_with ("    store = s0\n        bind = inproc://s0\n        connect = balancer\n",
+                   "t.map:6: a store connects to nothing: 'connect' does not apply to it");
+    char *crowd = strdup ("");
+    for (int i = 0; i < 1025; i++) {
+        char *more = zsys_sprintf ("%s    echo = e%d\n", crowd, i);
+        free (crowd);
+        crowd = more;
+    }
+    s_broken_with (crowd, "t.map:1027: more than 1024 actors in one map");
+    free (crowd);
     s_broken_with ("    echo\n        pool = p23456789012345678901234567890123\n",
                    "t.map:5: bad pool 'p23456789012345678901234567890123'");
     s_broken ("node = box\n    balancer\n        bind = inproc://b\n"

@@ -108,6 +108,9 @@ tiers_node_start (tiers_node_t *self)
 {
     assert (self);
     assert (self->count == 0);
+    //  Every socket from here on speaks IPv6 too (tcp://[::1]:PORT in a
+    //  map); IPv4 endpoints work as before.
+    zsys_set_ipv6 (1);
     if (self->node && !tiers_map_has_node (self->map, self->node)) {
         snprintf (self->error, sizeof self->error,
                   "the map has no node '%s'", self->node);

@@ -239,8 +239,14 @@ tiers_parse_bytes (const char *text, long long *bytes)
 static bool
 s_is_wildcard (const char *host)
 {
-    return *host == 0 || streq (host, "*") || streq (host, "0.0.0.0")
-        || streq (host, "::");
+    if (*host == 0 || streq (host, "*") || streq (host, "0.0.0.0"))
+        return true;
+    //  Any spelling of the IPv6 "any" address: ::, ::0, 0:0:...:0,
+    //  and ::ffff:0.0.0.0
+    struct in6_addr any;
+    return inet_pton (AF_INET6, host, &any) == 1
+        && (IN6_IS_ADDR_UNSPECIFIED (&any)
+        || (IN6_IS_ADDR_V4MAPPED (&any) && any.s6_addr32 [3] == 0));
 }
 
 //  A host as written in an endpoint or listener (IPv6 without brackets).
@@ -341,7 +347,7 @@ s_hostport_split (const char *text, char *host, size_t host_size, int *port,
                        : "port must be a number from 0 to 65535";
         return -1;
     }
-    if (s_is_wildcard (buffer) || (v6 && streq (buffer, "::"))) {
+    if (s_is_wildcard (buffer)) {
         if (!wildcard_ok) {
             *why = "bind a concrete address so peers can connect "
                    "(not *, 0.0.0.0 or ::)";

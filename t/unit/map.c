@@ -162,6 +162,12 @@ test_parsers (void)
         && strstr (why, "bind a concrete address"), "tcp wildcard refused");
     ok (tiers_endpoint_check ("tcp://0.0.0.0:5555", &why) == -1, "tcp 0.0.0.0 refused");
     ok (tiers_endpoint_check ("tcp://[::]:5555", &why) == -1, "tcp [::] refused");
+    ok (tiers_endpoint_check ("tcp://[::0]:5555", &why) == -1, "tcp [::0] refused");
+    ok (tiers_endpoint_check ("tcp://[0:0:0:0:0:0:0:0]:5555", &why) == -1,
+        "tcp [0:0:0:0:0:0:0:0] refused");
+    ok (tiers_endpoint_check ("tcp://[::ffff:0.0.0.0]:5555", &why) == -1,
+        "tcp [::ffff:0.0.0.0] refused");
+    ok (tiers_endpoint_check ("tcp://[::1]:5555", &why) == 0, "tcp [::1] accepted");
     ok (tiers_endpoint_check ("tcp://127.0.0.1:0", &why) == -1, "tcp port 0 refused");
     ok (tiers_endpoint_check ("tcp://127.0.0.1:65536", &why) == -1,
         "tcp port 65536 refused");
@@ -610,6 +616,9 @@ test_endpoints (void)
     s_broken_with ("    web = w1\n        http = 127.0.0.1:80\n"
                    "    web = w2\n        http = *:80\n",
                    "t.map:7: port 80 already used at line 5");
+    s_broken ("node = box\n    balancer\n        bind = tcp://127.0.0.1:8080\n"
+              "    web\n        http = \"[0::]:8080\"\n",
+              "t.map:5: port 8080 already used at line 3");
     char *errors = s_errors_of ("node = box\n    balancer\n"
                                 "        bind = tcp://10.0.0.1:8080\n"
                                 "    web = w1\n        http = 10.0.0.2:8080\n"

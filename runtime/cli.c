@@ -184,8 +184,7 @@ tiers_cli_main (int argc, char **argv)
     }
     else
     if (http && tiers_map_set_listener (map, http, node_name)) {
-        fprintf (stderr, "tiers: --http %s: %s\n", http,
-                 "expected HOST:PORT, and a map with one gateway on this node");
+        fprintf (stderr, "tiers: --http %s: %s\n", http, tiers_map_listener_error (map));
         rc = 2;
     }
     else

@@ -58,6 +58,7 @@ struct _tiers_map_t {
     size_t node_count;
     tiers_entry_t **entries;
     size_t entry_count;
+    char listener_error [160];          //  why set_listener refused
 };
 
 
@@ -1562,6 +1563,13 @@ tiers_map_load (const char *path, char **errors)
     return self;
 }
 
+const char *
+tiers_map_listener_error (const tiers_map_t *self)
+{
+    assert (self);
+    return self->listener_error;
+}
+
 void
 tiers_map_destroy (tiers_map_t **self_p)
 {
@@ -1702,11 +1710,14 @@ tiers_map_set_listener (tiers_map_t *self, const char *hostport,
 {
     assert (self);
     s_port_t wanted;
-    const char *why;
+    const char *why = "expected HOST:PORT";
     if (!hostport
     ||  s_hostport_split (hostport, wanted.host, sizeof wanted.host,
-                          &wanted.port, 0, true, &why))
+                          &wanted.port, 0, true, &why)) {
+        snprintf (self->listener_error, sizeof self->listener_error,
+                  "expected HOST:PORT (%s)", why);
         return -1;
+    }
     tiers_entry_t *target = NULL;
     for (size_t i = 0; i < self->entry_count; i++) {
         tiers_entry_t *entry = self->entries [i];
@@ -1714,12 +1725,20 @@ tiers_map_set_listener (tiers_map_t *self, const char *hostport,
         if (!entry->kind->listener || entry->kind->fixed_listener
         ||  (node && !streq (entry->node, node)))
             continue;
-        if (target)
-            return -1;              //  more than one: ambiguous
+        if (target) {
+            snprintf (self->listener_error, sizeof self->listener_error,
+                      "more than one gateway%s%s: give -n NODE or edit the map",
+                      node ? " on node " : "", node ? node : "");
+            return -1;
+        }
         target = entry;
     }
-    if (!target)
+    if (!target) {
+        snprintf (self->listener_error, sizeof self->listener_error,
+                  "no gateway%s%s", node ? " on node " : " in the map",
+                  node ? node : "");
         return -1;
+    }
     for (size_t i = 0; wanted.port && i < self->entry_count; i++) {
         tiers_entry_t *entry = self->entries [i];
         s_port_t port;
@@ -1731,13 +1750,21 @@ tiers_map_set_listener (tiers_map_t *self, const char *hostport,
         if (listener
         &&  s_hostport_split (listener, port.host, sizeof port.host,
                               &port.port, 0, true, &why) == 0
-        &&  s_ports_clash (&wanted, &port))
+        &&  s_ports_clash (&wanted, &port)) {
+            snprintf (self->listener_error, sizeof self->listener_error,
+                      "port %d is %s's listener (line %d)", wanted.port,
+                      entry->name, entry->line);
             return -1;
+        }
         if (entry->bind && s_prefix (entry->bind, "tcp://")
         &&  s_hostport_split (entry->bind + 6, port.host, sizeof port.host,
                               &port.port, 1, false, &why) == 0
-        &&  s_ports_clash (&wanted, &port))
+        &&  s_ports_clash (&wanted, &port)) {
+            snprintf (self->listener_error, sizeof self->listener_error,
+                      "port %d is bound by %s (line %d)", wanted.port,
+                      entry->name, entry->line);
             return -1;
+        }
     }
     const char *key = target->kind->listener;
     for (size_t i = 0; i < target->setting_count; i++)

@@ -81,10 +81,12 @@ int tiers_hostport_split (const char *text, char *host, size_t host_size,
 
 //  `tiers run --http`: replace the listener address (kind->listener key)
 //  of the one gateway entry on `node` (any node when NULL).
-//  Returns -1 if the address is not HOST:PORT or there is not exactly one
-//  such entry.
+//  Returns -1 if the address is not HOST:PORT, there is not exactly one
+//  such entry, or its port is taken elsewhere in the map; then
+//  tiers_map_listener_error() says which.
 int tiers_map_set_listener (tiers_map_t *self, const char *hostport,
                             const char *node);
+const char *tiers_map_listener_error (const tiers_map_t *self);
 
 //  Print the placement plan (for `tiers check`) to `out`: every node, or
 //  only `node` when it is not NULL.

@@ -81,6 +81,10 @@ contains "$dir/out" "node storage"; ok $? "check -n storage shows node storage"
 if contains "$dir/out" "node web"; then ok 1 "check -n storage leaves node web out"; else ok 0 "check -n storage leaves node web out"; fi
 contains "$dir/out" "(exporter on node storage)"; ok $? "check -n storage lists that node's listener"
 if contains "$dir/out" "(gateway on node web)"; then ok 1 "check -n storage leaves the web node's listener out"; else ok 0 "check -n storage leaves the web node's listener out"; fi
+"$TIERS" run -m "$top_srcdir/maps/storage-apart.map" --http 127.0.0.1:9101 >"$dir/out" 2>&1; [ $? -eq 2 ]; ok $? "--http on the exporter's port exits 2"
+contains "$dir/out" "port 9101 is exporter's listener (line"; ok $? "... naming what holds the port"
+"$TIERS" run -m "$top_srcdir/maps/storage-apart.map" -n storage --http 127.0.0.1:0 >"$dir/out" 2>&1; [ $? -eq 2 ]; ok $? "--http on a node without a gateway exits 2"
+contains "$dir/out" "no gateway on node storage"; ok $? "... saying so"
 "$TIERS" run -n nosuchnode >"$dir/out" 2>&1; [ $? -eq 2 ]; ok $? "unknown node exits 2"
 contains "$dir/out" "no node 'nosuchnode'"; ok $? "unknown node is named"
 

@@ -91,9 +91,22 @@ s_problem (s_problems_t *self, int line, const char *format, ...)
     }
     va_list args;
     va_start (args, format);
-    char *text = zsys_vprintf (format, args);
+    char *raw = zsys_vprintf (format, args);
     va_end (args);
+    assert (raw);
+    //  Quoted map text may hold any byte: control and non-ASCII bytes are
+    //  shown as \xNN (an invisible BOM, raw binary) so the message stays
+    //  one readable line.
+    char *text = (char *) malloc (4 * strlen (raw) + 1);
     assert (text);
+    char *out = text;
+    for (const unsigned char *c = (const unsigned char *) raw; *c; c++)
+        if (*c < 0x20 || *c >= 0x7f)
+            out += sprintf (out, "\\x%02x", *c);
+        else
+            *out++ = (char) *c;
+    *out = 0;
+    zstr_free (&raw);
     s_problem_t *problem = &self->list [self->count];
     problem->line = line;
     problem->seq = (int) self->count;

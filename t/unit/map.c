@@ -542,6 +542,8 @@ test_grammar (void)
     s_broken_with ("    store = s0\n        bind = inproc://s0\n"
                    "    echo\n        connect = inproc://s0\n",
                    "t.map:7: a echo connects to a balancer; store 's0' is not one");
+    s_broken ("\xef\xbb\xbfnode = box\n    balancer\n        bind = inproc://b\n",
+              "t.map:1: bad character '\\xef' in name '\\xef\\xbb\\xbfnode'");
     s_broken_with ("    store = s0\n        bind = inproc://s0\n        connect = balancer\n",
                    "t.map:6: a store connects to nothing: 'connect' does not apply to it");
     char *crowd = strdup ("");

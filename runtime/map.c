@@ -1143,6 +1143,13 @@ s_load_node (s_loader_t *self, s_item_t *item)
                    "starting with a letter or digit)", item->value, MAP_NAME_MAX);
         return;
     }
+    if (map->node_count >= MAP_MAX_ENTRIES) {
+        //  Every node needs an actor: more nodes than actors cannot load,
+        //  and the duplicate check below is pairwise.
+        s_problem (self->problems, item->line,
+                   "more than %d nodes in one map", MAP_MAX_ENTRIES);
+        return;
+    }
     for (size_t i = 0; i < map->node_count; i++)
         if (streq (map->nodes [i], item->value)) {
             s_problem (self->problems, item->line,
@@ -1537,7 +1544,12 @@ tiers_map_load (const char *path, char **errors)
     if (fd < 0)
         error = errno;
     else
-    if (fstat (fd, &status) || !S_ISREG (status.st_mode)) {
+    if (fstat (fd, &status)) {
+        error = errno;
+        close (fd);
+    }
+    else
+    if (!S_ISREG (status.st_mode)) {
         irregular = true;
         close (fd);
     }

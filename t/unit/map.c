@@ -554,6 +554,19 @@ test_grammar (void)
     }
     s_broken_with (crowd, "t.map:1027: more than 1024 actors in one map");
     free (crowd);
+    crowd = strdup ("node = box\n    balancer\n        bind = tcp://127.0.0.1:5555\n");
+    for (int i = 0; i < 1024; i++) {
+        char *more = zsys_sprintf ("%snode = n%d\n    echo = e%d\n", crowd, i, i);
+        free (crowd);
+        crowd = more;
+    }
+    char *crowd_errors = s_errors_of (crowd);
+    ok (crowd_errors && strstr (crowd_errors, "t.map:2050: more than 1024 nodes in one map"),
+        "the 1025th node is refused");
+    if (crowd_errors && !strstr (crowd_errors, "t.map:2050: more than 1024 nodes"))
+        diag ("%.300s", crowd_errors);
+    free (crowd_errors);
+    free (crowd);
     s_broken_with ("    echo\n        pool = p23456789012345678901234567890123\n",
                    "t.map:5: bad pool 'p23456789012345678901234567890123'");
     s_broken ("node = box\n    balancer\n        bind = inproc://b\n"

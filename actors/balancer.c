@@ -229,20 +229,6 @@ s_pool_free (void **item)
 
 static void s_worker_remove (balancer_t *self, worker_t *worker, const char *why);
 
-//  Pool names end up in metric labels and the status JSON: keep them to
-//  the characters of map names (and '.', ':'), so nothing needs escaping.
-static bool
-s_pool_name_ok (const char *name)
-{
-    size_t length = strlen (name);
-    if (length == 0 || length > TIERS_WIRE_MAX_SERVICE)
-        return false;
-    for (size_t i = 0; i < length; i++)
-        if (!isalnum ((unsigned char) name [i]) && !strchr ("_.:-", name [i]))
-            return false;
-    return true;
-}
-
 //  Give one request to the worker (which has credit): it becomes INFLIGHT.
 //  Returns -1 when nothing can be sent now (the request is queued again).
 static int
@@ -345,7 +331,7 @@ s_on_ready (balancer_t *self, zframe_t *identity, const char *key,
         s_answer (self, route, msg->rid, "", 400, "READY without a pool name");
         return;
     }
-    if (!s_pool_name_ok (msg->service)) {
+    if (!tiers_pool_name_ok (msg->service, TIERS_WIRE_MAX_SERVICE)) {
         s_answer (self, route, msg->rid, "", 400, "bad pool name: 1 to 32 "
                   "letters, digits, '_', '.', ':' or '-'");
         return;
@@ -446,7 +432,7 @@ s_on_request (balancer_t *self, tiers_wire_t *msg, zmsg_t **route_p,
         s_answer (self, *route_p, msg->rid, "", 400, "request without a service");
         return;
     }
-    if (!s_pool_name_ok (msg->service)) {
+    if (!tiers_pool_name_ok (msg->service, TIERS_WIRE_MAX_SERVICE)) {
         s_answer (self, *route_p, msg->rid, "", 400, "bad service name: 1 to 32 "
                   "letters, digits, '_', '.', ':' or '-'");
         return;

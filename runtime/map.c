@@ -761,6 +761,18 @@ s_slots_check (const char *name, const char *value, long long slots)
 }
 
 //  Checks a value against its key. Returns NULL or a problem text to free.
+bool
+tiers_pool_name_ok (const char *name, size_t max)
+{
+    size_t length = name ? strlen (name) : 0;
+    if (length == 0 || length > max)
+        return false;
+    for (size_t i = 0; i < length; i++)
+        if (!isalnum ((unsigned char) name [i]) && !strchr ("_.:-", name [i]))
+            return false;
+    return true;
+}
+
 static char *
 s_value_check (const tiers_key_t *key, const char *value, long long slots)
 {
@@ -776,17 +788,12 @@ s_value_check (const tiers_key_t *key, const char *value, long long slots)
                 text = zsys_sprintf ("bad %s '%s': at most %lld characters",
                                      key->name, value, key->max);
             break;
-        case TIERS_KEY_NAME: {
-            size_t length = strlen (value);
-            bool good = length > 0 && (key->max == 0 || (long long) length <= key->max);
-            for (size_t i = 0; good && i < length; i++)
-                good = isalnum ((unsigned char) value [i]) || strchr ("_.:-", value [i]);
-            if (!good)
+        case TIERS_KEY_NAME:
+            if (!tiers_pool_name_ok (value, key->max ? (size_t) key->max : 64))
                 text = zsys_sprintf ("bad %s '%s': expected 1 to %lld letters, digits, "
                                      "'_', '.', ':' or '-'", key->name, value,
                                      key->max ? key->max : 64);
             break;
-        }
         case TIERS_KEY_INT:
             if (tiers_parse_int (value, &n) || !s_in_range (key, n)) {
                 range = s_range_text (key, "");

@@ -73,6 +73,9 @@ long long tiers_entry_int (const tiers_entry_t *self, const char *key,
 int tiers_parse_ms (const char *text, long long *ms);
 int tiers_parse_bytes (const char *text, long long *bytes);
 int tiers_parse_int (const char *text, long long *value);
+//  A pool name (map key `pool`, wire service of READY/REQUEST): 1 to `max`
+//  letters, digits, '_', '.', ':' or '-'.
+bool tiers_pool_name_ok (const char *name, size_t max);
 //  Endpoint syntax check; on -1 sets *why to a static reason.
 int tiers_endpoint_check (const char *endpoint, const char **why);
 //  host:port check for listeners; splits into host (caller's buffer) and port.

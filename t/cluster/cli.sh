@@ -95,7 +95,7 @@ for sig in TERM INT; do
     pid=$!
     i=0
     while [ $i -lt 100 ] && ! contains "$dir/run.log" "; ready"; do sleep 0.05; i=$((i + 1)); done
-    contains "$dir/run.log" "; ready"; ok $? "run (built-in map) reports ready" || cat "$dir/run.log"
+    contains "$dir/run.log" "; ready"; ok $? "run (built-in map) reports ready"
     port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$dir/run.log" | head -n 1)
     code=$(curl -s -m 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/health")
     [ "$code" = 200 ]; ok $? "the single-box cluster answers /health (SIG$sig run)"
@@ -114,6 +114,16 @@ for sig in TERM INT; do
     if contains "$dir/run.log" "dangling"; then ok 1 "no dangling sockets (SIG$sig)"; else ok 0 "no dangling sockets (SIG$sig)"; fi
 done
 
+# put_get LOG PATH BODY LABEL: PUT BODY at PATH of the gateway whose
+# address LOG names (201), then GET it back
+put_get () {
+    port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$1" | head -n 1)
+    code=$(curl -s -m 5 -o /dev/null -w '%{http_code}' -X PUT -d "$3" "http://127.0.0.1:$port$2")
+    [ "$code" = 201 ]; ok $? "$4: PUT is 201 ($code)"
+    body=$(curl -s -m 5 "http://127.0.0.1:$port$2")
+    [ "$body" = "$3" ]; ok $? "$4: GET returns the body ($body)"
+}
+
 # spin_us = 0: every actor sleeps at once when idle; the cluster still serves
 sed -e "s|data = ./tiers-data|data = $dir/nospin-data|" -e "s|^    sync = full|    sync = full\n    spin_us = 0|" \
     "$top_srcdir/maps/single-box.map" >"$dir/nospin.map"
@@ -123,11 +133,7 @@ pid=$!
 i=0
 while [ $i -lt 200 ] && ! contains "$dir/nospin.log" "; ready"; do sleep 0.05; i=$((i + 1)); done
 contains "$dir/nospin.log" "; ready"; ok $? "spin_us = 0: ready"
-port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$dir/nospin.log" | head -n 1)
-code=$(curl -s -m 5 -o /dev/null -w '%{http_code}' -X PUT -d '{"spin":0}' "http://127.0.0.1:$port/v1/t/a")
-[ "$code" = 201 ]; ok $? "spin_us = 0: PUT is 201 ($code)"
-body=$(curl -s -m 5 "http://127.0.0.1:$port/v1/t/a")
-[ "$body" = '{"spin":0}' ]; ok $? "spin_us = 0: GET returns the body ($body)"
+put_get "$dir/nospin.log" /v1/t/a '{"spin":0}' "spin_us = 0"
 kill -TERM "$pid"; wait "$pid"; ok $? "spin_us = 0: exit 0 after SIGTERM"
 pid=""
 
@@ -147,11 +153,7 @@ if ip -6 addr show lo 2>/dev/null | grep -q '::1/128'; then
         sleep 0.05; i=$((i + 1))
     done
     contains "$dir/v6s.log" "; ready"; ok $? "IPv6: the storage node is ready"
-    port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$dir/v6w.log" | head -n 1)
-    code=$(curl -s -m 5 -o /dev/null -w '%{http_code}' -X PUT -d '{"v6":1}' "http://127.0.0.1:$port/v1/t/v6")
-    [ "$code" = 201 ]; ok $? "IPv6: PUT through shards on [::1] is 201 ($code)"
-    body=$(curl -s -m 5 "http://127.0.0.1:$port/v1/t/v6")
-    [ "$body" = '{"v6":1}' ]; ok $? "IPv6: GET returns it ($body)"
+    put_get "$dir/v6w.log" /v1/t/v6 '{"v6":1}' "IPv6 (shards on [::1])"
     kill -TERM "$pid" "$spid"; wait "$pid"; ok $? "IPv6: web exits 0"
     wait "$spid"; ok $? "IPv6: storage exits 0"
     pid=""; spid=""

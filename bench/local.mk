@@ -1,15 +1,17 @@
 # `make bench`: build the floor and the test tool, then run the scenarios.
 # make bench BENCH_SECONDS=10 BENCH_COMPARE=--compare adds webdis and etcd;
-# BENCH_ROUNDS=3 repeats the tiers scenarios (medians, per-round ratios).
+# BENCH_ROUNDS=3 repeats the tiers scenarios (medians, per-round ratios);
+# BENCH_MAP=bench/one-shard.map runs the cluster from another map.
 BENCH_SECONDS = 10
 BENCH_COMPARE =
 BENCH_ROUNDS = 1
+BENCH_MAP =
 EXTRA_PROGRAMS = bench/floor
 bench_floor_SOURCES = bench/floor.c
 bench_floor_LDADD = $(MHD_LIBS)
-EXTRA_DIST += bench/run bench/get.lua bench/put.lua bench/mixed.lua bench/webdis-get.lua bench/etcd-put.lua
+EXTRA_DIST += bench/run bench/get.lua bench/put.lua bench/mixed.lua bench/webdis-get.lua bench/etcd-put.lua bench/one-shard.map
 CLEANFILES += bench/floor
 
 bench: tiers bench/floor t/cluster/tool
-	BENCH_ROUNDS=$(BENCH_ROUNDS) top_builddir=$(abs_top_builddir) top_srcdir=$(abs_top_srcdir) $(SHELL) $(srcdir)/bench/run $(BENCH_SECONDS) $(BENCH_COMPARE)
+	BENCH_ROUNDS=$(BENCH_ROUNDS) BENCH_MAP=$(BENCH_MAP) top_builddir=$(abs_top_builddir) top_srcdir=$(abs_top_srcdir) $(SHELL) $(srcdir)/bench/run $(BENCH_SECONDS) $(BENCH_COMPARE)
 .PHONY: bench

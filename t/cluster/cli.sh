@@ -38,11 +38,11 @@ contains "$dir/out" "unknown command 'frobnicate'"; ok $? "unknown command is na
 "$TIERS" kinds >"$dir/out" 2>&1; ok $? "kinds exits 0"
 contains "$dir/out" "balancer"; ok $? "kinds lists balancer"
 
-# check: the built-in map and every example map are valid.
+# check: the built-in map, every example map and the bench maps are valid.
 "$TIERS" check >"$dir/out" 2>&1; ok $? "check of the built-in map exits 0"
 contains "$dir/out" "node box"; ok $? "plan names node box"
 contains "$dir/out" "inproc://balancer"; ok $? "plan shows the balancer's endpoint"
-for map in "$top_srcdir"/maps/*.map; do
+for map in "$top_srcdir"/maps/*.map "$top_srcdir"/bench/*.map; do
     "$TIERS" check -m "$map" >"$dir/out" 2>&1; ok $? "check $(basename "$map") exits 0"
 done
 "$TIERS" check | sed 1d >"$dir/builtin.plan"

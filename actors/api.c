@@ -857,7 +857,7 @@ s_write_api_actor (zsock_t *pipe, void *args)
 }
 
 static const tiers_key_t s_keys [] = {
-    { "capacity",  TIERS_KEY_INT,    false, 1, 100000, NULL },
+    { "capacity",  TIERS_KEY_INT,    false, 1, 10000, NULL },
     { "pool",      TIERS_KEY_NAME,   false, 0, TIERS_WIRE_MAX_SERVICE, NULL },
     { "heartbeat", TIERS_KEY_MS,     false, 10, 60000, NULL },
     { NULL, 0, false, 0, 0, NULL }

@@ -29,7 +29,9 @@ s_usage (FILE *out)
 "  run [-m MAP] [-n NODE] [--http HOST:PORT]\n"
 "                  start the actors the map places on NODE (all nodes when\n"
 "                  -n is not given); without -m, the built-in single-box map\n"
-"  check [-m MAP]  validate a map and print its placement plan\n"
+"  check [-m MAP] [-n NODE] [--http HOST:PORT]\n"
+"                  validate a map (and what run would do with NODE and\n"
+"                  --http) and print its placement plan\n"
 "  kinds           list the actor kinds this program knows\n"
 "\n"
 "Options:\n"
@@ -63,9 +65,11 @@ static bool s_level_given;      //  -l given: it wins over the map
 static int
 s_run (tiers_map_t *map, const char *node_name)
 {
-    //  Precedence: -l, then $TIERS_LOG, then the map's `log`.
+    //  Precedence: -l, then a valid $TIERS_LOG, then the map's `log`
+    //  (an empty or unknown $TIERS_LOG is ignored, with a warning).
     const char *level = tiers_map_cluster (map, "log");
-    if (level && !s_level_given && !getenv ("TIERS_LOG"))
+    if (level && !s_level_given
+    &&  tiers_log_level_parse (getenv ("TIERS_LOG")) < 0)
         tiers_log_set_level (tiers_log_level_parse (level));
     //  Before any thread exists (see the note at the top); until here,
     //  while the map loads and is checked, Ctrl-C simply ends the program.

@@ -46,7 +46,7 @@ typedef struct {
 
 typedef struct {
     const char *name;       //  the word in the map ("balancer")
-    const char *summary;    //  one line for `tiers check` and docs
+    const char *summary;    //  one line for `tiers kinds` and docs
     int rank;               //  start order: lower first; stop in reverse
     zactor_fn *run;         //  the actor body; args is tiers_actor_args_t *
     const tiers_key_t *keys;//  settings beyond bind/connect/instances;

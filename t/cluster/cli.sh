@@ -70,6 +70,14 @@ sed -e 's/^    read-api$/    read-api\n        pool = read\/quoted/' "$top_srcdi
 "$TIERS" check -m "$dir/badpool.map" >"$dir/out" 2>&1; [ $? -eq 2 ]; ok $? "a pool name with a slash: check exits 2"
 line=$(grep -n 'pool = read/quoted' "$dir/badpool.map" | cut -d: -f1)
 contains "$dir/out" "badpool.map:$line: bad pool 'read/quoted'"; ok $? "... naming file, line ($line) and value"
+# A capacity the balancer would refuse (its READY limit is 10000) is a
+# map error, not a worker that never joins its pool.
+sed -e 's/^    read-api$/    read-api\n        capacity = 10001/' "$top_srcdir/maps/single-box.map" >"$dir/badcap.map"
+"$TIERS" check -m "$dir/badcap.map" >"$dir/out" 2>&1; [ $? -eq 2 ]; ok $? "capacity 10001: check exits 2"
+line=$(grep -n 'capacity = 10001' "$dir/badcap.map" | cut -d: -f1)
+contains "$dir/out" "badcap.map:$line: bad capacity '10001'"; ok $? "... naming file, line ($line) and value"
+sed -e 's/^    read-api$/    read-api\n        capacity = 10000/' "$top_srcdir/maps/single-box.map" >"$dir/cap.map"
+"$TIERS" check -m "$dir/cap.map" >"$dir/out" 2>&1; ok $? "capacity 10000 (the balancer's limit) is accepted"
 mkfifo "$dir/fifo.map"
 timeout -s KILL 10 "$TIERS" check -m "$dir/fifo.map" >"$dir/out" 2>&1; [ $? -eq 2 ]; ok $? "a FIFO as the map: exits 2 at once, no wait for a writer"
 contains "$dir/out" "fifo.map: cannot read: not a regular file"; ok $? "... saying it is not a regular file"
@@ -136,6 +144,22 @@ contains "$dir/nospin.log" "; ready"; ok $? "spin_us = 0: ready"
 put_get "$dir/nospin.log" /v1/t/a '{"spin":0}' "spin_us = 0"
 kill -TERM "$pid"; wait "$pid"; ok $? "spin_us = 0: exit 0 after SIGTERM"
 pid=""
+
+# Log level precedence: an unknown $TIERS_LOG is ignored with a warning
+# and the map's `log` applies (here warn: no INFO lines); a valid one wins.
+sed -e "s|data = ./tiers-data|data = $dir/log-data|" -e "s|^    sync = full|    sync = full\n    log = warn|" \
+    "$top_srcdir/maps/single-box.map" >"$dir/log.map"
+for env in bogus info; do
+    TIERS_LOG=$env "$TIERS" run -m "$dir/log.map" --http 127.0.0.1:0 >"$dir/log-$env.out" 2>"$dir/log-$env.err" &
+    pid=$!
+    i=0
+    while [ $i -lt 200 ] && ! contains "$dir/log-$env.out" "; ready"; do sleep 0.05; i=$((i + 1)); done
+    kill -TERM "$pid"; wait "$pid"; ok $? "TIERS_LOG=$env with map log = warn: ran and exited 0"
+    pid=""
+done
+contains "$dir/log-bogus.err" "ignoring TIERS_LOG=bogus"; ok $? "TIERS_LOG=bogus: warned about"
+! grep -q " INFO " "$dir/log-bogus.err"; ok $? "TIERS_LOG=bogus: the map's log = warn applies (no INFO lines)"
+grep -q " INFO " "$dir/log-info.err"; ok $? "TIERS_LOG=info: wins over the map's log = warn"
 
 # IPv6 endpoints: the storage-apart map with its shards on tcp://[::1]
 if ip -6 addr show lo 2>/dev/null | grep -q '::1/128'; then

@@ -70,9 +70,19 @@ start_node () {   # start_node LOG ARGS...: sets $pid
     sed 's/^/# /' "$log" | tail -n 10
     return 1
 }
-stop_pid () {     # stop_pid PID SIGNAL: waits, returns the exit status
-    kill -"$2" "$1" 2>/dev/null
-    wait "$1"
+stop_pid () {     # stop_pid PID SIGNAL: waits up to 10 s, returns the exit
+    kill -"$2" "$1" 2>/dev/null   # status (124 after a kill -9 if it hung)
+    i=0
+    while [ $i -lt 100 ] && kill -0 "$1" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+    if kill -0 "$1" 2>/dev/null; then
+        kill -9 "$1" 2>/dev/null; wait "$1" 2>/dev/null; forget "$1"; return 124
+    fi
+    wait "$1"; status=$?
+    forget "$1"
+    return $status
+}
+forget () {       # forget PID: reaped, so the exit trap must not kill it
+    pids=$(echo " $pids " | sed "s/ $1 / /g")
 }
 
 # The two placements, from the example maps with this run's ports and data.
@@ -90,10 +100,13 @@ start_cluster () {
         sed -e "s|data = ./tiers-data|data = $data|" \
             -e "s|127.0.0.1:7101|127.0.0.1:$p1|" -e "s|127.0.0.1:7102|127.0.0.1:$p2|" \
             -e "s|127.0.0.1:9101|127.0.0.1:$p3|" \
-            -e "s|^        http = 127.0.0.1:8080|        http = 127.0.0.1:8080\n        deadline = 2s|" \
+            -e "s|^        http = 127.0.0.1:8080|        http = 127.0.0.1:8080\n        deadline = 5s|" \
             "$top_srcdir/maps/storage-apart.map" >"$dir/two.map"
         start_node "$dir/storage.log" run -m "$dir/two.map" -n storage || return 1
         storage=$pid
+        if grep -v '^ *#' "$dir/two.map" | grep -q ':710[12]\|:9101'; then
+            echo "# two.map still holds a fixed port of storage-apart.map"; return 1
+        fi
         start_node "$dir/web.log" run -m "$dir/two.map" -n web --http 127.0.0.1:0 || return 1
         web=$pid; weblog="$dir/web.log"
     fi
@@ -328,7 +341,7 @@ scenarios () {
     req GET /v1/ijson
     is "$code" 200 "$M: and the collection still lists"
     has '"id":"nul"'; ok $? "$M: ... with that document"
-    has '"id":"big"'; [ $? -ne 0 ]; ok $? "$M: ... and none of the refused ones"
+    ! grep -qE '"id":"(big|huge|surrogate)"' "$dir/body"; ok $? "$M: ... and none of the refused ones"
     req GET /health; is "$code" 200 "$M: still healthy after the bad input"
 
     # Paging through 1,000 documents spread over both shards.
@@ -340,7 +353,7 @@ scenarios () {
             "$base" $i $i >>"$dir/put.cfg"
         i=$((i + 1))
     done
-    curl -s -Z --parallel-max 8 -K "$dir/put.cfg" >"$dir/put.codes" 2>/dev/null
+    curl -s -m 60 -Z --parallel-max 8 -K "$dir/put.cfg" >"$dir/put.codes" 2>/dev/null
     is "$(grep -c '^201$' "$dir/put.codes")" 1000 "$M: 1,000 documents created"
     after=""; pages=0; : >"$dir/ids"
     while [ $pages -lt 30 ]; do
@@ -427,21 +440,25 @@ scenarios () {
     is "$(grep -c '^412$' "$dir/race")" 19 "$M: the 19 others get 412"
 
     # A stalled (slowloris) client does not starve the others.
-    "$TOOL" slowloris "${base##*:}" 4 &
+    "$TOOL" slowloris "${base##*:}" 4 >"$dir/slow.out" &
     slow=$!
     pids="$pids $slow"
+    i=0
+    while [ $i -lt 100 ] && ! grep -q connected "$dir/slow.out"; do sleep 0.05; i=$((i + 1)); done
+    is "$(cat "$dir/slow.out")" "connected 8" "$M: 8 slow clients connected"
     sleep 0.3
     good=0; i=0
-    start=$(date +%s)
+    start=$(date +%s%N)
     while [ $i -lt 20 ]; do
         c=$(curl -s -m 3 -o /dev/null -w '%{http_code}' "$base/v1/users/alice")
         [ "$c" = 200 ] && good=$((good + 1))
         i=$((i + 1))
     done
-    end=$(date +%s)
+    ms=$(( ($(date +%s%N) - start) / 1000000 ))
     is "$good" 20 "$M: 20 requests served while slow clients stall"
-    ok "$([ $((end - start)) -le 3 ] && echo 0 || echo 1)" "$M: ... promptly ($((end - start)) s)"
-    kill "$slow" 2>/dev/null; wait "$slow" 2>/dev/null
+    ok "$([ $ms -le 3000 ] && echo 0 || echo 1)" "$M: ... promptly ($ms ms)"
+    wait "$slow"; ok $? "$M: ... and the slow clients' connections stayed open"
+    forget "$slow"
 
     # Durability: kill -9 the process holding the shards while a client
     # writes; every acknowledged write must be there after the restart.
@@ -458,20 +475,20 @@ scenarios () {
     writer=$!
     pids="$pids $writer"
     sleep 1.5
-    kill -9 "$storage"; wait "$storage" 2>/dev/null
+    kill -9 "$storage"; wait "$storage" 2>/dev/null; forget "$storage"
     sleep 0.3
-    touch "$dir/stop-writer"; wait "$writer"; rm -f "$dir/stop-writer"
+    touch "$dir/stop-writer"; wait "$writer"; forget "$writer"; rm -f "$dir/stop-writer"
     acked=$(wc -l <"$dir/acked" | tr -d ' ')
     ok "$([ "$acked" -gt 10 ] && echo 0 || echo 1)" "$M: $acked writes acknowledged before kill -9"
     if [ "$mode" = two ]; then
         # The web node lives on; with its shards gone a read runs into the
-        # gateway's deadline (2 s in this map) and gets 504, not a hang.
+        # gateway's deadline (5 s in this map) and gets 504, not a hang.
         start=$(date +%s)
         req GET /v1/users/alice
         end=$(date +%s)
         is "$code" 504 "$M: with the shards down a read is 504"
         is "$(hdr Content-Type)" "application/problem+json" "$M: 504 is problem+json"
-        ok "$([ $((end - start)) -le 4 ] && echo 0 || echo 1)" "$M: ... within the deadline ($((end - start)) s)"
+        ok "$([ $((end - start)) -ge 4 ] && [ $((end - start)) -le 7 ] && echo 0 || echo 1)" "$M: ... at the deadline ($((end - start)) s)"
     fi
     restart_storage; ok $? "$M: the shard process restarts on the same files"
     sleep 0.5

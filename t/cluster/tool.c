@@ -3,7 +3,9 @@
         tool freeport             print a TCP port on 127.0.0.1 free just now
         tool slowloris PORT SECS  hold 8 connections open for SECS seconds,
                                   sending a partial request one byte at a time
-                                  (a slow client that never finishes)
+                                  (a slow client that never finishes); prints
+                                  "connected N" once connected and exits 1
+                                  unless all 8 connected and stayed open
         tool send PORT            send standard input as it is (raw bytes,
                                   NULs too), print what comes back within
                                   2 s or until the server closes
@@ -51,9 +53,13 @@ main (int argc, char **argv)
         int seconds = atoi (argv [3]);
         const char *request = "GET /health HTTP/1.1\r\nHost: slow\r\nX-Slow: "
                               "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
-        int fds [8];
-        for (int i = 0; i < 8; i++)
+        int fds [8], connected = 0;
+        for (int i = 0; i < 8; i++) {
             fds [i] = s_connect (port);
+            connected += fds [i] >= 0;
+        }
+        printf ("connected %d\n", connected);
+        fflush (stdout);
         for (int t = 0; t < seconds * 4 && request [t]; t++) {
             for (int i = 0; i < 8; i++)
                 if (fds [i] >= 0 && send (fds [i], request + t, 1, MSG_NOSIGNAL) != 1) {
@@ -63,10 +69,13 @@ main (int argc, char **argv)
             struct timespec quarter = { 0, 250000000 };
             nanosleep (&quarter, NULL);
         }
+        int open = 0;
         for (int i = 0; i < 8; i++)
-            if (fds [i] >= 0)
+            if (fds [i] >= 0) {
                 close (fds [i]);
-        return 0;
+                open++;
+            }
+        return connected == 8 && open == 8 ? 0 : 1;
     }
     if (argc == 3 && strcmp (argv [1], "send") == 0) {
         int fd = s_connect (atoi (argv [2]));

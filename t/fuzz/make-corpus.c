@@ -8,7 +8,7 @@
     generated. To regenerate:
 
     gcc -std=gnu11 -D_GNU_SOURCE -Iruntime -I. t/fuzz/make-corpus.c \
-        runtime/wire.c $(pkg-config --cflags --libs libczmq libzmq) \
+        runtime/wire.c runtime/poller.c $(pkg-config --cflags --libs libczmq libzmq) \
         -o /tmp/make-corpus && /tmp/make-corpus t/fuzz/corpus
 */
 #include "wire.h"

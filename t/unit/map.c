@@ -724,7 +724,9 @@ test_files (void)
         "missing file reported");
     free (errors);
 
-    char path [] = "/tmp/tiers-map-test-XXXXXX";
+    const char *tmp = getenv ("TMPDIR") && *getenv ("TMPDIR") ? getenv ("TMPDIR") : "/tmp";
+    char path [1024];
+    snprintf (path, sizeof path, "%s/tiers-map-test-XXXXXX", tmp);
     int fd = mkstemp (path);
     ok (fd >= 0, "temporary file");
     const char good [] = "node = box\n    balancer\n        bind = inproc://b\n";
@@ -748,9 +750,10 @@ test_files (void)
     close (fd);
     unlink (path);
 
-    ok (tiers_map_load ("/tmp", &errors) == NULL && errors
-        && strstr (errors, "/tmp: cannot read: not a regular file"),
+    expected = zsys_sprintf ("%s: cannot read: not a regular file", tmp);
+    ok (tiers_map_load (tmp, &errors) == NULL && errors && strstr (errors, expected),
         "a directory is unreadable");
+    free (expected);
     free (errors);
 }
 

@@ -125,11 +125,12 @@ main (void)
     struct sockaddr_in addr = { .sin_family = AF_INET };
     addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
     socklen_t size = sizeof addr;
-    int port = 47391;
+    int port = 0;
     if (bind (fd, (struct sockaddr *) &addr, sizeof addr) == 0
     &&  getsockname (fd, (struct sockaddr *) &addr, &size) == 0)
         port = ntohs (addr.sin_port);
     close (fd);
+    ok (port > 0, "a free loopback port: %d", port);
     text = zsys_sprintf ("node = a\n    balancer\n        bind = tcp://127.0.0.1:%d\n", port);
     map = s_map (text);
     free (text);
@@ -147,7 +148,9 @@ main (void)
     tiers_map_destroy (&map);
 
     //  tiers_data_path joins the cluster's data directory.
-    char dir [] = "/tmp/tiers-node-XXXXXX";
+    const char *tmp = getenv ("TMPDIR") && *getenv ("TMPDIR") ? getenv ("TMPDIR") : "/tmp";
+    char dir [1024];
+    snprintf (dir, sizeof dir, "%s/tiers-node-XXXXXX", tmp);
     ok (mkdtemp (dir) != NULL, "temp dir");
     text = zsys_sprintf ("cluster\n    data = %s/d/e\nnode = a\n    low\n", dir);
     map = s_map (text);

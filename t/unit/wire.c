@@ -417,7 +417,7 @@ test_corpus (void)
     ok (dir != NULL, "corpus directory %s", path);
     if (!dir)
         return;
-    int files = 0, decoded = 0, clean = 0;
+    int files = 0, decoded = 0, clean = 0, wrong = 0;
     struct dirent *entry;
     while ((entry = readdir (dir))) {
         if (entry->d_name [0] == '.')
@@ -442,10 +442,14 @@ test_corpus (void)
             else
                 diag ("corpus file %s misbehaves", entry->d_name);
             decoded += did;
-            if (strncmp (entry->d_name, "ok-", 3) == 0 && !did)
+            if (strncmp (entry->d_name, "ok-", 3) == 0 && !did) {
                 diag ("corpus file %s should decode", entry->d_name);
-            if (strncmp (entry->d_name, "bad-", 4) == 0 && did)
+                wrong++;
+            }
+            if (strncmp (entry->d_name, "bad-", 4) == 0 && did) {
                 diag ("corpus file %s should not decode", entry->d_name);
+                wrong++;
+            }
             free (data);
         }
         zchunk_destroy (&chunk);
@@ -457,6 +461,7 @@ test_corpus (void)
     is_int (clean, files, "every corpus file decodes canonically or fails cleanly");
     ok (decoded > 0 && decoded < files, "%d of %d corpus files decode",
         decoded, files);
+    is_int (wrong, 0, "every ok-* corpus file decodes and no bad-* one does");
 }
 
 static uint64_t s_seed = 0x9e3779b97f4a7c15ull;

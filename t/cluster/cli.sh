@@ -181,8 +181,7 @@ contains "$dir/log-bogus.err" "ignoring TIERS_LOG=bogus"; ok $? "TIERS_LOG=bogus
 grep -q " INFO " "$dir/log-info.err"; ok $? "TIERS_LOG=info: wins over the map's log = warn"
 
 # IPv6 endpoints: the storage-apart map with its shards on tcp://[::1]
-if ip -6 addr show lo 2>/dev/null | grep -q '::1/128'; then
-    p1=$("$TOOL" freeport); p2=$("$TOOL" freeport)
+if p1=$("$TOOL" freeport6) && p2=$("$TOOL" freeport6); then
     sed -e "s|data = ./tiers-data|data = $dir/v6-data|" -e "s|tcp://127.0.0.1:7101|tcp://[::1]:$p1|" \
         -e "s|tcp://127.0.0.1:7102|tcp://[::1]:$p2|" -e "s|http = 127.0.0.1:9101|http = 127.0.0.1:0|" \
         "$top_srcdir/maps/storage-apart.map" >"$dir/v6.map"

@@ -1,6 +1,8 @@
 /*  tool.c — small helpers for the shell cluster tests.
 
         tool freeport             print a TCP port on 127.0.0.1 free just now
+        tool freeport6            the same on [::1]; exits 1 where there is
+                                  no IPv6 loopback
         tool slowloris PORT SECS  hold 8 connections open for SECS seconds,
                                   sending a partial request one byte at a time
                                   (a slow client that never finishes); prints
@@ -45,6 +47,17 @@ main (int argc, char **argv)
         ||  getsockname (fd, (struct sockaddr *) &addr, &size))
             return 1;
         printf ("%d\n", ntohs (addr.sin_port));
+        close (fd);
+        return 0;
+    }
+    if (argc == 2 && strcmp (argv [1], "freeport6") == 0) {
+        int fd = socket (AF_INET6, SOCK_STREAM, 0);
+        struct sockaddr_in6 addr = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+        socklen_t size = sizeof addr;
+        if (fd < 0 || bind (fd, (struct sockaddr *) &addr, sizeof addr)
+        ||  getsockname (fd, (struct sockaddr *) &addr, &size))
+            return 1;
+        printf ("%d\n", ntohs (addr.sin6_port));
         close (fd);
         return 0;
     }

@@ -12,6 +12,7 @@
                                   NULs too), print what comes back within
                                   2 s or until the server closes
 */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,32 +36,42 @@ s_connect (int port)
     return -1;
 }
 
+//  Prints a TCP port free just now on 127.0.0.1 or [::1]; 1 if none.
+static int
+s_freeport (bool v6)
+{
+    struct sockaddr_storage addr;
+    memset (&addr, 0, sizeof addr);
+    socklen_t size;
+    if (v6) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *) &addr;
+        in6->sin6_family = AF_INET6;
+        in6->sin6_addr = in6addr_loopback;
+        size = sizeof *in6;
+    }
+    else {
+        struct sockaddr_in *in4 = (struct sockaddr_in *) &addr;
+        in4->sin_family = AF_INET;
+        in4->sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+        size = sizeof *in4;
+    }
+    int fd = socket (addr.ss_family, SOCK_STREAM, 0);
+    if (fd < 0 || bind (fd, (struct sockaddr *) &addr, size)
+    ||  getsockname (fd, (struct sockaddr *) &addr, &size))
+        return 1;
+    printf ("%d\n", ntohs (v6 ? ((struct sockaddr_in6 *) &addr)->sin6_port
+                              : ((struct sockaddr_in *) &addr)->sin_port));
+    close (fd);
+    return 0;
+}
+
 int
 main (int argc, char **argv)
 {
-    if (argc == 2 && strcmp (argv [1], "freeport") == 0) {
-        int fd = socket (AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in addr = { .sin_family = AF_INET };
-        addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-        socklen_t size = sizeof addr;
-        if (fd < 0 || bind (fd, (struct sockaddr *) &addr, sizeof addr)
-        ||  getsockname (fd, (struct sockaddr *) &addr, &size))
-            return 1;
-        printf ("%d\n", ntohs (addr.sin_port));
-        close (fd);
-        return 0;
-    }
-    if (argc == 2 && strcmp (argv [1], "freeport6") == 0) {
-        int fd = socket (AF_INET6, SOCK_STREAM, 0);
-        struct sockaddr_in6 addr = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
-        socklen_t size = sizeof addr;
-        if (fd < 0 || bind (fd, (struct sockaddr *) &addr, sizeof addr)
-        ||  getsockname (fd, (struct sockaddr *) &addr, &size))
-            return 1;
-        printf ("%d\n", ntohs (addr.sin6_port));
-        close (fd);
-        return 0;
-    }
+    if (argc == 2 && strcmp (argv [1], "freeport") == 0)
+        return s_freeport (false);
+    if (argc == 2 && strcmp (argv [1], "freeport6") == 0)
+        return s_freeport (true);
     if (argc == 4 && strcmp (argv [1], "slowloris") == 0) {
         int port = atoi (argv [2]);
         int seconds = atoi (argv [3]);

@@ -24,7 +24,8 @@
 #include "node.h"
 #include "service.h"
 #include "wire.h"
-#include "poller.h"
+#include "reactor.h"
+#include "sock.h"
 #include "slot.h"
 #include "log.h"
 #include "metrics.h"
@@ -35,7 +36,10 @@
 #define LIST_DEFAULT    100
 #define LIST_MAX        1000
 
+typedef struct _api_t api_t;
+
 typedef struct {
+    api_t *api;
     const tiers_entry_t *entry;
     zsock_t *sock;
 } shard_link_t;
@@ -70,7 +74,7 @@ typedef struct {
     int64_t started;                        //  monotonic us
 } call_t;
 
-typedef struct {
+struct _api_t {
     char name [96];
     const char *pool;
     bool writes;
@@ -83,7 +87,10 @@ typedef struct {
     uint64_t sequence;
     tiers_counter_t *shard_errors;
     tiers_histogram_t *latency;             //  request in -> answer out
-} api_t;
+    tiers_reactor_t *reactor;
+    int on_service;                         //  the service's reader
+    int64_t expire_at;                      //  next deadline sweep
+};
 
 //  --------------------------------------------------------------------------
 //  Answers
@@ -668,8 +675,10 @@ s_answer (api_t *self, call_t *call, tiers_wire_t *answer)
 
 //  Takes one answer without waiting; false when none was there.
 static bool
-s_on_shard (api_t *self, shard_link_t *link)
+s_on_shard (void *arg)
 {
+    shard_link_t *link = (shard_link_t *) arg;
+    api_t *self = link->api;
     const char *error = NULL;
     tiers_wire_t *answer = NULL;
     if (tiers_wire_try_recv (link->sock, NULL, &answer, &error))
@@ -708,6 +717,35 @@ s_expire (api_t *self)
 //  --------------------------------------------------------------------------
 //  The actor
 
+//  One request from the balancer; false when none was waiting.
+static bool
+s_on_service (void *arg)
+{
+    api_t *self = (api_t *) arg;
+    zmsg_t *route = NULL;
+    tiers_wire_t *request = NULL;
+    if (tiers_service_try_recv (self->service, &route, &request))
+        return false;
+    if (request)
+        s_start (self, request, route);
+    return true;
+}
+
+//  After each pass: deadlines (a 10 ms sweep), heartbeats, reconnects.
+static int
+s_on_pass (void *arg)
+{
+    api_t *self = (api_t *) arg;
+    if (zclock_mono () >= self->expire_at) {
+        s_expire (self);
+        self->expire_at = zclock_mono () + 10;
+    }
+    int timeout = tiers_service_pass (self->service, self->reactor, self->on_service);
+    if (zhashx_size (self->calls) && (timeout < 0 || timeout > 10))
+        timeout = 10;
+    return timeout;
+}
+
 static int
 s_slot_table (api_t *self, const tiers_map_t *map)
 {
@@ -725,13 +763,9 @@ s_slot_table (api_t *self, const tiers_map_t *map)
         self->shards = (shard_link_t *) realloc (self->shards,
                                                  self->shard_count * sizeof (shard_link_t));
         self->shards [index].entry = entry;
-        zsock_t *sock = zsock_new (ZMQ_DEALER);
-        zsock_set_linger (sock, 0);
-        zsock_set_sndtimeo (sock, 0);
-        zsock_set_sndhwm (sock, 100000);
-        zsock_set_rcvhwm (sock, 100000);
-        self->shards [index].sock = sock;
-        if (zsock_connect (sock, "%s", entry->bind))
+        self->shards [index].api = self;
+        self->shards [index].sock = tiers_sock_connect (ZMQ_DEALER, entry->bind, NULL);
+        if (!self->shards [index].sock)
             return -1;
         //  Validated by the loader: ranges "a-b,c,d-e" below `slots`.
         const char *ranges = tiers_entry_get (entry, "slots", NULL);
@@ -791,46 +825,15 @@ s_api_actor (zsock_t *pipe, void *args_, bool writes)
     self->service = tiers_service_new (&config);
     tiers_actor_ready (pipe);
 
-    tiers_poller_t *poller = tiers_poller_new ();
-    int on_pipe = tiers_poller_add (poller, pipe);
+    self->reactor = tiers_reactor_new (pipe);
     for (size_t i = 0; i < self->shard_count; i++)
-        tiers_poller_add (poller, self->shards [i].sock);       //  at 1 + i
-    int on_service = tiers_poller_add (poller, tiers_service_sock (self->service));
-    unsigned joins = tiers_service_joins (self->service);
-    int64_t expire_at = 0;
-    while (true) {
-        int timeout = tiers_service_tick (self->service);
-        if (zhashx_size (self->calls) && timeout > 10)
-            timeout = 10;
-        zsock_t *sock = tiers_service_sock (self->service);
-        if (tiers_service_joins (self->service) != joins || !sock) {
-            tiers_poller_set (poller, on_service, sock);
-            joins = tiers_service_joins (self->service);
-        }
-        tiers_poller_wait (poller, timeout);
-        if (tiers_poller_ready (poller, on_pipe)) {
-            if (tiers_actor_pipe_stopping (pipe))
-                break;
-            tiers_poller_idle (poller, on_pipe);
-        }
-        for (size_t i = 0; i < self->shard_count; i++)
-            for (int batch = 0; batch < 256 && tiers_poller_ready (poller, 1 + (int) i); batch++)
-                if (!s_on_shard (self, &self->shards [i]))
-                    tiers_poller_idle (poller, 1 + (int) i);
-        for (int batch = 0; batch < 256 && tiers_poller_ready (poller, on_service); batch++) {
-            zmsg_t *route = NULL;
-            tiers_wire_t *request = NULL;
-            if (tiers_service_try_recv (self->service, &route, &request))
-                tiers_poller_idle (poller, on_service);
-            else if (request)
-                s_start (self, request, route);
-        }
-        if (zclock_mono () >= expire_at) {      //  deadlines: a 10 ms sweep
-            s_expire (self);
-            expire_at = zclock_mono () + 10;
-        }
-    }
-    tiers_poller_destroy (&poller);
+        tiers_reactor_reader (self->reactor, self->shards [i].sock, 0, s_on_shard,
+                              &self->shards [i]);
+    self->on_service = tiers_service_attach (self->service, self->reactor,
+                                             s_on_service, self);
+    tiers_reactor_set_pass (self->reactor, s_on_pass, self);
+    tiers_reactor_run (self->reactor);
+    tiers_reactor_destroy (&self->reactor);
     //  Shutting down: whoever waits gets an answer.
     for (call_t *call = (call_t *) zhashx_first (self->calls); call;
          call = (call_t *) zhashx_next (self->calls))

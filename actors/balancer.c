@@ -38,7 +38,8 @@
 #include "map.h"
 #include "node.h"
 #include "wire.h"
-#include "poller.h"
+#include "reactor.h"
+#include "sock.h"
 #include "log.h"
 #include "metrics.h"
 #include <ctype.h>
@@ -158,13 +159,12 @@ static int
 s_forward (balancer_t *self, zframe_t *first, zmsg_t *route, zframe_t **payload_p)
 {
     void *handle = zsock_resolve (self->router);
-    tiers_poller_sent (self->router);
-    if (first && zframe_send (&first, handle, ZFRAME_MORE | ZFRAME_REUSE))
+    if (first && tiers_sock_send_frame (&first, handle, ZFRAME_MORE | ZFRAME_REUSE))
         return -1;
     for (zframe_t *frame = zmsg_first (route); frame; frame = zmsg_next (route))
-        if (zframe_send (&frame, handle, ZFRAME_MORE | ZFRAME_REUSE))
+        if (tiers_sock_send_frame (&frame, handle, ZFRAME_MORE | ZFRAME_REUSE))
             return -1;
-    return zframe_send (payload_p, handle, 0);
+    return tiers_sock_send_frame (payload_p, handle, 0);
 }
 
 //  Answer a caller with an error (or timeout) status from the balancer.
@@ -513,8 +513,9 @@ s_hex (zframe_t *frame, char *text)
 //  Takes one message from the router without waiting; false when none
 //  was there.
 static bool
-s_on_router (balancer_t *self)
+s_on_router (void *arg)
 {
+    balancer_t *self = (balancer_t *) arg;
     //  Decoded with the one codec, but the payload frame is kept: requests
     //  and replies are forwarded as they came, never encoded again.
     const char *error = NULL;
@@ -607,8 +608,9 @@ s_on_router (balancer_t *self)
 
 //  Heartbeats out, dead workers out, late requests answered.
 static void
-s_tick (balancer_t *self)
+s_tick (void *arg)
 {
+    balancer_t *self = (balancer_t *) arg;
     int64_t mono = zclock_mono ();
     int64_t now = tiers_wire_now ();
     bool beat = mono >= self->heartbeat_at;
@@ -678,17 +680,11 @@ s_balancer_actor (zsock_t *pipe, void *args_)
     self->queue_max = (size_t) tiers_entry_int (args->entry, "queue", 100);
     self->default_timeout_ms = tiers_entry_int (args->entry, "timeout", 5000);
 
-    self->router = zsock_new (ZMQ_ROUTER);
-    assert (self->router);
-    zsock_set_router_mandatory (self->router, 1);
-    zsock_set_sndtimeo (self->router, 0);
-    zsock_set_linger (self->router, 0);
-    zsock_set_sndhwm (self->router, 100000);
-    zsock_set_rcvhwm (self->router, 100000);
-    if (zsock_bind (self->router, "%s", args->entry->bind) < 0) {
-        tiers_actor_failed (pipe, "cannot bind %s: %s", args->entry->bind,
-                            zmq_strerror (zmq_errno ()));
-        zsock_destroy (&self->router);
+    char *why = NULL;
+    self->router = tiers_sock_bind (ZMQ_ROUTER, args->entry->bind, &why);
+    if (!self->router) {
+        tiers_actor_failed (pipe, "%s", why);
+        free (why);
         return;
     }
     self->pools = zhashx_new ();
@@ -705,30 +701,13 @@ s_balancer_actor (zsock_t *pipe, void *args_)
                 args->entry->bind, self->heartbeat_ms, self->liveness, self->queue_max);
     tiers_actor_ready (pipe);
 
+    //  The reactor's bounded burst per wake-up keeps the ticks on time.
     int tick_ms = self->heartbeat_ms < 50 ? self->heartbeat_ms : 50;
-    int64_t tick_at = zclock_mono () + tick_ms;
-    tiers_poller_t *poller = tiers_poller_new ();
-    int on_pipe = tiers_poller_add (poller, pipe);
-    int on_router = tiers_poller_add (poller, self->router);
-    while (true) {
-        int64_t wait = tick_at - zclock_mono ();
-        if (tiers_poller_wait (poller, wait > 0 ? (int) wait : 0) < 0 && errno != EINTR)
-            break;
-        if (tiers_poller_ready (poller, on_pipe)) {
-            if (tiers_actor_pipe_stopping (pipe))
-                break;
-            tiers_poller_idle (poller, on_pipe);
-        }
-        //  Bounded batch per wake-up so ticks are never starved.
-        for (int batch = 0; batch < 256 && tiers_poller_ready (poller, on_router); batch++)
-            if (!s_on_router (self))
-                tiers_poller_idle (poller, on_router);
-        if (zclock_mono () >= tick_at) {
-            s_tick (self);
-            tick_at = zclock_mono () + tick_ms;
-        }
-    }
-    tiers_poller_destroy (&poller);
+    tiers_reactor_t *reactor = tiers_reactor_new (pipe);
+    tiers_reactor_reader (reactor, self->router, 0, s_on_router, self);
+    tiers_reactor_timer (reactor, tick_ms, s_tick, self);
+    tiers_reactor_run (reactor);
+    tiers_reactor_destroy (&reactor);
     //  Shutting down: whoever still waits gets an answer, not silence.
     for (pool_t *pool = (pool_t *) zhashx_first (self->pools); pool;
          pool = (pool_t *) zhashx_next (self->pools)) {
@@ -753,7 +732,7 @@ s_balancer_actor (zsock_t *pipe, void *args_)
     zhashx_destroy (&self->pools);
     zhashx_destroy (&self->counters);
     //  Let those answers leave (on tcp:// they may still be queued), briefly.
-    zsock_set_linger (self->router, 500);
+    tiers_sock_flush (self->router, 500);
     zsock_destroy (&self->router);
 }
 

@@ -44,7 +44,8 @@
 #include "map.h"
 #include "node.h"
 #include "wire.h"
-#include "poller.h"
+#include "reactor.h"
+#include "sock.h"
 #include "log.h"
 #include "metrics.h"
 #include <microhttpd.h>
@@ -59,7 +60,6 @@
 //  (so that the gateway, not MHD, answers those over it), MHD's record of
 //  each header line, and room to build the answer's headers.
 #define GW_POOL(max_header) (2 * (max_header) + GW_MAX_HEADER_LINES * 64 + 8192)
-#define GW_BATCH            256     //  replies read per wake-up
 
 typedef enum {
     ROUTE_DOCUMENT, ROUTE_LIST, ROUTE_HEALTH, ROUTE_METRICS, ROUTE_OTHER,
@@ -129,6 +129,11 @@ struct _gateway_t {
     tiers_gauge_t *inflight;
     tiers_counter_t *late, *malformed;
     bool running;                   //  MHD started: its messages are per client
+    //  The loop
+    tiers_reactor_t *reactor;
+    bool http_ready;                //  MHD's epoll fd stirred in this pass
+    int replies;                    //  requests resumed in this pass
+    long timeout;                   //  the wait the last pass asked for
 };
 
 //  --------------------------------------------------------------------------
@@ -972,37 +977,38 @@ s_mhd_log (void *cls, const char *format, va_list args)
 //  --------------------------------------------------------------------------
 //  The loop
 
-//  Takes up to GW_BATCH replies without waiting. Returns how many came;
-//  *empty tells that the dealer ran dry.
-static int
-s_on_dealer (gateway_t *self, bool *empty)
+//  Takes one reply without waiting; false when none was there.
+static bool
+s_on_dealer (void *arg)
 {
-    *empty = false;
-    int count = 0;
-    for (int batch = 0; batch < GW_BATCH; batch++) {
-        const char *error = NULL;
-        tiers_wire_t *reply = NULL;
-        if (tiers_wire_try_recv (self->dealer, NULL, &reply, &error)) {
-            *empty = true;
-            break;
-        }
-        count++;
-        if (!reply) {
-            tiers_warn ("malformed message from the balancer: %s", error ? error : "?");
-            tiers_counter_add (self->malformed, 1);
-            continue;
-        }
-        request_t *req = reply->kind == TIERS_WIRE_REPLY
-                       ? (request_t *) zhashx_lookup (self->table, reply->rid) : NULL;
-        if (req)
-            s_on_reply (self, req, reply);
-        else {
-            tiers_debug ("late or unknown reply %s dropped", reply->rid);
-            tiers_counter_add (self->late, 1);
-        }
-        tiers_wire_destroy (&reply);
+    gateway_t *self = (gateway_t *) arg;
+    const char *error = NULL;
+    tiers_wire_t *reply = NULL;
+    if (tiers_wire_try_recv (self->dealer, NULL, &reply, &error))
+        return false;
+    self->replies++;
+    if (!reply) {
+        tiers_warn ("malformed message from the balancer: %s", error ? error : "?");
+        tiers_counter_add (self->malformed, 1);
+        return true;
     }
-    return count;
+    request_t *req = reply->kind == TIERS_WIRE_REPLY
+                   ? (request_t *) zhashx_lookup (self->table, reply->rid) : NULL;
+    if (req)
+        s_on_reply (self, req, reply);
+    else {
+        tiers_debug ("late or unknown reply %s dropped", reply->rid);
+        tiers_counter_add (self->late, 1);
+    }
+    tiers_wire_destroy (&reply);
+    return true;
+}
+
+//  A connection stirred: MHD runs at the end of the pass.
+static void
+s_on_http (void *arg)
+{
+    ((gateway_t *) arg)->http_ready = true;
 }
 
 //  Answers 504 to requests past their deadline; returns how many.
@@ -1043,6 +1049,26 @@ s_poll_timeout (gateway_t *self)
 
 //  Shutdown: every suspended request gets 503, MHD sends what it can for
 //  up to 50 ms, then the daemon stops (closing whatever is left).
+static int s_expire (gateway_t *self);
+static long s_poll_timeout (gateway_t *self);
+
+//  After each pass: deadlines, then MHD when a connection stirred, when
+//  replies resumed some, and when its own timers are due.
+static int
+s_on_pass (void *arg)
+{
+    gateway_t *self = (gateway_t *) arg;
+    self->replies += s_expire (self);
+    if (self->http_ready || self->replies || self->timeout == 0
+    ||  tiers_reactor_timed_out (self->reactor)) {
+        self->http_ready = false;
+        MHD_run (self->daemon);
+    }
+    self->replies = 0;
+    self->timeout = s_poll_timeout (self);
+    return (int) self->timeout;
+}
+
 static void
 s_drain (gateway_t *self)
 {
@@ -1150,16 +1176,11 @@ s_gateway_actor (zsock_t *pipe, void *args_)
         tiers_actor_failed (pipe, "instance 0 of %s published no port", entry->name);
         return;
     }
-    self->dealer = zsock_new (ZMQ_DEALER);
-    assert (self->dealer);
-    zsock_set_sndtimeo (self->dealer, 0);
-    zsock_set_linger (self->dealer, 0);
-    zsock_set_sndhwm (self->dealer, 100000);
-    zsock_set_rcvhwm (self->dealer, 100000);
-    if (zsock_connect (self->dealer, "%s", entry->connect) < 0) {
-        tiers_actor_failed (pipe, "cannot connect to %s: %s", entry->connect,
-                            zmq_strerror (zmq_errno ()));
-        zsock_destroy (&self->dealer);
+    char *why = NULL;
+    self->dealer = tiers_sock_connect (ZMQ_DEALER, entry->connect, &why);
+    if (!self->dealer) {
+        tiers_actor_failed (pipe, "%s", why);
+        free (why);
         return;
     }
     if (s_start_daemon (self, entry, entry->instances > 1)) {
@@ -1195,34 +1216,13 @@ s_gateway_actor (zsock_t *pipe, void *args_)
     fflush (stdout);
     tiers_actor_ready (pipe);
 
-    tiers_poller_t *poller = tiers_poller_new ();
-    int on_pipe = tiers_poller_add (poller, pipe);
-    int on_dealer = tiers_poller_add (poller, self->dealer);
-    int on_http = tiers_poller_add_fd (poller, self->epoll_fd);
-    while (true) {
-        long timeout = s_poll_timeout (self);
-        int ready = tiers_poller_wait (poller, (int) timeout);
-        if (tiers_poller_ready (poller, on_pipe)) {
-            if (tiers_actor_pipe_stopping (pipe))
-                break;
-            tiers_poller_idle (poller, on_pipe);
-        }
-        int replies = 0;
-        if (tiers_poller_ready (poller, on_dealer)) {
-            bool empty;
-            replies = s_on_dealer (self, &empty);
-            if (empty)
-                tiers_poller_idle (poller, on_dealer);
-        }
-        replies += s_expire (self);
-        //  MHD runs when a connection stirs, when replies resumed some,
-        //  and when its own timers are due.
-        if (tiers_poller_ready (poller, on_http) || replies || ready == 0 || timeout == 0) {
-            tiers_poller_idle (poller, on_http);
-            MHD_run (self->daemon);
-        }
-    }
-    tiers_poller_destroy (&poller);
+    self->reactor = tiers_reactor_new (pipe);
+    tiers_reactor_reader (self->reactor, self->dealer, 0, s_on_dealer, self);
+    tiers_reactor_fd (self->reactor, self->epoll_fd, s_on_http, self);
+    tiers_reactor_set_pass (self->reactor, s_on_pass, self);
+    self->timeout = s_poll_timeout (self);
+    tiers_reactor_run (self->reactor);
+    tiers_reactor_destroy (&self->reactor);
     s_drain (self);
     MHD_stop_daemon (self->daemon);
     zlistx_destroy (&self->forwarded);

@@ -8,7 +8,9 @@ libtiers_a_SOURCES += \
     runtime/service.c runtime/service.h \
     runtime/cli.c runtime/cli.h \
     runtime/slot.c runtime/slot.h \
-    runtime/poller.c runtime/poller.h
+    runtime/poller.c runtime/poller.h \
+    runtime/sock.c runtime/sock.h \
+    runtime/reactor.c runtime/reactor.h
 
 bin_PROGRAMS += tiers
 tiers_SOURCES = runtime/main.c

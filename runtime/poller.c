@@ -20,8 +20,10 @@ typedef struct {
 } item_t;
 
 struct _tiers_poller_t {
-    item_t items [TIERS_POLLER_MAX];
-    size_t count;
+    item_t *items;              //  grows as items are added: an API has
+    size_t count, size;         //  one socket per shard, a map has many
+    struct pollfd *fds;         //  room for `size` items, for the wait
+    int *map;                   //  fds [i] belongs to items [map [i]]
     unsigned busy_passes;       //  waits answered without poll() in a row
 };
 
@@ -46,8 +48,33 @@ void
 tiers_poller_destroy (tiers_poller_t **self_p)
 {
     assert (self_p);
-    free (*self_p);
-    *self_p = NULL;
+    tiers_poller_t *self = *self_p;
+    if (self) {
+        free (self->items);
+        free (self->fds);
+        free (self->map);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+//  Returns the next free item, the arrays grown when needed.
+static item_t *
+s_next_item (tiers_poller_t *self)
+{
+    if (self->count == self->size) {
+        size_t size = self->size ? self->size * 2 : 8;
+        item_t *items = (item_t *) realloc (self->items, size * sizeof (item_t));
+        struct pollfd *fds = (struct pollfd *) realloc (self->fds,
+                                                        size * sizeof (struct pollfd));
+        int *map = (int *) realloc (self->map, size * sizeof (int));
+        assert (items && fds && map);
+        self->items = items;
+        self->fds = fds;
+        self->map = map;
+        self->size = size;
+    }
+    return &self->items [self->count];
 }
 
 static void
@@ -68,8 +95,7 @@ int
 tiers_poller_add (tiers_poller_t *self, void *socket)
 {
     assert (self);
-    assert (self->count < TIERS_POLLER_MAX);
-    s_fill (&self->items [self->count], socket);
+    s_fill (s_next_item (self), socket);
     return (int) self->count++;
 }
 
@@ -77,8 +103,7 @@ int
 tiers_poller_add_fd (tiers_poller_t *self, int fd)
 {
     assert (self);
-    assert (self->count < TIERS_POLLER_MAX);
-    item_t *item = &self->items [self->count];
+    item_t *item = s_next_item (self);
     *item = (item_t) { NULL, fd, true, false };
     return (int) self->count++;
 }
@@ -199,8 +224,8 @@ tiers_poller_wait (tiers_poller_t *self, int timeout_ms)
         ready = s_ready_count (self);
     }
     self->busy_passes = 0;
-    struct pollfd fds [TIERS_POLLER_MAX];
-    int map [TIERS_POLLER_MAX];
+    struct pollfd *fds = self->fds;
+    int *map = self->map;
     nfds_t nfds = 0;
     for (size_t i = 0; i < self->count; i++) {
         item_t *item = &self->items [i];

@@ -37,8 +37,6 @@
 
 typedef struct _tiers_poller_t tiers_poller_t;
 
-#define TIERS_POLLER_MAX 32               //  items per poller
-
 tiers_poller_t *tiers_poller_new (void);
 void tiers_poller_destroy (tiers_poller_t **self_p);
 

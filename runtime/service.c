@@ -10,7 +10,8 @@
     Invariant: in JOINED there is exactly one socket; in WAITING none.
 */
 #include "service.h"
-#include "poller.h"
+#include "reactor.h"
+#include "sock.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -24,6 +25,7 @@ struct _tiers_service_t {
     int capacity, heartbeat_ms, liveness;
     zsock_t *sock;
     unsigned joins;             //  sockets made so far: tells a new one apart
+    unsigned watched_joins;     //  the socket the reactor watches
     s_state_t state;
     int64_t expires;            //  balancer presumed gone after this
     int64_t heartbeat_at;       //  next heartbeat to send
@@ -47,16 +49,18 @@ s_send_kind (tiers_service_t *self, int kind)
 static void
 s_join (tiers_service_t *self)
 {
-    self->sock = zsock_new (ZMQ_DEALER);
-    assert (self->sock);
-    self->joins++;
-    zsock_set_linger (self->sock, 0);
-    zsock_set_sndtimeo (self->sock, 0);
-    zsock_set_sndhwm (self->sock, 10000);
-    if (zsock_connect (self->sock, "%s", self->endpoint))
-        tiers_error ("cannot connect to %s", self->endpoint);
-    s_send_kind (self, TIERS_WIRE_READY);
+    char *why = NULL;
     int64_t now = zclock_mono ();
+    self->sock = tiers_sock_connect (ZMQ_DEALER, self->endpoint, &why);
+    if (!self->sock) {          //  out of sockets or descriptors: try later
+        tiers_error ("%s", why);
+        free (why);
+        self->state = S_WAITING;
+        self->reconnect_at = now + self->backoff_ms;
+        return;
+    }
+    self->joins++;
+    s_send_kind (self, TIERS_WIRE_READY);
     self->state = S_JOINED;
     self->expires = now + (int64_t) self->heartbeat_ms * self->liveness;
     self->heartbeat_at = now + self->heartbeat_ms;
@@ -198,12 +202,12 @@ tiers_service_tick (tiers_service_t *self)
     if (self->state == S_FROZEN)
         return self->heartbeat_ms;
     if (self->state == S_WAITING) {
-        if (now >= self->reconnect_at) {
-            tiers_info ("joining pool '%s' at %s again", self->pool, self->endpoint);
-            s_join (self);
-        }
-        else
+        if (now < self->reconnect_at)
             return (int) (self->reconnect_at - now);
+        tiers_info ("joining pool '%s' at %s again", self->pool, self->endpoint);
+        s_join (self);
+        if (self->state == S_WAITING)
+            return self->backoff_ms;
     }
     if (now >= self->expires) {
         tiers_warn ("balancer at %s silent for %d ms; reconnecting in %d ms",
@@ -231,51 +235,81 @@ tiers_service_freeze (tiers_service_t *self)
     self->state = S_FROZEN;
 }
 
+int
+tiers_service_pass (tiers_service_t *self, tiers_reactor_t *reactor, int reader)
+{
+    assert (self && reactor);
+    int timeout = tiers_service_tick (self);
+    if (self->joins != self->watched_joins || !self->sock) {
+        tiers_reactor_set_socket (reactor, reader, self->sock);
+        self->watched_joins = self->joins;
+    }
+    return timeout;
+}
+
+//  The synchronous worker of tiers_service_run.
+typedef struct {
+    tiers_service_t *service;
+    tiers_reactor_t *reactor;
+    int reader;
+    tiers_service_fn *handler;
+    void *arg;
+} s_worker_t;
+
+static bool
+s_worker_read (void *arg)
+{
+    s_worker_t *worker = (s_worker_t *) arg;
+    zmsg_t *route = NULL;
+    tiers_wire_t *request = NULL;
+    if (tiers_service_try_recv (worker->service, &route, &request))
+        return false;
+    if (request) {
+        tiers_wire_t *reply = tiers_wire_reply_to (request, 200);
+        worker->handler (request, reply, worker->arg);
+        tiers_service_reply (worker->service, &route, reply);
+        tiers_wire_destroy (&reply);
+        tiers_wire_destroy (&request);
+    }
+    return true;
+}
+
+static int
+s_worker_pass (void *arg)
+{
+    s_worker_t *worker = (s_worker_t *) arg;
+    return tiers_service_pass (worker->service, worker->reactor, worker->reader);
+}
+
+static void
+s_worker_command (const char *command, void *arg)
+{
+    s_worker_t *worker = (s_worker_t *) arg;
+    if (streq (command, "FREEZE"))
+        tiers_service_freeze (worker->service);
+    else
+        tiers_warn ("unknown command '%s' on the pipe ignored", command);
+}
+
 void
 tiers_service_run (tiers_service_t *self, zsock_t *pipe,
                    tiers_service_fn *handler, void *arg)
 {
-    tiers_poller_t *poller = tiers_poller_new ();
-    int on_pipe = tiers_poller_add (poller, pipe);
-    int on_sock = tiers_poller_add (poller, self->sock);
-    unsigned joins = self->joins;
-    while (true) {
-        int timeout = tiers_service_tick (self);
-        if (self->joins != joins || !self->sock) {
-            tiers_poller_set (poller, on_sock, self->sock);
-            joins = self->joins;
-        }
-        tiers_poller_wait (poller, timeout);
-        if (tiers_poller_ready (poller, on_pipe)) {
-            tiers_poller_idle (poller, on_pipe);
-            if (zsock_events (pipe) & ZMQ_POLLIN) {
-                char *command = zstr_recv (pipe);
-                bool stop = !command || streq (command, "$TERM");
-                if (command && streq (command, "FREEZE"))
-                    tiers_service_freeze (self);
-                zstr_free (&command);
-                if (stop)
-                    break;
-                tiers_poller_set (poller, on_pipe, pipe);   //  look again
-            }
-        }
-        for (int batch = 0; batch < 256 && tiers_poller_ready (poller, on_sock); batch++) {
-            zmsg_t *route = NULL;
-            tiers_wire_t *request = NULL;
-            if (tiers_service_try_recv (self, &route, &request)) {
-                tiers_poller_idle (poller, on_sock);
-                break;
-            }
-            if (request) {
-                tiers_wire_t *reply = tiers_wire_reply_to (request, 200);
-                handler (request, reply, arg);
-                tiers_service_reply (self, &route, reply);
-                tiers_wire_destroy (&reply);
-                tiers_wire_destroy (&request);
-            }
-        }
-    }
-    tiers_poller_destroy (&poller);
+    s_worker_t worker = { self, tiers_reactor_new (pipe), 0, handler, arg };
+    worker.reader = tiers_service_attach (self, worker.reactor, s_worker_read, &worker);
+    tiers_reactor_set_pass (worker.reactor, s_worker_pass, &worker);
+    tiers_reactor_set_command (worker.reactor, s_worker_command, &worker);
+    tiers_reactor_run (worker.reactor);
+    tiers_reactor_destroy (&worker.reactor);
+}
+
+int
+tiers_service_attach (tiers_service_t *self, tiers_reactor_t *reactor,
+                      tiers_reader_fn *fn, void *arg)
+{
+    assert (self && reactor && fn);
+    self->watched_joins = self->joins;
+    return tiers_reactor_reader (reactor, self->sock, 0, fn, arg);
 }
 
 tiers_wire_t *

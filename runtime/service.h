@@ -16,6 +16,7 @@
 
 #include <czmq.h>
 #include "wire.h"
+#include "reactor.h"
 
 typedef struct _tiers_service_t tiers_service_t;
 
@@ -62,6 +63,15 @@ typedef void (tiers_service_fn) (const tiers_wire_t *request,
 //  requests answered one at a time by `handler`. Returns on $TERM.
 void tiers_service_run (tiers_service_t *self, zsock_t *pipe,
                         tiers_service_fn *handler, void *arg);
+
+//  Watch the service's socket in a reactor: `fn` takes one message (with
+//  tiers_service_try_recv). Returns the reader's handle.
+int tiers_service_attach (tiers_service_t *self, tiers_reactor_t *reactor,
+                          tiers_reader_fn *fn, void *arg);
+//  For the reactor's pass hook: heartbeats and reconnects
+//  (tiers_service_tick), and the reader moved to a new socket after a
+//  reconnect. Returns the milliseconds until it wants the next pass.
+int tiers_service_pass (tiers_service_t *self, tiers_reactor_t *reactor, int reader);
 
 //  Caller side: send `request` on a DEALER connected to a balancer and wait
 //  up to timeout_ms for the reply with the same rid (others are dropped).

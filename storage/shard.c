@@ -64,7 +64,8 @@
 #include "map.h"
 #include "node.h"
 #include "wire.h"
-#include "poller.h"
+#include "reactor.h"
+#include "sock.h"
 #include "log.h"
 #include "metrics.h"
 #include "storage/shard.h"
@@ -827,8 +828,7 @@ s_wake_writer (shard_t *self)
     if (handoff->writer_idle && handoff->count && !handoff->stopping
     &&  (handoff->free [0] || handoff->free [1])) {
         handoff->writer_idle = false;
-        tiers_poller_sent (self->writer);
-        zstr_send (self->writer, "WORK");
+        tiers_sock_send_str (self->writer, "WORK");
     }
 }
 
@@ -995,8 +995,9 @@ s_on_status (shard_t *self, tiers_wire_t *msg, zmsg_t *route)
 
 //  Takes one message without waiting; false when none was there.
 static bool
-s_on_router (shard_t *self)
+s_on_router (void *arg)
 {
+    shard_t *self = (shard_t *) arg;
     const char *error = NULL;
     zmsg_t *route = NULL;
     tiers_wire_t *msg = NULL;
@@ -1036,6 +1037,26 @@ s_on_router (shard_t *self)
     tiers_wire_destroy (&msg);
     zmsg_destroy (&route);
     return true;
+}
+
+
+//  The writer's pipe: one batch handed back, or false when none waits.
+static bool
+s_on_writer_ready (void *arg)
+{
+    shard_t *self = (shard_t *) arg;
+    if (!(zsock_events (zactor_sock (self->writer)) & ZMQ_POLLIN))
+        return false;
+    s_on_writer (self);
+    return true;
+}
+
+//  After each pass: the burst's read transaction ends.
+static int
+s_on_pass (void *arg)
+{
+    s_read_end ((shard_t *) arg);
+    return -1;
 }
 
 
@@ -1104,7 +1125,7 @@ s_shard_destroy (shard_t *self)
     zactor_destroy (&self->writer);     //  writer closes its connection
     //  The last answers (the batch that committed during $TERM, the 503s)
     //  may still be queued on tcp://: let them leave, briefly.
-    zsock_set_linger (self->router, 500);
+    tiers_sock_flush (self->router, 500);
     zsock_destroy (&self->router);
     free (self->writer_state.path);
     free (self->handoff.queue);
@@ -1164,19 +1185,9 @@ s_shard_actor (zsock_t *pipe, void *args_)
     snprintf (leaf, sizeof leaf, "%s.db", entry->name);
     writer->path = tiers_data_path (args->map, leaf);
 
-    self->router = zsock_new (ZMQ_ROUTER);
-    assert (self->router);
-    zsock_set_router_mandatory (self->router, 1);
-    zsock_set_sndtimeo (self->router, 0);
-    zsock_set_linger (self->router, 0);
-    zsock_set_sndhwm (self->router, 100000);
-    zsock_set_rcvhwm (self->router, 100000);
     char *why = NULL;
-    if (zsock_bind (self->router, "%s", entry->bind) < 0)
-        why = zsys_sprintf ("cannot bind %s: %s", entry->bind,
-                            zmq_strerror (zmq_errno ()));
-    else
-    if (s_writer_start (self, &why) == 0)
+    self->router = tiers_sock_bind (ZMQ_ROUTER, entry->bind, &why);
+    if (self->router && s_writer_start (self, &why) == 0)
         s_reader_open (self, writer->path, &why);
     if (why) {
         tiers_actor_failed (pipe, "%s", why);
@@ -1189,30 +1200,15 @@ s_shard_actor (zsock_t *pipe, void *args_)
                 self->sequence);
     tiers_actor_ready (pipe);
 
-    tiers_poller_t *poller = tiers_poller_new ();
-    int on_pipe = tiers_poller_add (poller, pipe);
-    int on_writer = tiers_poller_add (poller, self->writer);
-    int on_router = tiers_poller_add (poller, self->router);
-    while (true) {
-        tiers_poller_wait (poller, -1);
-        if (tiers_poller_ready (poller, on_pipe)) {
-            if (tiers_actor_pipe_stopping (pipe))
-                break;
-            tiers_poller_idle (poller, on_pipe);
-        }
-        if (tiers_poller_ready (poller, on_writer)) {
-            while (zsock_events (zactor_sock (self->writer)) & ZMQ_POLLIN)
-                s_on_writer (self);
-            tiers_poller_idle (poller, on_writer);
-        }
-        //  Bounded burst, then the writer gets whatever has queued.
-        for (int burst = 0; burst < SHARD_ROUTER_BURST
-                         && tiers_poller_ready (poller, on_router); burst++)
-            if (!s_on_router (self))
-                tiers_poller_idle (poller, on_router);
-        s_read_end (self);
-    }
-    tiers_poller_destroy (&poller);
+    //  Batches handed back first, then a bounded burst of requests, then
+    //  the read transaction of the burst ends (the writer gets whatever
+    //  has queued meanwhile).
+    tiers_reactor_t *reactor = tiers_reactor_new (pipe);
+    tiers_reactor_reader (reactor, self->writer, 0, s_on_writer_ready, self);
+    tiers_reactor_reader (reactor, self->router, SHARD_ROUTER_BURST, s_on_router, self);
+    tiers_reactor_set_pass (reactor, s_on_pass, self);
+    tiers_reactor_run (reactor);
+    tiers_reactor_destroy (&reactor);
 
     //  Shutting down: the batch in flight finishes its commit and is
     //  answered (one commit is the bound); the queue is told to retry.

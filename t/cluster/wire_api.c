@@ -143,6 +143,62 @@ s_scenarios (zsock_t *client, const char *L)
     tiers_wire_destroy (&reply);
 }
 
+//  A valid map with more shards than a poller once held (32) runs: the
+//  API watches one socket per shard. Every shard owns one slot.
+static void
+s_many_shards (const char *dir)
+{
+    enum { SHARDS = 40 };
+    char *data = zsys_sprintf ("%s/many", dir);
+    char *text = zsys_sprintf ("cluster\n    data = %s\n    log = warn\n    slots = %d\n"
+                               "node = box\n    balancer\n        bind = inproc://balancer\n"
+                               "    read-api\n    write-api\n", data, SHARDS);
+    for (int i = 0; i < SHARDS; i++) {
+        char *more = zsys_sprintf ("%s    shard = s%d\n        bind = inproc://s%d\n"
+                                   "        slots = %d\n", text, i, i, i);
+        free (text);
+        text = more;
+    }
+    char *errors = NULL;
+    tiers_map_t *map = tiers_map_parse (text, "many.map", &errors);
+    ok (map != NULL, "many: a map of %d shards loads", SHARDS);
+    if (!map)
+        diag ("%s", errors);
+    free (errors);
+    tiers_node_t *node = map ? tiers_node_new (map, NULL) : NULL;
+    ok (node && tiers_node_start (node) == 0, "many: the cluster starts");
+    if (node && tiers_node_actor_count (node) > 0) {
+        zsock_t *client = zsock_new_dealer ("inproc://balancer");
+        ok (h_wait_workers (client, "write", 1, 10000) == 0
+         && h_wait_workers (client, "read", 1, 10000) == 0, "many: the pools joined");
+        int written = 0, read = 0;
+        for (int i = 0; i < 100; i++) {
+            char id [16];
+            snprintf (id, sizeof id, "d%d", i);
+            tiers_wire_t *reply = s_call (client, "write", "{\"n\":1}", "method", "PUT",
+                                          "collection", "c", "id", id, NULL);
+            written += reply && reply->status == 201;
+            tiers_wire_destroy (&reply);
+            reply = s_call (client, "read", NULL, "method", "GET", "collection", "c",
+                            "id", id, NULL);
+            read += reply && reply->status == 200;
+            tiers_wire_destroy (&reply);
+        }
+        is_int (written, 100, "many: 100 documents written over %d shards", SHARDS);
+        is_int (read, 100, "many: and read back");
+        tiers_wire_t *reply = s_call (client, "read", NULL, "method", "GET",
+                                      "collection", "c", "limit", "1000", NULL);
+        ok (reply && reply->status == 200 && reply->body
+         && strstr ((char *) reply->body, "\"d99\""), "many: a list gathers every shard");
+        tiers_wire_destroy (&reply);
+        zsock_destroy (&client);
+    }
+    tiers_node_destroy (&node);
+    tiers_map_destroy (&map);
+    free (text);
+    free (data);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -169,6 +225,7 @@ main (int argc, char **argv)
     tiers_map_destroy (&map);
     free (text);
     free (data);
+    s_many_shards (dir);
 
     //  Two processes, tcp.
     const char *top = getenv ("top_builddir");

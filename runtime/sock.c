@@ -1,0 +1,79 @@
+/*  sock.c — the socket factory (see sock.h).
+
+    One function sets the options; bind and connect only differ in the
+    last call. The options are set before bind/connect, because libzmq
+    copies the HWMs into a pipe when the pipe is made.
+*/
+#include "sock.h"
+#include "poller.h"
+
+static zsock_t *
+s_new (int type)
+{
+    zsock_t *sock = zsock_new (type);
+    if (!sock)
+        return NULL;
+    zsock_set_linger (sock, 0);
+    zsock_set_sndtimeo (sock, 0);
+    zsock_set_sndhwm (sock, TIERS_SOCK_HWM);
+    zsock_set_rcvhwm (sock, TIERS_SOCK_HWM);
+    zsock_set_ipv6 (sock, 1);
+    if (type == ZMQ_ROUTER)
+        zsock_set_router_mandatory (sock, 1);
+    return sock;
+}
+
+static zsock_t *
+s_open (int type, const char *endpoint, bool bind, char **why)
+{
+    if (why)
+        *why = NULL;
+    assert (endpoint);
+    zsock_t *sock = s_new (type);
+    if (!sock) {
+        if (why)
+            *why = zsys_sprintf ("cannot make a socket: %s", zmq_strerror (zmq_errno ()));
+        return NULL;
+    }
+    int rc = bind ? zsock_bind (sock, "%s", endpoint) : zsock_connect (sock, "%s", endpoint);
+    if (rc < 0) {
+        if (why)
+            *why = zsys_sprintf ("cannot %s %s: %s", bind ? "bind" : "connect to",
+                                 endpoint, zmq_strerror (zmq_errno ()));
+        zsock_destroy (&sock);
+    }
+    return sock;
+}
+
+zsock_t *
+tiers_sock_bind (int type, const char *endpoint, char **why)
+{
+    return s_open (type, endpoint, true, why);
+}
+
+zsock_t *
+tiers_sock_connect (int type, const char *endpoint, char **why)
+{
+    return s_open (type, endpoint, false, why);
+}
+
+void
+tiers_sock_flush (zsock_t *sock, int ms)
+{
+    if (sock)
+        zsock_set_linger (sock, ms);
+}
+
+int
+tiers_sock_send_frame (zframe_t **frame_p, void *sock, int flags)
+{
+    tiers_poller_sent (sock);
+    return zframe_send (frame_p, sock, flags);
+}
+
+int
+tiers_sock_send_str (void *sock, const char *text)
+{
+    tiers_poller_sent (sock);
+    return zstr_send (sock, text);
+}

@@ -1,0 +1,39 @@
+/*  sock.h — the one socket factory: every ZeroMQ socket of tiers is made here.
+
+    A socket's options decide how the system behaves under load and when a
+    peer dies, so they are set in one place, the same for every tier:
+    high-water marks of TIERS_SOCK_HWM messages each way (past them a send
+    fails at once with EAGAIN: a bounded queue, never a silent block), no
+    linger (an actor that stops does not hang on a dead peer; the few that
+    must flush their last answers say so with tiers_sock_flush), sends that
+    never wait, ROUTER_MANDATORY on ROUTERs (an unroutable reply is an error
+    the caller counts, not a silent drop), IPv6 on. This is also where the
+    security rung will put CURVE keys on every tcp:// and ipc:// socket.
+
+    The sends here note the socket for the poller (tiers_poller_sent), so
+    that a reactor never sleeps on input a send has hidden (poller.h): code
+    that sends raw frames or strings uses these instead of czmq's.
+*/
+#ifndef TIERS_SOCK_H
+#define TIERS_SOCK_H
+
+#include <czmq.h>
+
+#define TIERS_SOCK_HWM 100000       //  messages queued each way, at most
+
+//  A socket of `type` (ZMQ_ROUTER, ZMQ_DEALER, ...) bound to / connected to
+//  `endpoint`. Returns NULL on failure and, when why is not NULL, a
+//  malloc'ed reason in *why ("cannot bind tcp://...: Address in use").
+zsock_t *tiers_sock_bind (int type, const char *endpoint, char **why);
+zsock_t *tiers_sock_connect (int type, const char *endpoint, char **why);
+
+//  Before destroying: let queued messages leave for up to `ms` (answers
+//  sent during shutdown, on tcp:// they may still be queued).
+void tiers_sock_flush (zsock_t *sock, int ms);
+
+//  Sends that keep the poller's books. Same results as zframe_send and
+//  zstr_send: 0, or -1 with zmq_errno() set (the frame is kept then).
+int tiers_sock_send_frame (zframe_t **frame_p, void *sock, int flags);
+int tiers_sock_send_str (void *sock, const char *text);
+
+#endif

@@ -45,6 +45,7 @@
 #include <ctype.h>
 
 #define BALANCER_POOLS_MAX  256     //  pools are made by READY; bounded
+#define KEY_IDENTITY_MAX    32      //  libzmq's own identities are 5 bytes
 
 typedef struct _pool_t pool_t;
 
@@ -53,6 +54,10 @@ typedef struct {
     zframe_t *payload;          //  QUEUED: the encoded request, forwarded
                                 //  as it came; INFLIGHT: NULL
     char rid [TIERS_WIRE_MAX_RID + 1];
+    //  INFLIGHT: "CALLER:rid", the caller's identity in hex; the worker's
+    //  `by_key` finds the item by it when the reply comes. Empty for an
+    //  identity over KEY_IDENTITY_MAX bytes (found by a scan).
+    char key [2 * KEY_IDENTITY_MAX + 1 + TIERS_WIRE_MAX_RID + 1];
     int64_t deadline;           //  wall-clock ms
     int64_t started;            //  monotonic us, for latency
     bool answered;              //  INFLIGHT and already answered 504
@@ -65,7 +70,8 @@ typedef struct {
     pool_t *pool;
     int capacity, credit;
     int64_t expires;            //  monotonic ms
-    zlistx_t *inflight;         //  item_t *
+    zlistx_t *inflight;         //  item_t *, oldest first
+    zhashx_t *by_key;           //  item key -> its handle in `inflight`
     void *ready_handle;         //  handle in pool->ready, or NULL
 } worker_t;
 
@@ -107,6 +113,20 @@ s_item_destroy (item_t **item_p)
 }
 
 static tiers_counter_t *s_count (balancer_t *self, const char *pool, int status);
+static void s_hex (zframe_t *frame, char *text);
+
+//  An in-flight item's key: the caller's identity and the rid.
+static void
+s_item_key (item_t *item)
+{
+    zframe_t *caller = zmsg_first (item->route);
+    item->key [0] = 0;
+    if (zframe_size (caller) > KEY_IDENTITY_MAX)
+        return;
+    s_hex (caller, item->key);
+    size_t length = strlen (item->key);
+    snprintf (item->key + length, sizeof item->key - length, ":%s", item->rid);
+}
 
 //  A pool's answers, with the counter of the last status of each class
 //  kept at hand (nearly every answer is a 200).
@@ -250,7 +270,10 @@ s_dispatch (balancer_t *self, worker_t *worker, item_t *item)
         return 0;
     }
     worker->credit--;
-    zlistx_add_end (worker->inflight, item);
+    void *handle = zlistx_add_end (worker->inflight, item);
+    s_item_key (item);
+    if (*item->key)     //  a twin key stays out: its reply is found by the scan
+        zhashx_insert (worker->by_key, item->key, handle);
     if (worker->credit == 0 && worker->ready_handle) {
         zlistx_delete (worker->pool->ready, worker->ready_handle);
         worker->ready_handle = NULL;
@@ -288,6 +311,7 @@ s_worker_remove (balancer_t *self, worker_t *worker, const char *why)
         item = (item_t *) zlistx_next (worker->inflight);
     }
     zlistx_purge (worker->inflight);
+    zhashx_purge (worker->by_key);
     if (worker->ready_handle)
         zlistx_delete (pool->ready, worker->ready_handle);
     pool->workers--;
@@ -317,6 +341,7 @@ s_worker_free (void **item)
             inflight = (item_t *) zlistx_next (worker->inflight);
         }
         zlistx_destroy (&worker->inflight);
+        zhashx_destroy (&worker->by_key);
         zframe_destroy (&worker->identity);
         free (worker);
         *item = NULL;
@@ -376,6 +401,7 @@ s_on_ready (balancer_t *self, zframe_t *identity, const char *key,
     worker->capacity = worker->credit = (int) credit;
     worker->expires = zclock_mono () + (int64_t) self->heartbeat_ms * self->liveness;
     worker->inflight = zlistx_new ();
+    worker->by_key = zhashx_new ();
     zhashx_insert (self->workers, key, worker);
     worker->ready_handle = zlistx_add_end (worker->pool->ready, worker);
     worker->pool->workers++;
@@ -389,16 +415,29 @@ static void
 s_on_reply (balancer_t *self, worker_t *worker, tiers_wire_t *msg, zmsg_t *route,
             zframe_t **payload_p)
 {
-    //  route = [worker][caller...]; find the in-flight item for this reply.
+    //  route = [worker][caller...]; find the in-flight item for this reply:
+    //  by its key, or (a caller that reused a rid while the first was in
+    //  flight) by a scan.
     zframe_t *caller = zmsg_size (route) > 1 ? zmsg_next (route) : NULL;
     if (!caller)
         caller = zmsg_first (route);
-    item_t *item = (item_t *) zlistx_first (worker->inflight);
-    while (item) {
-        if (streq (item->rid, msg->rid)
-        &&  zframe_eq (zmsg_first (item->route), caller))
-            break;
-        item = (item_t *) zlistx_next (worker->inflight);
+    char key [sizeof ((item_t *) 0)->key] = "";
+    if (zframe_size (caller) <= KEY_IDENTITY_MAX) {
+        s_hex (caller, key);
+        size_t length = strlen (key);
+        snprintf (key + length, sizeof key - length, ":%s", msg->rid);
+    }
+    void *handle = *key ? zhashx_lookup (worker->by_key, key) : NULL;
+    item_t *item = handle ? (item_t *) zlistx_handle_item (handle) : NULL;
+    if (!item) {
+        item_t *candidate = (item_t *) zlistx_first (worker->inflight);
+        while (candidate && !(streq (candidate->rid, msg->rid)
+                           && zframe_eq (zmsg_first (candidate->route), caller)))
+            candidate = (item_t *) zlistx_next (worker->inflight);
+        if (candidate) {
+            item = candidate;
+            handle = zlistx_cursor (worker->inflight);
+        }
     }
     if (!item) {
         tiers_warn ("reply %s from %s matches no request; dropped",
@@ -406,7 +445,9 @@ s_on_reply (balancer_t *self, worker_t *worker, tiers_wire_t *msg, zmsg_t *route
         tiers_counter_add (self->malformed, 1);
         return;
     }
-    zlistx_detach_cur (worker->inflight);
+    if (*item->key && zhashx_lookup (worker->by_key, item->key) == handle)
+        zhashx_delete (worker->by_key, item->key);
+    zlistx_detach (worker->inflight, handle);
     if (!item->answered) {
         if (s_forward (self, NULL, item->route, payload_p))
             tiers_counter_add (self->unroutable, 1);

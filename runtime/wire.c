@@ -261,6 +261,20 @@ tiers_wire_take_body (tiers_wire_t *self, uint8_t *data, size_t size)
     return 0;
 }
 
+void
+tiers_wire_move_body (tiers_wire_t *to, tiers_wire_t *from)
+{
+    assert (to && from);
+    if (to == from)
+        return;
+    uint8_t *spare = to->body;          //  at least one byte: the NUL
+    to->body = from->body;
+    to->body_size = from->body_size;
+    from->body = spare;
+    from->body [0] = 0;
+    from->body_size = 0;
+}
+
 int
 tiers_wire_set_header (tiers_wire_t *self, const char *key,
                        const void *value, size_t size)

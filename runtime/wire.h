@@ -85,6 +85,9 @@ int tiers_wire_set_body (tiers_wire_t *self, const void *data, size_t size);
 //  Takes ownership of a malloc'ed buffer (which must have room for size+1;
 //  data [size] is set to NUL). On -1 the caller still owns the buffer.
 int tiers_wire_take_body (tiers_wire_t *self, uint8_t *data, size_t size);
+//  Moves the body of `from` into `to` without a copy; `from` is left with
+//  an empty body (a request whose body went on to a shard, say).
+void tiers_wire_move_body (tiers_wire_t *to, tiers_wire_t *from);
 //  Adds or replaces a header (keys compare exactly, case-sensitive).
 int tiers_wire_set_header (tiers_wire_t *self, const char *key,
                            const void *value, size_t size);

@@ -70,6 +70,7 @@
 #include "metrics.h"
 #include "storage/shard.h"
 #include <sqlite3.h>
+#include <jansson.h>
 #include <inttypes.h>
 #include <pthread.h>
 
@@ -85,7 +86,7 @@
 typedef enum { OP_GET, OP_PUT, OP_DELETE, OP_LIST } op_t;
 
 //  One queued write. The actor thread fills the request part; the writer
-//  fills the outcome while the batch is SHIPPED.
+//  fills the outcome while the batch is COMMITTING.
 typedef struct {
     tiers_wire_t *request;      //  owned; collection/id point into it
     zmsg_t *route;              //  owned: frames back to the caller
@@ -102,11 +103,29 @@ typedef struct {
     const char *error;          //  static reason, or NULL
 } write_t;
 
+//  A batch's states (the file head says who may touch it in each).
+typedef enum { BATCH_FREE, BATCH_COMMITTING, BATCH_ANSWERING } batch_state_t;
+
 typedef struct {
+    batch_state_t state;        //  changed under the hand-off's lock
     write_t **writes;           //  capacity = `batch`
     size_t count;
     int64_t sequence;           //  the sequence after the batch
 } batch_t;
+
+//  The one place a batch changes state, under the hand-off's lock:
+//  FREE -> COMMITTING (the writer fills it), COMMITTING -> ANSWERING (the
+//  writer, when the commit ended, just before DONE), ANSWERING -> FREE
+//  (the actor thread answered every write). At most one batch COMMITTING.
+static void
+s_batch_move (batch_t *batch, batch_state_t to, const batch_t *other)
+{
+    assert ((batch->state == BATCH_FREE && to == BATCH_COMMITTING
+             && other->state != BATCH_COMMITTING)
+         || (batch->state == BATCH_COMMITTING && to == BATCH_ANSWERING)
+         || (batch->state == BATCH_ANSWERING && to == BATCH_FREE && batch->count == 0));
+    batch->state = to;
+}
 
 //  What the actor thread and the writer share, under `lock`: the queue of
 //  waiting writes and two batches, one at the writer (COMMITTING) while
@@ -117,7 +136,6 @@ typedef struct {
     size_t head, count;
     size_t batch_max;
     batch_t batches [2];
-    bool free [2];              //  FREE: the writer may fill it
     size_t committing;          //  writes in the batch at the writer
     bool writer_idle;           //  the writer waits for WORK on its pipe
     bool stopping;              //  the writer takes no more batches
@@ -146,7 +164,7 @@ typedef struct {
     zactor_t *writer;
     writer_t writer_state;
     sqlite3 *db;                //  the read connection
-    sqlite3_stmt *get, *list, *valid;
+    sqlite3_stmt *get, *list;
     sqlite3_stmt *read_begin, *read_end;
     bool reading;               //  a read transaction is open (one burst)
     size_t batch_max;
@@ -359,7 +377,7 @@ s_writer_apply (writer_t *self, write_t *write, int64_t now)
     return 0;
 }
 
-//  SHIPPED: the whole commit sequence for one batch.
+//  COMMITTING: the whole commit sequence for one batch.
 static void
 s_writer_commit (writer_t *self, batch_t *batch)
 {
@@ -439,9 +457,9 @@ s_writer_actor (zsock_t *pipe, void *args)
         batch_t *batch = NULL;
         pthread_mutex_lock (&handoff->lock);
         for (int i = 0; i < 2 && !batch && handoff->count && !handoff->stopping; i++)
-            if (handoff->free [i]) {
+            if (handoff->batches [i].state == BATCH_FREE) {
                 batch = &handoff->batches [i];
-                handoff->free [i] = false;
+                s_batch_move (batch, BATCH_COMMITTING, &handoff->batches [1 - i]);
                 batch->count = 0;
                 while (handoff->count && batch->count < handoff->batch_max) {
                     batch->writes [batch->count++] = handoff->queue [handoff->head];
@@ -457,6 +475,7 @@ s_writer_actor (zsock_t *pipe, void *args)
             s_writer_commit (self, batch);
             pthread_mutex_lock (&handoff->lock);
             handoff->committing = 0;
+            s_batch_move (batch, BATCH_ANSWERING, NULL);
             pthread_mutex_unlock (&handoff->lock);
             zsock_send (pipe, "sp", "DONE", batch);
             continue;
@@ -826,7 +845,8 @@ s_wake_writer (shard_t *self)
 {
     handoff_t *handoff = &self->handoff;
     if (handoff->writer_idle && handoff->count && !handoff->stopping
-    &&  (handoff->free [0] || handoff->free [1])) {
+    &&  (handoff->batches [0].state == BATCH_FREE
+      || handoff->batches [1].state == BATCH_FREE)) {
         handoff->writer_idle = false;
         tiers_sock_send_str (self->writer, "WORK");
     }
@@ -845,6 +865,7 @@ s_on_writer (shard_t *self)
     if (!done)
         return;
     batch_t *batch = (batch_t *) pointer;
+    assert (batch->state == BATCH_ANSWERING);
     self->sequence = batch->sequence;
     for (size_t i = 0; i < batch->count; i++) {
         s_write_answer (self, batch->writes [i]);
@@ -852,7 +873,7 @@ s_on_writer (shard_t *self)
     }
     batch->count = 0;
     pthread_mutex_lock (&handoff->lock);
-    handoff->free [batch == &handoff->batches [0] ? 0 : 1] = true;
+    s_batch_move (batch, BATCH_FREE, NULL);
     s_wake_writer (self);
     pthread_mutex_unlock (&handoff->lock);
 }
@@ -928,22 +949,22 @@ s_on_request (shard_t *self, tiers_wire_t *msg, zmsg_t **route_p)
             s_fail (self, msg, route, 413, "document over %zu bytes", self->max_doc);
             return;
         }
-        //  JSON text has no NUL, and SQLite's parser would stop at one.
-        bool valid = msg->body_size > 0
-                  && !memchr (msg->body, 0, msg->body_size)
-                  && s_utf8_valid (msg->body, msg->body_size);
-        if (valid) {
-            sqlite3_bind_text (self->valid, 1, (const char *) msg->body,
-                               (int) msg->body_size, SQLITE_STATIC);
-            valid = sqlite3_step (self->valid) == SQLITE_ROW
-                 && sqlite3_column_int (self->valid, 0) == 1;
-            sqlite3_reset (self->valid);
-            sqlite3_clear_bindings (self->valid);
-        }
-        if (!valid) {
-            s_fail (self, msg, route, 400, "body is not a JSON document");
+        //  The one authoritative check of what is stored: a JSON text that
+        //  jansson reads back (the read-api assembles lists with it), so
+        //  I-JSON in practice: UTF-8, no number beyond int64 or double,
+        //  no lone surrogate. A NUL byte is no JSON (\u0000 is).
+        json_error_t error;
+        json_t *doc = msg->body_size && !memchr (msg->body, 0, msg->body_size)
+                    ? json_loadb ((const char *) msg->body, msg->body_size,
+                                  JSON_DECODE_ANY | JSON_ALLOW_NUL, &error)
+                    : NULL;
+        if (!doc) {
+            s_fail (self, msg, route, 400, "body is not a JSON document (I-JSON) "
+                    "that can be served back%s%s", msg->body_size ? ": " : "",
+                    msg->body_size ? error.text : "");
             return;
         }
+        json_decref (doc);
     }
     handoff_t *handoff = &self->handoff;
     pthread_mutex_lock (&handoff->lock);
@@ -1079,7 +1100,6 @@ s_reader_open (shard_t *self, const char *path, char **why)
     ||  s_prepare (self->db, "SELECT id, version, body FROM docs"
                    " WHERE collection = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
                    &self->list, why)
-    ||  s_prepare (self->db, "SELECT json_valid (?1)", &self->valid, why)
     ||  s_prepare (self->db, "BEGIN", &self->read_begin, why)
     ||  s_prepare (self->db, "COMMIT", &self->read_end, why))
         return -1;
@@ -1090,7 +1110,7 @@ static void
 s_reader_close (shard_t *self)
 {
     s_read_end (self);
-    sqlite3_stmt **stmts [] = { &self->get, &self->list, &self->valid,
+    sqlite3_stmt **stmts [] = { &self->get, &self->list,
                                 &self->read_begin, &self->read_end };
     s_close (&self->db, stmts, sizeof stmts / sizeof stmts [0]);
 }
@@ -1156,7 +1176,7 @@ s_shard_actor (zsock_t *pipe, void *args_)
     handoff->batch_max = self->batch_max;
     for (int i = 0; i < 2; i++) {
         handoff->batches [i].writes = (write_t **) zmalloc (self->batch_max * sizeof (write_t *));
-        handoff->free [i] = true;
+        handoff->batches [i].state = BATCH_FREE;
         assert (handoff->batches [i].writes);
     }
     assert (handoff->queue);
@@ -1215,7 +1235,8 @@ s_shard_actor (zsock_t *pipe, void *args_)
     pthread_mutex_lock (&handoff->lock);
     handoff->stopping = true;
     pthread_mutex_unlock (&handoff->lock);
-    while (!handoff->free [0] || !handoff->free [1]) {
+    while (handoff->batches [0].state != BATCH_FREE
+       ||  handoff->batches [1].state != BATCH_FREE) {
         zmq_pollitem_t item = { zsock_resolve (zactor_sock (self->writer)), 0,
                                 ZMQ_POLLIN, 0 };
         int rc = zmq_poll (&item, 1, 1000);

@@ -731,6 +731,21 @@ s_on_pass (void *arg)
     return timeout;
 }
 
+//  A shard's slot ranges into the owner table (tiers_slots_each callback).
+typedef struct {
+    uint16_t *owner;
+    uint16_t index;
+} slot_claim_t;
+
+static int
+s_slot_claim (long long low, long long high, void *arg)
+{
+    slot_claim_t *claim = (slot_claim_t *) arg;
+    for (long long s = low; s <= high; s++)
+        claim->owner [s] = claim->index;
+    return 0;
+}
+
 static int
 s_slot_table (api_t *self, const tiers_map_t *map)
 {
@@ -759,16 +774,8 @@ s_slot_table (api_t *self, const tiers_map_t *map)
                 self->owner [s] = (uint16_t) index;
             continue;
         }
-        const char *cursor = ranges;
-        while (*cursor) {
-            char *end;
-            long low = strtol (cursor, &end, 10), high = low;
-            if (*end == '-')
-                high = strtol (end + 1, &end, 10);
-            for (long s = low; s <= high && s < (long) self->slots; s++)
-                self->owner [s] = (uint16_t) index;
-            cursor = *end == ',' ? end + 1 : end;
-        }
+        slot_claim_t claim = { self->owner, (uint16_t) index };
+        tiers_slots_each (ranges, self->slots, s_slot_claim, &claim, NULL);
     }
     return self->shard_count ? 0 : -1;
 }

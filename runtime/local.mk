@@ -1,7 +1,11 @@
 libtiers_a_SOURCES += \
     runtime/wire.c runtime/wire.h \
     runtime/kind.c runtime/kind.h runtime/builtin.c \
-    runtime/map.c runtime/map.h \
+    runtime/map.c runtime/map.h runtime/map_internal.h \
+    runtime/mapcheck.c runtime/plan.c \
+    runtime/problems.c runtime/problems.h \
+    runtime/parse.c runtime/parse.h \
+    runtime/zpl.c runtime/zpl.h \
     runtime/log.c runtime/log.h \
     runtime/metrics.c runtime/metrics.h \
     runtime/node.c runtime/node.h \

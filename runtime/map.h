@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include "kind.h"
+#include "parse.h"          //  the value parsers shared with the actors
 
 //  One actor entry of the map (read-only for everybody but the loader).
 struct _tiers_entry_t {
@@ -68,19 +69,6 @@ const char *tiers_entry_get (const tiers_entry_t *self, const char *key,
 //  Typed reads of validated settings (INT / MS / BYTES); fallback if unset.
 long long tiers_entry_int (const tiers_entry_t *self, const char *key,
                            long long fallback);
-
-//  Value parsers shared by the loader and the actors. Return 0 or -1.
-int tiers_parse_ms (const char *text, long long *ms);
-int tiers_parse_bytes (const char *text, long long *bytes);
-int tiers_parse_int (const char *text, long long *value);
-//  A pool name (map key `pool`, wire service of READY/REQUEST): 1 to `max`
-//  letters, digits, '_', '.', ':' or '-'.
-bool tiers_pool_name_ok (const char *name, size_t max);
-//  Endpoint syntax check; on -1 sets *why to a static reason.
-int tiers_endpoint_check (const char *endpoint, const char **why);
-//  host:port check for listeners; splits into host (caller's buffer) and port.
-int tiers_hostport_split (const char *text, char *host, size_t host_size,
-                          int *port);
 
 //  `tiers run --http`: replace the listener address (kind->listener key)
 //  of the one gateway entry on `node` (any node when NULL).

@@ -7,6 +7,10 @@
     and ("a","bc") differ), and the id, modulo the slot count. The APIs use
     it to pick the owning shard; the shard itself trusts them for now and
     does not re-check ownership.
+
+    Ranges of slots are written "0-511,768-1023" (a lone "5" is 5-5);
+    tiers_slots_each is their one reader, for the map loader and the APIs
+    alike.
 */
 #ifndef TIERS_SLOT_H
 #define TIERS_SLOT_H
@@ -15,5 +19,16 @@
 
 //  0 .. slots-1. `slots` must be > 0 (a program error otherwise).
 uint32_t tiers_slot_of (const char *collection, const char *id, uint32_t slots);
+
+//  Reads slot ranges "a-b,c,d-e": they must ascend, not overlap, and lie
+//  below `slots`. Only when the whole text is good, calls fn (low, high,
+//  arg) for each range in order (fn may be NULL to only check), and stops
+//  at the first non-zero value fn returns. Returns 0; -1 for bad text
+//  (NULL included), and then, if why is not NULL, *why is a malloc'ed
+//  reason for the caller to free ("ranges must ascend and not overlap");
+//  or else the value that stopped fn, with *why NULL.
+typedef int (tiers_slots_fn) (long long low, long long high, void *arg);
+int tiers_slots_each (const char *ranges, long long slots, tiers_slots_fn *fn,
+                      void *arg, char **why);
 
 #endif

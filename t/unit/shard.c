@@ -252,6 +252,66 @@ s_test_slots (void)
     is_int (tiers_slot_of ("x", "y", 1), 0, "one slot: always 0");
 }
 
+//  tiers_slots_each: what it hands out, and what it refuses before that.
+typedef struct {
+    char seen [128];
+    int calls, stop_at;
+} s_ranges_t;
+
+static int
+s_range_seen (long long low, long long high, void *arg)
+{
+    s_ranges_t *ranges = (s_ranges_t *) arg;
+    size_t used = strlen (ranges->seen);
+    snprintf (ranges->seen + used, sizeof ranges->seen - used, "%s%lld-%lld",
+              used ? " " : "", low, high);
+    return ++ranges->calls == ranges->stop_at ? 7 : 0;
+}
+
+static void
+s_slots_bad (const char *text, long long slots, const char *why_expected)
+{
+    s_ranges_t ranges = { "", 0, 0 };
+    char *why = NULL;
+    int rc = tiers_slots_each (text, slots, s_range_seen, &ranges, &why);
+    ok (rc == -1 && ranges.calls == 0 && why && streq (why, why_expected),
+        "slots '%s' of %lld refused, nothing handed out: %s", text ? text : "(null)",
+        slots, why ? why : "(no reason)");
+    free (why);
+}
+
+static void
+s_test_slot_ranges (void)
+{
+    s_ranges_t ranges = { "", 0, 0 };
+    char *why = (char *) "unset";
+    int rc = tiers_slots_each ("0-511,600,768-1023", 1024, s_range_seen, &ranges, &why);
+    ok (rc == 0 && why == NULL, "good ranges: 0 and no reason");
+    is (ranges.seen, "0-511 600-600 768-1023", "ranges handed out in order");
+    ok (tiers_slots_each ("0-1023", 1024, NULL, NULL, NULL) == 0,
+        "fn NULL only checks");
+    ranges = (s_ranges_t) { "", 0, 2 };
+    rc = tiers_slots_each ("1,2,3", 4, s_range_seen, &ranges, &why);
+    ok (rc == 7 && ranges.calls == 2 && why == NULL, "fn's non-zero stops and is returned");
+    const char *syntax = "expected slot ranges like 0-511,768-1023";
+    const char *order = "ranges must ascend and not overlap";
+    s_slots_bad ("", 1024, syntax);
+    s_slots_bad (NULL, 1024, syntax);
+    s_slots_bad ("0-", 1024, syntax);
+    s_slots_bad ("1,", 1024, syntax);
+    s_slots_bad ("0-1,x", 1024, syntax);
+    s_slots_bad ("-1", 1024, syntax);
+    s_slots_bad ("0 -1", 1024, syntax);
+    s_slots_bad ("99999999999999999999", 1024, syntax);
+    s_slots_bad ("5-3", 1024, order);
+    s_slots_bad ("0-10,10-20", 1024, order);
+    s_slots_bad ("20-30,0-10", 1024, order);
+    s_slots_bad ("0-511,512-1024", 1024,
+                 "slot 1024 is beyond the cluster's 1024 slots (0-1023)");
+    //  The whole text is checked before anything is handed out.
+    s_slots_bad ("0-10,5", 1024, order);
+}
+
 static const char *s_map_format =
     "cluster\n"
     "    name = shardtest\n"
@@ -284,6 +344,7 @@ main (void)
     tiers_log_set_level (TIERS_LOG_WARN);
     sqlite3_open (":memory:", &s_json_db);
     s_test_slots ();
+    s_test_slot_ranges ();
 
     const char *tmp = getenv ("TMPDIR") ? getenv ("TMPDIR") : "/tmp";
     snprintf (s_dir, sizeof s_dir, "%s/tiers-shard-XXXXXX", tmp);

@@ -1,0 +1,68 @@
+/*  plan.c — the placement plan that `tiers check` prints.
+
+    What `tiers run` would do with a map, said before it does it: each node
+    with the actors it places there (kind, instances, bind and the resolved
+    connect), then the public listeners, so that everything not listed is
+    visibly private. It reads the loaded map through map.h only; a map that
+    loaded is complete, so the plan needs no checks of its own.
+*/
+#include "map.h"
+
+void
+tiers_map_print_plan (const tiers_map_t *self, const char *node, FILE *out)
+{
+    assert (self && out);
+    size_t entries = tiers_map_entry_count (self);
+    size_t nodes = tiers_map_node_count (self);
+    int name_width = 4, kind_width = 4;
+    size_t listeners = 0;
+    for (size_t i = 0; i < entries; i++) {
+        const tiers_entry_t *entry = tiers_map_entry (self, i);
+        int width = (int) strlen (entry->name);
+        name_width = width > name_width? width: name_width;
+        width = (int) strlen (entry->kind->name);
+        kind_width = width > kind_width? width: kind_width;
+        if (entry->kind->listener
+        &&  tiers_entry_get (entry, entry->kind->listener, NULL)
+        &&  (!node || streq (node, entry->node)))
+            listeners++;
+    }
+    fprintf (out, "cluster %s (map %s, %s slots, data %s)\n",
+             tiers_map_name (self), tiers_map_file (self),
+             tiers_map_cluster (self, "slots"), tiers_map_cluster (self, "data"));
+    for (size_t n = 0; n < nodes; n++) {
+        const char *name = tiers_map_node_name (self, n);
+        if (node && !streq (node, name))
+            continue;
+        fprintf (out, "\nnode %s\n", name);
+        for (size_t i = 0; i < entries; i++) {
+            const tiers_entry_t *entry = tiers_map_entry (self, i);
+            if (!streq (entry->node, name))
+                continue;
+            fprintf (out, "    %-*s  %-*s  x%-2d", name_width, entry->name,
+                     kind_width, entry->kind->name, entry->instances);
+            if (entry->bind)
+                fprintf (out, "  bind %s", entry->bind);
+            if (entry->connect)
+                fprintf (out, "  connect %s", entry->connect);
+            const char *listener = entry->kind->listener;
+            const char *address = listener
+                                ? tiers_entry_get (entry, listener, NULL): NULL;
+            if (address)
+                fprintf (out, "  %s %s (public)", listener, address);
+            fprintf (out, "\n");
+        }
+    }
+    fprintf (out, "\npublic listeners:%s\n", listeners? "": " none");
+    for (size_t i = 0; i < entries; i++) {
+        const tiers_entry_t *entry = tiers_map_entry (self, i);
+        const char *listener = entry->kind->listener;
+        const char *address = listener
+                            ? tiers_entry_get (entry, listener, NULL): NULL;
+        if (address && (!node || streq (node, entry->node)))
+            fprintf (out, "    %s %s  (%s on node %s)\n", listener, address,
+                     entry->name, entry->node);
+    }
+    fprintf (out, "everything else is private: actors reach each other only "
+                  "through the endpoints above\n");
+}

@@ -746,8 +746,11 @@ s_slot_claim (long long low, long long high, void *arg)
     return 0;
 }
 
+//  The link "shards" reaches every shard of the map: one socket each, and
+//  the slot table from their `slots` (which the loader checked cover every
+//  slot exactly once).
 static int
-s_slot_table (api_t *self, const tiers_map_t *map)
+s_slot_table (api_t *self, const tiers_map_t *map, const tiers_entry_t *me)
 {
     long long slots = 1024;
     const char *text = tiers_map_cluster (map, "slots");
@@ -755,16 +758,16 @@ s_slot_table (api_t *self, const tiers_map_t *map)
         tiers_parse_int (text, &slots);
     self->slots = (uint32_t) slots;
     self->owner = (uint16_t *) calloc (self->slots, sizeof (uint16_t));
-    for (size_t i = 0; i < tiers_map_entry_count (map); i++) {
-        const tiers_entry_t *entry = tiers_map_entry (map, i);
-        if (!streq (entry->kind->name, "shard"))
-            continue;
+    const tiers_target_t *targets;
+    size_t count = tiers_entry_targets (me, "shards", &targets);
+    self->shards = (shard_link_t *) calloc (count + 1, sizeof (shard_link_t));
+    assert (self->shards);
+    for (size_t i = 0; i < count; i++) {
+        const tiers_entry_t *entry = targets [i].entry;
         size_t index = self->shard_count++;
-        self->shards = (shard_link_t *) realloc (self->shards,
-                                                 self->shard_count * sizeof (shard_link_t));
         self->shards [index].entry = entry;
         self->shards [index].api = self;
-        self->shards [index].sock = tiers_sock_connect (ZMQ_DEALER, entry->bind, NULL);
+        self->shards [index].sock = tiers_link_connect (me, "shards", i, NULL);
         if (!self->shards [index].sock)
             return -1;
         //  Validated by the loader: ranges "a-b,c,d-e" below `slots`.
@@ -798,7 +801,7 @@ s_api_actor (zsock_t *pipe, void *args_, bool writes)
         "Shard calls of the read/write APIs that failed or timed out");
     self->latency = tiers_metrics_histogram ("tiers_api_latency_seconds", labels,
         "Time from a request's arrival at a read/write API to its answer");
-    if (s_slot_table (self, args->map)) {
+    if (s_slot_table (self, args->map, args->entry)) {
         tiers_actor_failed (pipe, "cannot reach the shards of the map");
         goto done;
     }
@@ -858,18 +861,22 @@ static const tiers_key_t s_keys [] = {
     { NULL, 0, false, 0, 0, NULL }
 };
 
+static const tiers_link_t s_links [] = {
+    TIERS_LINK_BALANCER,
+    { "shards", "shard", "requests", ZMQ_DEALER, true, false },
+    { NULL, NULL, NULL, 0, false, false }
+};
+
 const tiers_kind_t tiers_read_api_kind = {
     .name = "read-api",
     .summary = "serves document reads: routes by slot to the shards, merges lists",
     .rank = TIERS_RANK_SERVICE, .run = s_read_api_actor, .keys = s_keys,
-    .bind = false, .multi = true, .peer = "balancer", .listener = NULL,
-    .uses = "shard"
+    .links = s_links, .multi = true, .listener = NULL
 };
 
 const tiers_kind_t tiers_write_api_kind = {
     .name = "write-api",
     .summary = "serves document writes: preconditions, routes by slot to the shards",
     .rank = TIERS_RANK_SERVICE, .run = s_write_api_actor, .keys = s_keys,
-    .bind = false, .multi = true, .peer = "balancer", .listener = NULL,
-    .uses = "shard"
+    .links = s_links, .multi = true, .listener = NULL
 };

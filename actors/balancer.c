@@ -722,7 +722,7 @@ s_balancer_actor (zsock_t *pipe, void *args_)
     self->default_timeout_ms = tiers_entry_int (args->entry, "timeout", 5000);
 
     char *why = NULL;
-    self->router = tiers_sock_bind (ZMQ_ROUTER, args->entry->bind, &why);
+    self->router = tiers_port_bind (args->entry, "requests", &why);
     if (!self->router) {
         tiers_actor_failed (pipe, "%s", why);
         free (why);
@@ -785,14 +785,19 @@ static const tiers_key_t s_keys [] = {
     { NULL, 0, false, 0, 0, NULL }
 };
 
+static const tiers_port_t s_ports [] = {
+    { "requests", ZMQ_ROUTER, "callers' requests and workers' replies, READY, "
+                              "HEARTBEAT, BYE (doc/protocol.md)", true },
+    { NULL, 0, NULL, false }
+};
+
 const tiers_kind_t tiers_balancer_kind = {
     .name = "balancer",
     .summary = "spreads requests over service pools (LRU, heartbeats, bounded queues)",
     .rank = TIERS_RANK_ROUTING,
     .run = s_balancer_actor,
     .keys = s_keys,
-    .bind = true,
+    .ports = s_ports,
     .multi = false,
-    .peer = NULL,
     .listener = NULL
 };

@@ -152,9 +152,7 @@ const tiers_kind_t tiers_exporter_kind = {
     .rank = TIERS_RANK_EDGE,
     .run = s_exporter_actor,
     .keys = s_keys,
-    .bind = false,
     .multi = false,
-    .peer = NULL,
     .listener = "http",
     .fixed_listener = true
 };

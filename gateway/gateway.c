@@ -44,6 +44,7 @@
 #include "map.h"
 #include "node.h"
 #include "wire.h"
+#include "service.h"
 #include "reactor.h"
 #include "sock.h"
 #include "log.h"
@@ -1177,7 +1178,7 @@ s_gateway_actor (zsock_t *pipe, void *args_)
         return;
     }
     char *why = NULL;
-    self->dealer = tiers_sock_connect (ZMQ_DEALER, entry->connect, &why);
+    self->dealer = tiers_link_connect (entry, "balancer", 0, &why);
     if (!self->dealer) {
         tiers_actor_failed (pipe, "%s", why);
         free (why);
@@ -1243,14 +1244,18 @@ static const tiers_key_t s_keys [] = {
     { NULL, 0, false, 0, 0, NULL }
 };
 
+static const tiers_link_t s_links [] = {
+    TIERS_LINK_BALANCER,
+    { NULL, NULL, NULL, 0, false, false }
+};
+
 const tiers_kind_t tiers_gateway_kind = {
     .name = "gateway",
     .summary = "HTTP edge (libmicrohttpd): routes, limits, request ids, to the balancer",
     .rank = TIERS_RANK_EDGE,
     .run = s_gateway_actor,
     .keys = s_keys,
-    .bind = false,
     .multi = true,
-    .peer = "balancer",
+    .links = s_links,
     .listener = "http"
 };

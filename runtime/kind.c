@@ -23,6 +23,8 @@ static int
 s_add (const tiers_kind_t *kind)
 {
     assert (kind && kind->name && kind->run);
+    assert (tiers_kind_port_count (kind) <= TIERS_PORTS_MAX);
+    assert (tiers_kind_link_count (kind) <= TIERS_LINKS_MAX);
     int rc = -1;
     pthread_mutex_lock (&s_lock);
     size_t i;
@@ -76,4 +78,48 @@ tiers_kind_at (size_t index)
         found = s_kinds [index];
     pthread_mutex_unlock (&s_lock);
     return found;
+}
+
+const tiers_port_t *
+tiers_kind_port (const tiers_kind_t *kind, const char *name, size_t *index_p)
+{
+    assert (kind);
+    for (size_t i = 0; name && kind->ports && kind->ports [i].name; i++)
+        if (streq (kind->ports [i].name, name)) {
+            if (index_p)
+                *index_p = i;
+            return &kind->ports [i];
+        }
+    return NULL;
+}
+
+const tiers_link_t *
+tiers_kind_link (const tiers_kind_t *kind, const char *name, size_t *index_p)
+{
+    assert (kind);
+    for (size_t i = 0; name && kind->links && kind->links [i].name; i++)
+        if (streq (kind->links [i].name, name)) {
+            if (index_p)
+                *index_p = i;
+            return &kind->links [i];
+        }
+    return NULL;
+}
+
+size_t
+tiers_kind_port_count (const tiers_kind_t *kind)
+{
+    size_t count = 0;
+    while (kind->ports && kind->ports [count].name)
+        count++;
+    return count;
+}
+
+size_t
+tiers_kind_link_count (const tiers_kind_t *kind)
+{
+    size_t count = 0;
+    while (kind->links && kind->links [count].name)
+        count++;
+    return count;
 }

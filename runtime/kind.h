@@ -1,11 +1,22 @@
 /*  kind.h — the registry of actor kinds.
 
     Every tier of tiers ("balancer", "shard", ...) is an actor kind: a name,
-    the settings a map entry of that kind may carry, and the function that
-    runs one instance in its own thread (a czmq zactor). The map loader asks
-    the registry what a kind accepts; the node launcher asks it how to start
-    one. Adding a tier means writing its actor function and registering it
-    here — the loader and the launcher do not change.
+    the settings a map entry of that kind may carry, the function that runs
+    one instance in its own thread (a czmq zactor), and its sockets:
+
+      - PORTS are what an entry serves: sockets it binds at endpoints the
+        map gives (`bind = ...` for the first port, `bind.NAME = ...` for
+        the others). A shard serves requests (and, with replication, a
+        commit stream).
+      - LINKS are what an entry talks to: sockets it connects to a port of
+        another kind, to one entry of that kind or to every one. A read-api
+        links to the balancer (one) and to the shards (every one).
+
+    The map loader resolves every link to endpoints and checks them
+    (something binds them, the connecting node can reach them); an actor
+    asks for its ports and links by name (tiers_port_bind and
+    tiers_link_connect in sock.h). No kind name is written anywhere but in
+    its own file: adding a tier is its file and a line in builtin.c.
 */
 #ifndef TIERS_KIND_H
 #define TIERS_KIND_H
@@ -34,6 +45,29 @@ typedef struct {
     const char *choices;    //  for ENUM: words separated by '|'
 } tiers_key_t;
 
+#define TIERS_PORTS_MAX 8       //  ports of one kind
+#define TIERS_LINKS_MAX 8       //  links of one kind
+
+//  A socket an entry binds and serves.
+typedef struct {
+    const char *name;       //  "requests"; the first port is the map's `bind`
+    int type;               //  ZMQ_ROUTER, ZMQ_PUB, ...
+    const char *carries;    //  what travels on it (docs, `tiers kinds`)
+    bool required;          //  every entry must bind it
+} tiers_port_t;
+
+//  A socket an entry connects to a port of another kind (or its own).
+typedef struct {
+    const char *name;       //  "balancer", "shards"; the first link is the
+                            //  map's `connect`, the others `connect.NAME`
+    const char *kind;       //  the kind it reaches
+    const char *port;       //  that kind's port
+    int type;               //  this side's socket type (ZMQ_DEALER, ...)
+    bool many;              //  every entry of the kind that binds the port
+                            //  (never the entry itself); else exactly one
+    bool optional;          //  none is fine (else the map must have one)
+} tiers_link_t;
+
 //  What an actor body receives as its `args`.
 typedef struct _tiers_map_t tiers_map_t;
 typedef struct _tiers_entry_t tiers_entry_t;
@@ -51,13 +85,11 @@ typedef struct {
     zactor_fn *run;         //  the actor body; args is tiers_actor_args_t *
     const tiers_key_t *keys;//  settings beyond bind/connect/instances;
                             //  terminated by an entry with name NULL
-    bool bind;              //  entries must have `bind`
+    const tiers_port_t *ports;  //  terminated by name NULL; or NULL
+    const tiers_link_t *links;  //  terminated by name NULL; or NULL
     bool multi;             //  `instances` > 1 allowed
-    const char *peer;       //  kind whose bind `connect` defaults to
     const char *listener;   //  key holding a public listener ("http"), or NULL
     bool fixed_listener;    //  `tiers run --http` never moves it (exporter)
-    const char *uses;       //  kind whose every entry it connects to
-                            //  ("shard" for the APIs), or NULL
 } tiers_kind_t;
 
 //  Start ranks, lowest first.
@@ -76,5 +108,14 @@ int tiers_kind_register (const tiers_kind_t *kind);
 const tiers_kind_t *tiers_kind_find (const char *name);
 //  Iterate: index 0.. until NULL.
 const tiers_kind_t *tiers_kind_at (size_t index);
+
+//  A kind's port / link by name (NULL when it has none of that name);
+//  *index_p, when not NULL, gets its place in the kind's table.
+const tiers_port_t *tiers_kind_port (const tiers_kind_t *kind, const char *name,
+                                     size_t *index_p);
+const tiers_link_t *tiers_kind_link (const tiers_kind_t *kind, const char *name,
+                                     size_t *index_p);
+size_t tiers_kind_port_count (const tiers_kind_t *kind);
+size_t tiers_kind_link_count (const tiers_kind_t *kind);
 
 #endif

@@ -140,8 +140,10 @@ s_entry_destroy (tiers_entry_t **self_p)
     if (self) {
         free (self->name);
         free (self->node);
-        free (self->bind);
-        free (self->connect);
+        for (size_t i = 0; i < TIERS_PORTS_MAX; i++)
+            free (self->binds [i]);
+        for (size_t i = 0; i < TIERS_LINKS_MAX; i++)
+            free (self->targets [i]);
         for (size_t i = 0; i < self->setting_count; i++) {
             free (self->keys [i]);
             free (self->values [i]);
@@ -183,6 +185,58 @@ s_entry_label (const tiers_entry_t *entry)
     if (streq (entry->name, entry->kind->name))
         return strdup (entry->name);
     return zsys_sprintf ("%s '%s'", entry->kind->name, entry->name);
+}
+
+//  The names of a kind's ports or links, for messages: "in, news".
+static char *
+s_socket_names (const tiers_kind_t *kind, bool ports)
+{
+    char *names = strdup ("");
+    size_t count = ports ? tiers_kind_port_count (kind) : tiers_kind_link_count (kind);
+    for (size_t i = 0; i < count; i++) {
+        char *more = zsys_sprintf ("%s%s%s", names, i ? ", " : "",
+                                   ports ? kind->ports [i].name : kind->links [i].name);
+        free (names);
+        names = more;
+    }
+    return names;
+}
+
+//  Which socket a key names: `bind` / `bind.PORT` a port, `connect` /
+//  `connect.LINK` a link (the bare words the first of each). Returns
+//  'p' or 'l' with *index_p set, 0 for any other key, or -1 after
+//  reporting a socket the kind does not have.
+static int
+s_socket_key (tiers_loader_t *self, const tiers_kind_t *kind, const char *key,
+              int line, size_t *index_p)
+{
+    bool port = tiers_has_prefix (key, "bind");
+    bool link = tiers_has_prefix (key, "connect");
+    const char *rest = port ? key + 4 : link ? key + 7 : NULL;
+    if (!rest || (*rest && *rest != '.'))
+        return 0;
+    size_t count = port ? tiers_kind_port_count (kind) : tiers_kind_link_count (kind);
+    if (count == 0) {
+        if (port)
+            tiers_problems_add (self->problems, line,
+                                "%s does not bind; it connects", kind->name);
+        else
+            tiers_problems_add (self->problems, line, "a %s connects to nothing: "
+                                "'connect' does not apply to it", kind->name);
+        return -1;
+    }
+    *index_p = 0;
+    if (*rest == '.'
+    && !(port ? (void *) tiers_kind_port (kind, rest + 1, index_p)
+              : (void *) tiers_kind_link (kind, rest + 1, index_p))) {
+        char *names = s_socket_names (kind, port);
+        tiers_problems_add (self->problems, line, "%s has no %s '%s' (%s: %s)",
+                            kind->name, port ? "port" : "link", rest + 1,
+                            port ? "ports" : "links", names);
+        free (names);
+        return -1;
+    }
+    return port ? 'p' : 'l';
 }
 
 static void
@@ -247,12 +301,16 @@ s_load_entry (tiers_loader_t *self, tiers_zpl_item_t *item, const char *node)
     for (int index = item->first_child; index >= 0; index = self->items [index].next) {
         tiers_zpl_item_t *setting = &self->items [index];
         const char *key = setting->name;
+        size_t socket = 0;
+        int socket_kind = s_socket_key (self, kind, key, setting->line, &socket);
+        if (socket_kind < 0)
+            continue;
         int first = 0;
-        if (streq (key, "bind"))
-            first = draft->bind_line;
+        if (socket_kind == 'p')
+            first = draft->bind_lines [socket];
         else
-        if (streq (key, "connect"))
-            first = draft->connect_line;
+        if (socket_kind == 'l')
+            first = draft->connect_lines [socket];
         else
         if (streq (key, "instances"))
             first = instances_line;
@@ -266,20 +324,18 @@ s_load_entry (tiers_loader_t *self, tiers_zpl_item_t *item, const char *node)
             continue;
         }
         const tiers_key_t *spec = tiers_key_find (kind->keys, key);
-        bool common = streq (key, "bind") || streq (key, "connect")
-                   || streq (key, "instances");
-        if (!spec && !common) {
+        if (!spec && !socket_kind && !streq (key, "instances")) {
             tiers_problems_add (self->problems, setting->line,
                                 "unknown key '%s' for %s", key, kind->name);
             continue;
         }
         //  Remember the line before checking, so a bad value is not also
         //  reported as missing.
-        if (streq (key, "bind"))
-            draft->bind_line = setting->line;
+        if (socket_kind == 'p')
+            draft->bind_lines [socket] = setting->line;
         else
-        if (streq (key, "connect"))
-            draft->connect_line = setting->line;
+        if (socket_kind == 'l')
+            draft->connect_lines [socket] = setting->line;
         else
         if (streq (key, "instances"))
             instances_line = setting->line;
@@ -292,19 +348,15 @@ s_load_entry (tiers_loader_t *self, tiers_zpl_item_t *item, const char *node)
             continue;
         const char *value = setting->value;
         const char *why;
-        if (streq (key, "bind")) {
-            if (!kind->bind)
-                tiers_problems_add (self->problems, setting->line,
-                                    "%s does not bind; it connects", kind->name);
-            else
+        if (socket_kind == 'p') {
             if (tiers_endpoint_check (value, &why))
                 tiers_problems_add (self->problems, setting->line,
                                     "malformed endpoint '%s': %s", value, why);
             else
-                entry->bind = strdup (value);
+                entry->binds [socket] = strdup (value);
         }
         else
-        if (streq (key, "connect")) {
+        if (socket_kind == 'l') {
             if (strstr (value, "://") && tiers_endpoint_check (value, &why))
                 tiers_problems_add (self->problems, setting->line,
                                     "malformed endpoint '%s': %s", value, why);
@@ -314,7 +366,7 @@ s_load_entry (tiers_loader_t *self, tiers_zpl_item_t *item, const char *node)
                                     "bad connect '%s': expected an actor name or an "
                                     "endpoint", value);
             else
-                draft->connect = value;
+                draft->connects [socket] = value;
         }
         else
         if (streq (key, "instances")) {
@@ -343,8 +395,15 @@ s_load_entry (tiers_loader_t *self, tiers_zpl_item_t *item, const char *node)
             }
         }
     }
-    if (kind->bind && !draft->bind_line)
-        tiers_problems_add (self->problems, item->line, "%s needs 'bind'", label);
+    entry->bind = entry->binds [0];
+    for (size_t i = 0; i < tiers_kind_port_count (kind); i++)
+        if (kind->ports [i].required && !draft->bind_lines [i]) {
+            if (i == 0)
+                tiers_problems_add (self->problems, item->line, "%s needs 'bind'", label);
+            else
+                tiers_problems_add (self->problems, item->line, "%s needs 'bind.%s'",
+                                    label, kind->ports [i].name);
+        }
     for (size_t i = 0; kind->keys && kind->keys [i].name; i++) {
         if (!kind->keys [i].required)
             continue;
@@ -648,6 +707,30 @@ tiers_map_find_kind (const tiers_map_t *self, const char *kind)
 }
 
 const char *
+tiers_entry_port (const tiers_entry_t *self, const char *port)
+{
+    assert (self);
+    size_t index;
+    return tiers_kind_port (self->kind, port, &index) ? self->binds [index] : NULL;
+}
+
+size_t
+tiers_entry_targets (const tiers_entry_t *self, const char *link,
+                     const tiers_target_t **targets_p)
+{
+    assert (self);
+    size_t index;
+    if (!tiers_kind_link (self->kind, link, &index)) {
+        if (targets_p)
+            *targets_p = NULL;
+        return 0;
+    }
+    if (targets_p)
+        *targets_p = self->targets [index];
+    return self->target_count [index];
+}
+
+const char *
 tiers_entry_get (const tiers_entry_t *self, const char *key,
                  const char *fallback)
 {
@@ -731,14 +814,17 @@ tiers_map_set_listener (tiers_map_t *self, const char *hostport,
                       entry->name, entry->line);
             return -1;
         }
-        if (entry->bind && tiers_has_prefix (entry->bind, "tcp://")
-        &&  tiers_hostport_check (entry->bind + 6, port.host, sizeof port.host,
-                                  &port.port, 1, false, &why) == 0
-        &&  tiers_tcp_port_clash (&wanted, &port)) {
-            snprintf (self->listener_error, sizeof self->listener_error,
-                      "port %d is bound by %s (line %d)", wanted.port,
-                      entry->name, entry->line);
-            return -1;
+        for (size_t p = 0; p < TIERS_PORTS_MAX; p++) {
+            const char *bind = entry->binds [p];
+            if (bind && tiers_has_prefix (bind, "tcp://")
+            &&  tiers_hostport_check (bind + 6, port.host, sizeof port.host,
+                                      &port.port, 1, false, &why) == 0
+            &&  tiers_tcp_port_clash (&wanted, &port)) {
+                snprintf (self->listener_error, sizeof self->listener_error,
+                          "port %d is bound by %s (line %d)", wanted.port,
+                          entry->name, entry->line);
+                return -1;
+            }
         }
     }
     const char *key = target->kind->listener;

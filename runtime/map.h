@@ -14,6 +14,11 @@
 #include "kind.h"
 #include "parse.h"          //  the value parsers shared with the actors
 
+typedef struct {
+    const tiers_entry_t *entry;     //  the entry a link reaches
+    const char *endpoint;           //  where it binds the link's port
+} tiers_target_t;
+
 //  One actor entry of the map (read-only for everybody but the loader).
 struct _tiers_entry_t {
     const tiers_kind_t *kind;
@@ -22,8 +27,11 @@ struct _tiers_entry_t {
     char *node;             //  the node it is placed on
     int line;               //  line of the entry in the map file
     int instances;          //  1 unless `instances = N`
-    char *bind;             //  own endpoint, or NULL
-    char *connect;          //  resolved peer endpoint, or NULL
+    char *binds [TIERS_PORTS_MAX];  //  per port of the kind: endpoint or NULL
+    tiers_target_t *targets [TIERS_LINKS_MAX];  //  per link: what it reaches
+    size_t target_count [TIERS_LINKS_MAX];
+    const char *bind;       //  = binds [0]: the first port's endpoint
+    const char *connect;    //  the first link's first target's endpoint
     bool connect_explicit;  //  connect came from the map, not the default
     size_t setting_count;
     char **keys;            //  settings other than bind/connect/instances
@@ -62,6 +70,14 @@ const tiers_entry_t *tiers_map_find (const tiers_map_t *self, const char *name);
 //  First entry of a kind (e.g. the balancer), or NULL.
 const tiers_entry_t *tiers_map_find_kind (const tiers_map_t *self,
                                           const char *kind);
+
+//  The endpoint an entry binds for its kind's port `port`, or NULL.
+const char *tiers_entry_port (const tiers_entry_t *self, const char *port);
+//  What the entry's link `link` reaches: the number of targets, and (when
+//  targets_p is not NULL) the array of them, in map order. 0 for a link
+//  the kind does not have.
+size_t tiers_entry_targets (const tiers_entry_t *self, const char *link,
+                            const tiers_target_t **targets_p);
 
 //  A setting of an entry: the map's value, or `fallback`.
 const char *tiers_entry_get (const tiers_entry_t *self, const char *key,

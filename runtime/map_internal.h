@@ -17,9 +17,9 @@
 //  An entry under construction, with what pass 3 needs to know.
 typedef struct {
     tiers_entry_t *entry;
-    const char *connect;    //  as written, or NULL
-    int connect_line;
-    int bind_line;
+    const char *connects [TIERS_LINKS_MAX];    //  per link: as written, or NULL
+    int connect_lines [TIERS_LINKS_MAX];
+    int bind_lines [TIERS_PORTS_MAX];           //  per port
     const char *listener;   //  host:port as written, or NULL
     int listener_line;
 } tiers_draft_t;
@@ -40,8 +40,8 @@ typedef struct {
 tiers_draft_t *tiers_loader_draft (tiers_loader_t *self, const char *name);
 
 //  Pass 3 (mapcheck.c): duplicate binds and port clashes, the resolution
-//  of every `connect`, the kinds an entry `uses`, and slot ownership.
-//  Sets each entry's `connect`; adds what is wrong to self->problems.
+//  of every link, and slot ownership. Sets each entry's targets and
+//  `connect`; adds what is wrong to self->problems.
 void tiers_mapcheck (tiers_loader_t *self);
 
 //  Where something listens on a TCP port.

@@ -2,9 +2,10 @@
 
     Each entry was checked alone in pass 2 (map.c); what is left needs all
     of them at once: no endpoint bound twice, no TCP port used twice on one
-    host, every `connect` resolved to an endpoint that something in the map
-    binds and that the connecting node can reach, every kind an entry
-    `uses` present and reachable, and every slot owned by exactly one shard.
+    host, every link of every entry resolved to the endpoints of the port it
+    reaches (one entry, or every entry of the kind but itself), bound by
+    something in the map and reachable from the connecting node, and every
+    slot owned by exactly one shard.
     The checks compare entries pairwise, which the loader keeps affordable
     by bounding the number of entries.
 */
@@ -23,8 +24,8 @@ tiers_tcp_port_clash (const tiers_tcp_port_t *a, const tiers_tcp_port_t *b)
 static void
 s_check_binds (tiers_loader_t *self)
 {
-    tiers_tcp_port_t *ports = (tiers_tcp_port_t *) calloc (self->draft_count * 2 + 1,
-                                                   sizeof (tiers_tcp_port_t));
+    size_t room = self->draft_count * (TIERS_PORTS_MAX + 1) + 1;
+    tiers_tcp_port_t *ports = (tiers_tcp_port_t *) calloc (room, sizeof (tiers_tcp_port_t));
     assert (ports);
     size_t port_count = 0;
     const char *why;
@@ -32,20 +33,24 @@ s_check_binds (tiers_loader_t *self)
         tiers_draft_t *draft = &self->drafts [i];
         tiers_entry_t *entry = draft->entry;
         tiers_tcp_port_t port;
-        if (entry->bind) {
+        for (size_t p = 0; p < TIERS_PORTS_MAX; p++) {
+            const char *bind = entry->binds [p];
+            if (!bind)
+                continue;
             bool duplicate = false;
-            for (size_t j = 0; j < i && !duplicate; j++)
-                if (self->drafts [j].entry->bind
-                &&  streq (self->drafts [j].entry->bind, entry->bind)) {
-                    tiers_problems_add (self->problems, draft->bind_line,
-                                        "endpoint '%s' is already bound at line %d",
-                                        entry->bind, self->drafts [j].bind_line);
-                    duplicate = true;
-                }
-            if (!duplicate && tiers_has_prefix (entry->bind, "tcp://")
-            &&  tiers_hostport_check (entry->bind + 6, port.host, sizeof port.host,
+            for (size_t j = 0; j <= i && !duplicate; j++)
+                for (size_t q = 0; q < (j < i ? TIERS_PORTS_MAX : p) && !duplicate; q++)
+                    if (self->drafts [j].entry->binds [q]
+                    &&  streq (self->drafts [j].entry->binds [q], bind)) {
+                        tiers_problems_add (self->problems, draft->bind_lines [p],
+                                            "endpoint '%s' is already bound at line %d",
+                                            bind, self->drafts [j].bind_lines [q]);
+                        duplicate = true;
+                    }
+            if (!duplicate && tiers_has_prefix (bind, "tcp://")
+            &&  tiers_hostport_check (bind + 6, port.host, sizeof port.host,
                                       &port.port, 1, false, &why) == 0) {
-                port.line = draft->bind_line;
+                port.line = draft->bind_lines [p];
                 ports [port_count++] = port;
             }
         }
@@ -69,130 +74,175 @@ s_check_binds (tiers_loader_t *self)
     free (ports);
 }
 
+//  The map's key for a link in messages: `connect` for the link of a
+//  kind that has one, else `connect.NAME` (the first also answers to
+//  `connect`).
 static void
-s_resolve_connects (tiers_loader_t *self)
+s_link_key (const tiers_kind_t *kind, size_t link, char *key, size_t size)
 {
-    for (size_t i = 0; i < self->draft_count; i++) {
-        tiers_draft_t *draft = &self->drafts [i];
-        tiers_entry_t *entry = draft->entry;
+    if (link == 0 && tiers_kind_link_count (kind) == 1)
+        snprintf (key, size, "connect");
+    else
+        snprintf (key, size, "connect.%s", kind->links [link].name);
+}
+
+//  The endpoint where `target` binds the port a link reaches, or NULL.
+static const char *
+s_port_of (const tiers_entry_t *target, const tiers_link_t *link)
+{
+    size_t index;
+    if (!streq (target->kind->name, link->kind)
+    ||  !tiers_kind_port (target->kind, link->port, &index))
+        return NULL;
+    return target->binds [index];
+}
+
+//  Was the port's bind of that entry written (even if its value was bad)?
+static bool
+s_port_written (tiers_loader_t *self, const tiers_entry_t *target,
+                const tiers_link_t *link)
+{
+    size_t index;
+    tiers_draft_t *draft = tiers_loader_draft (self, target->name);
+    return draft && tiers_kind_port (target->kind, link->port, &index)
+        && draft->bind_lines [index] != 0;
+}
+
+//  One link of one entry resolved to its targets, or its problems reported.
+static void
+s_resolve_link (tiers_loader_t *self, tiers_draft_t *draft, size_t index)
+{
+    tiers_entry_t *entry = draft->entry;
+    const tiers_kind_t *kind = entry->kind;
+    const tiers_link_t *link = &kind->links [index];
+    const char *written = draft->connects [index];
+    int line = draft->connect_lines [index];
+    char key [48];
+    s_link_key (kind, index, key, sizeof key);
+    if (line && !written)
+        return;                     //  a bad value, already reported
+    tiers_target_t *targets = (tiers_target_t *) calloc (self->draft_count + 1,
+                                                         sizeof (tiers_target_t));
+    assert (targets);
+    size_t count = 0;
+    bool explicit_ = written != NULL;
+    if (written && link->many) {
+        tiers_problems_add (self->problems, line, "%s: a %s reaches every %s; "
+                            "there is nothing to choose", key, kind->name, link->kind);
+        goto done;
+    }
+    if (written) {
         const tiers_entry_t *target = NULL;
-        int line = draft->connect_line;
-        if (draft->connect_line && !draft->connect)
-            continue;               //  a bad value, already reported
-        if (draft->connect && !entry->kind->peer) {
-            tiers_problems_add (self->problems, line, "a %s connects to nothing: "
-                                "'connect' does not apply to it", entry->kind->name);
-            continue;
-        }
-        if (draft->connect && strstr (draft->connect, "://")) {
+        if (strstr (written, "://")) {
             for (size_t j = 0; j < self->draft_count && !target; j++)
-                if (self->drafts [j].entry->bind
-                &&  streq (self->drafts [j].entry->bind, draft->connect))
-                    target = self->drafts [j].entry;
+                for (size_t p = 0; p < TIERS_PORTS_MAX && !target; p++)
+                    if (self->drafts [j].entry->binds [p]
+                    &&  streq (self->drafts [j].entry->binds [p], written))
+                        target = self->drafts [j].entry;
             if (!target) {
                 tiers_problems_add (self->problems, line,
-                                    "nothing in the map binds '%s'", draft->connect);
-                continue;
+                                    "nothing in the map binds '%s'", written);
+                goto done;
             }
         }
-        else
-        if (draft->connect) {
-            tiers_draft_t *named = tiers_loader_draft (self, draft->connect);
+        else {
+            tiers_draft_t *named = tiers_loader_draft (self, written);
             if (!named) {
                 tiers_problems_add (self->problems, line,
-                                    "connect: no actor named '%s' in the map",
-                                    draft->connect);
-                continue;
-            }
-            if (named->entry == entry) {
-                tiers_problems_add (self->problems, line,
-                                    "%s cannot connect to itself", entry->name);
-                continue;
-            }
-            if (!named->entry->bind) {
-                if (!named->bind_line)  //  else its bind was reported
-                    tiers_problems_add (self->problems, line,
-                                        "connect: '%s' binds nothing to connect to",
-                                        draft->connect);
-                continue;
+                                    "connect: no actor named '%s' in the map", written);
+                goto done;
             }
             target = named->entry;
         }
-        else
-        if (entry->kind->peer) {
-            line = entry->line;
-            const char *peer = entry->kind->peer;
-            size_t found = 0;
-            for (size_t j = 0; j < self->draft_count; j++)
-                if (streq (self->drafts [j].entry->kind->name, peer)) {
-                    if (!target)
-                        target = self->drafts [j].entry;
-                    found++;
-                }
-            if (found == 0) {
-                tiers_problems_add (self->problems, line,
-                                    "%s needs a %s but the map has none",
-                                    entry->kind->name, peer);
-                continue;
-            }
-            if (found > 1) {
-                tiers_problems_add (self->problems, line,
-                                    "several %ss: say which one with connect = NAME",
-                                    peer);
-                continue;
-            }
-            if (!target->bind)
-                continue;           //  the peer's missing bind is reported
+        if (target == entry) {
+            tiers_problems_add (self->problems, line,
+                                "%s cannot connect to itself", entry->name);
+            goto done;
         }
-        else
-            continue;               //  connects nowhere
-        if (!streq (target->kind->name, entry->kind->peer)) {
+        if (!streq (target->kind->name, link->kind)) {
             tiers_problems_add (self->problems, line,
                                 "a %s connects to a %s; %s '%s' is not one",
-                                entry->kind->name, entry->kind->peer,
-                                target->kind->name, target->name);
-            continue;
+                                kind->name, link->kind, target->kind->name, target->name);
+            goto done;
         }
-        if (tiers_has_prefix (target->bind, "inproc://")
-        &&  !streq (target->node, entry->node)) {
+        const char *endpoint = s_port_of (target, link);
+        if (!endpoint) {
+            if (!s_port_written (self, target, link))
+                tiers_problems_add (self->problems, line,
+                                    "connect: '%s' binds nothing to connect to",
+                                    target->name);
+            goto done;
+        }
+        if (strstr (written, "://") && !streq (endpoint, written)) {
+            tiers_problems_add (self->problems, line,
+                                "%s: '%s' is not the %s port of %s '%s' (that is %s)",
+                                key, written, link->port, target->kind->name,
+                                target->name, endpoint);
+            goto done;
+        }
+        targets [count++] = (tiers_target_t) { target, endpoint };
+    }
+    else {
+        line = entry->line;
+        size_t found = 0;
+        for (size_t j = 0; j < self->draft_count; j++) {
+            const tiers_entry_t *target = self->drafts [j].entry;
+            if (target == entry || !streq (target->kind->name, link->kind))
+                continue;
+            found++;
+            const char *endpoint = s_port_of (target, link);
+            if (endpoint)           //  else its missing bind is reported
+                targets [count++] = (tiers_target_t) { target, endpoint };
+        }
+        if (found == 0 && !link->optional) {
+            tiers_problems_add (self->problems, line,
+                                "%s needs a %s but the map has none",
+                                kind->name, link->kind);
+            goto done;
+        }
+        if (found > 1 && !link->many) {
+            tiers_problems_add (self->problems, line,
+                                "several %ss: say which one with %s = NAME",
+                                link->kind, key);
+            count = 0;
+            goto done;
+        }
+    }
+    //  inproc:// reaches only the node that binds it.
+    for (size_t t = 0; t < count; t++) {
+        const tiers_entry_t *target = targets [t].entry;
+        if (!tiers_has_prefix (targets [t].endpoint, "inproc://")
+        ||  streq (target->node, entry->node))
+            continue;
+        if (link->many)
+            tiers_problems_add (self->problems, line,
+                                "%s reaches %s '%s' at %s, bound on node '%s'; "
+                                "node '%s' cannot reach it (use tcp://)",
+                                kind->name, link->kind, target->name,
+                                targets [t].endpoint, target->node, entry->node);
+        else
             tiers_problems_add (self->problems, line,
                                 "%s is bound on node '%s'; node '%s' cannot reach it "
-                                "(use tcp://)", target->bind, target->node, entry->node);
-            continue;
-        }
-        entry->connect = strdup (target->bind);
-        entry->connect_explicit = draft->connect != NULL;
+                                "(use tcp://)", targets [t].endpoint, target->node,
+                                entry->node);
+    }
+done:
+    entry->targets [index] = targets;
+    entry->target_count [index] = count;
+    if (index == 0 && count) {
+        entry->connect = targets [0].endpoint;
+        entry->connect_explicit = explicit_;
     }
 }
 
-//  A kind that `uses` another (the APIs use every shard) connects to each
-//  entry of it: each must exist, bind, and be reachable from its node.
 static void
-s_check_uses (tiers_loader_t *self)
+s_resolve_links (tiers_loader_t *self)
 {
     for (size_t i = 0; i < self->draft_count; i++) {
-        tiers_entry_t *entry = self->drafts [i].entry;
-        const char *uses = entry->kind->uses;
-        if (!uses)
-            continue;
-        size_t found = 0;
-        for (size_t j = 0; j < self->draft_count; j++) {
-            tiers_entry_t *target = self->drafts [j].entry;
-            if (!streq (target->kind->name, uses) || !target->bind)
-                continue;
-            found++;
-            if (tiers_has_prefix (target->bind, "inproc://")
-            &&  !streq (target->node, entry->node))
-                tiers_problems_add (self->problems, entry->line,
-                                    "%s reaches %s '%s' at %s, bound on node '%s'; "
-                                    "node '%s' cannot reach it (use tcp://)",
-                                    entry->kind->name, uses, target->name, target->bind,
-                                    target->node, entry->node);
-        }
-        if (found == 0)
-            tiers_problems_add (self->problems, entry->line,
-                                "%s needs a %s but the map has none",
-                                entry->kind->name, uses);
+        tiers_draft_t *draft = &self->drafts [i];
+        size_t links = tiers_kind_link_count (draft->entry->kind);
+        for (size_t l = 0; l < links; l++)
+            s_resolve_link (self, draft, l);
     }
 }
 
@@ -293,7 +343,6 @@ tiers_mapcheck (tiers_loader_t *self)
 {
     assert (self);
     s_check_binds (self);
-    s_resolve_connects (self);
-    s_check_uses (self);
+    s_resolve_links (self);
     s_check_slot_owners (self);
 }

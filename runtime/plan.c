@@ -41,10 +41,22 @@ tiers_map_print_plan (const tiers_map_t *self, const char *node, FILE *out)
                 continue;
             fprintf (out, "    %-*s  %-*s  x%-2d", name_width, entry->name,
                      kind_width, entry->kind->name, entry->instances);
-            if (entry->bind)
-                fprintf (out, "  bind %s", entry->bind);
-            if (entry->connect)
-                fprintf (out, "  connect %s", entry->connect);
+            const tiers_kind_t *kind = entry->kind;
+            for (size_t p = 0; p < tiers_kind_port_count (kind); p++) {
+                const char *bind = tiers_entry_port (entry, kind->ports [p].name);
+                if (bind)
+                    fprintf (out, "  bind%s%s %s", p ? "." : "",
+                             p ? kind->ports [p].name : "", bind);
+            }
+            for (size_t l = 0; l < tiers_kind_link_count (kind); l++) {
+                const tiers_target_t *targets;
+                size_t count = tiers_entry_targets (entry, kind->links [l].name, &targets);
+                if (count == 0)
+                    continue;
+                fprintf (out, "  connect%s%s ", l ? "." : "", l ? kind->links [l].name : "");
+                for (size_t t = 0; t < count; t++)
+                    fprintf (out, "%s%s", t ? "," : "", targets [t].endpoint);
+            }
             const char *listener = entry->kind->listener;
             const char *address = listener
                                 ? tiers_entry_get (entry, listener, NULL): NULL;

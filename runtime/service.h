@@ -73,6 +73,12 @@ int tiers_service_attach (tiers_service_t *self, tiers_reactor_t *reactor,
 //  reconnect. Returns the milliseconds until it wants the next pass.
 int tiers_service_pass (tiers_service_t *self, tiers_reactor_t *reactor, int reader);
 
+//  The link of a kind whose entries join (or call) a pool of the balancer:
+//  put it in the kind's links table (the map's `connect`, to the one
+//  balancer of the map unless it names one).
+#define TIERS_LINK_BALANCER \
+    { "balancer", "balancer", "requests", ZMQ_DEALER, false, false }
+
 //  Caller side: send `request` on a DEALER connected to a balancer and wait
 //  up to timeout_ms for the reply with the same rid (others are dropped).
 //  Returns the reply or NULL on timeout.

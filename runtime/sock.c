@@ -57,6 +57,37 @@ tiers_sock_connect (int type, const char *endpoint, char **why)
     return s_open (type, endpoint, false, why);
 }
 
+zsock_t *
+tiers_port_bind (const tiers_entry_t *entry, const char *port, char **why)
+{
+    assert (entry && port);
+    const tiers_port_t *spec = tiers_kind_port (entry->kind, port, NULL);
+    const char *endpoint = tiers_entry_port (entry, port);
+    if (!spec || !endpoint) {
+        if (why)
+            *why = zsys_sprintf ("%s has no port '%s' bound", entry->name, port);
+        return NULL;
+    }
+    return s_open (spec->type, endpoint, true, why);
+}
+
+zsock_t *
+tiers_link_connect (const tiers_entry_t *entry, const char *link, size_t index,
+                    char **why)
+{
+    assert (entry && link);
+    const tiers_link_t *spec = tiers_kind_link (entry->kind, link, NULL);
+    const tiers_target_t *targets = NULL;
+    size_t count = tiers_entry_targets (entry, link, &targets);
+    if (!spec || index >= count) {
+        if (why)
+            *why = zsys_sprintf ("%s has no link '%s' to a target %zu", entry->name,
+                                 link, index);
+        return NULL;
+    }
+    return s_open (spec->type, targets [index].endpoint, false, why);
+}
+
 void
 tiers_sock_flush (zsock_t *sock, int ms)
 {

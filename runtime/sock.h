@@ -18,6 +18,7 @@
 #define TIERS_SOCK_H
 
 #include <czmq.h>
+#include "map.h"
 
 #define TIERS_SOCK_HWM 100000       //  messages queued each way, at most
 
@@ -26,6 +27,15 @@
 //  malloc'ed reason in *why ("cannot bind tcp://...: Address in use").
 zsock_t *tiers_sock_bind (int type, const char *endpoint, char **why);
 zsock_t *tiers_sock_connect (int type, const char *endpoint, char **why);
+
+//  An entry's port, bound where the map says, with the socket type its
+//  kind declares. NULL + *why when the kind has no such port, the entry
+//  leaves it unbound, or the bind fails.
+zsock_t *tiers_port_bind (const tiers_entry_t *entry, const char *port, char **why);
+//  The socket of an entry's link to its target number `index` (0 ..
+//  tiers_entry_targets - 1), connected, with the type the kind declares.
+zsock_t *tiers_link_connect (const tiers_entry_t *entry, const char *link,
+                             size_t index, char **why);
 
 //  Before destroying: let queued messages leave for up to `ms` (answers
 //  sent during shutdown, on tcp:// they may still be queued).

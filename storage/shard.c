@@ -1206,7 +1206,7 @@ s_shard_actor (zsock_t *pipe, void *args_)
     writer->path = tiers_data_path (args->map, leaf);
 
     char *why = NULL;
-    self->router = tiers_sock_bind (ZMQ_ROUTER, entry->bind, &why);
+    self->router = tiers_port_bind (entry, "requests", &why);
     if (self->router && s_writer_start (self, &why) == 0)
         s_reader_open (self, writer->path, &why);
     if (why) {
@@ -1269,14 +1269,19 @@ static const tiers_key_t s_keys [] = {
     { NULL, 0, false, 0, 0, NULL }
 };
 
+static const tiers_port_t s_ports [] = {
+    { "requests", ZMQ_ROUTER, "document reads and writes from the APIs "
+                              "(doc/protocol.md)", true },
+    { NULL, 0, NULL, false }
+};
+
 const tiers_kind_t tiers_shard_kind = {
     .name = "shard",
     .summary = "SQLite primary for a range of hash slots (WAL, group commit)",
     .rank = TIERS_RANK_STORAGE,
     .run = s_shard_actor,
     .keys = s_keys,
-    .bind = true,
+    .ports = s_ports,
     .multi = false,
-    .peer = NULL,
     .listener = NULL
 };

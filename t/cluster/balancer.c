@@ -114,10 +114,15 @@ static const tiers_key_t s_echo_keys [] = {
     { NULL, 0, false, 0, 0, NULL }
 };
 
+static const tiers_link_t s_links [] = {
+    TIERS_LINK_BALANCER,
+    { NULL, NULL, NULL, 0, false, false }
+};
+
 static const tiers_kind_t s_echo_kind = {
     .name = "echo", .summary = "test worker: answers with the request body",
     .rank = TIERS_RANK_SERVICE, .run = s_echo_actor, .keys = s_echo_keys,
-    .bind = false, .multi = true, .peer = "balancer", .listener = NULL
+    .links = s_links, .multi = true, .listener = NULL
 };
 
 //  --------------------------------------------------------------------------

@@ -99,10 +99,15 @@ static const tiers_key_t s_fakeapi_keys [] = {
     { NULL, 0, false, 0, 0, NULL }
 };
 
+static const tiers_link_t s_links [] = {
+    TIERS_LINK_BALANCER,
+    { NULL, NULL, NULL, 0, false, false }
+};
+
 static const tiers_kind_t s_fakeapi_kind = {
     .name = "fakeapi", .summary = "test worker: echoes what the gateway forwarded",
     .rank = TIERS_RANK_SERVICE, .run = s_fakeapi_actor, .keys = s_fakeapi_keys,
-    .bind = false, .multi = true, .peer = "balancer", .listener = NULL
+    .links = s_links, .multi = true, .listener = NULL
 };
 
 //  --------------------------------------------------------------------------

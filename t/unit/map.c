@@ -6,6 +6,7 @@
     peer), "web" (a public HTTP listener) and "store" (binds, has slots).
 */
 #include "map.h"
+#include "service.h"
 #include "t/tap.h"
 #include <unistd.h>
 
@@ -22,10 +23,14 @@ static const tiers_key_t s_echo_keys [] = {
     { "pool", TIERS_KEY_NAME, false, 0, 32, NULL },
     { NULL, 0, false, 0, 0, NULL }
 };
+static const tiers_link_t s_to_balancer [] = {
+    TIERS_LINK_BALANCER,
+    { NULL, NULL, NULL, 0, false, false }
+};
 static const tiers_kind_t s_echo = {
     .name = "echo", .summary = "answers what it gets", .rank = TIERS_RANK_SERVICE,
-    .run = s_dummy, .keys = s_echo_keys, .bind = false, .multi = true,
-    .peer = "balancer", .listener = NULL
+    .run = s_dummy, .keys = s_echo_keys, .links = s_to_balancer, .multi = true,
+    .listener = NULL
 };
 static const tiers_key_t s_web_keys [] = {
     { "http", TIERS_KEY_HOSTPORT, true, 0, 0, NULL },
@@ -33,8 +38,8 @@ static const tiers_key_t s_web_keys [] = {
 };
 static const tiers_kind_t s_web = {
     .name = "web", .summary = "HTTP edge", .rank = TIERS_RANK_EDGE,
-    .run = s_dummy, .keys = s_web_keys, .bind = false, .multi = true,
-    .peer = "balancer", .listener = "http"
+    .run = s_dummy, .keys = s_web_keys, .links = s_to_balancer, .multi = true,
+    .listener = "http"
 };
 //  A listener that the map may leave out (tiers run --http sets it).
 static const tiers_key_t s_edge_keys [] = {
@@ -51,10 +56,14 @@ static const tiers_key_t s_store_keys [] = {
     { "size", TIERS_KEY_BYTES, false, 1, 0, NULL },
     { NULL, 0, false, 0, 0, NULL }
 };
+static const tiers_port_t s_store_ports [] = {
+    { "requests", ZMQ_ROUTER, "what it keeps", true },
+    { NULL, 0, NULL, false }
+};
 static const tiers_kind_t s_store = {
     .name = "store", .summary = "keeps things", .rank = TIERS_RANK_STORAGE,
-    .run = s_dummy, .keys = s_store_keys, .bind = true, .multi = false,
-    .peer = NULL, .listener = NULL
+    .run = s_dummy, .keys = s_store_keys, .ports = s_store_ports, .multi = false,
+    .listener = NULL
 };
 
 //  diag() prefixes only its first line; TAP wants '#' on every line.
@@ -658,7 +667,7 @@ test_endpoints (void)
     s_broken_with ("    echo\n        connect = tcp://x\n",
                    "t.map:5: malformed endpoint 'tcp://x': missing ':port'");
     s_broken_with ("    echo = e\n    echo = f\n        connect = e\n",
-                   "t.map:6: connect: 'e' binds nothing to connect to");
+                   "t.map:6: a echo connects to a balancer; echo 'e' is not one");
     s_broken ("node = box\n    echo\n",
               "t.map:2: echo needs a balancer but the map has none");
     s_broken_with ("    balancer = b2\n        bind = inproc://b2\n    echo\n",
@@ -757,9 +766,13 @@ test_files (void)
     free (errors);
 }
 
+static const tiers_link_t s_user_links [] = {
+    { "stores", "store", "requests", ZMQ_DEALER, true, false },
+    { NULL, NULL, NULL, 0, false, false }
+};
 static const tiers_kind_t s_user = {
     .name = "user", .summary = "uses every store", .rank = 30,
-    .run = s_dummy, .keys = NULL, .multi = true, .uses = "store"
+    .run = s_dummy, .keys = NULL, .multi = true, .links = s_user_links
 };
 
 //  Slot ownership across stores, and reaching every used store.

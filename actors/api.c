@@ -28,10 +28,11 @@
 #include "slot.h"
 #include "log.h"
 #include "metrics.h"
+#include "names.h"
 #include <jansson.h>
 
-#define COLLECTION_MAX  64
-#define ID_MAX          256
+#define COLLECTION_MAX  TIERS_COLLECTION_MAX
+#define ID_MAX          TIERS_DOC_ID_MAX
 #define LIST_DEFAULT    100
 #define LIST_MAX        1000
 
@@ -172,17 +173,13 @@ s_call_free (void **item)
 //  --------------------------------------------------------------------------
 //  Checking what the caller sent
 
+//  The gateway's rules (runtime/names.h), for requests that did not come
+//  through it. A missing header is not a name.
 static bool
-s_name_ok (const char *name, size_t max, bool id)
+s_name_ok (const char *name, bool id)
 {
     size_t size = name ? strlen (name) : 0;
-    if (size == 0 || size > max || streq (name, ".") || streq (name, ".."))
-        return false;
-    for (const char *c = name; *c; c++)
-        if (!(isalnum ((unsigned char) *c) || *c == '_' || *c == '-'
-           || (id && (*c == '.' || *c == '~' || *c == ':' || *c == '@'))))
-            return false;
-    return true;
+    return id ? tiers_doc_id_ok (name, size) : tiers_collection_ok (name, size);
 }
 
 //  If-Match / If-None-Match (RFC 9110 section 13.1): "*" or a list of
@@ -335,15 +332,13 @@ s_start (api_t *self, tiers_wire_t *request, zmsg_t *route)
     const char *collection = tiers_wire_header (request, "collection");
     const char *id = tiers_wire_header (request, "id");
     method = method ? method : "";
-    if (!s_name_ok (collection, COLLECTION_MAX, false)) {
-        s_problem (self, call, 400, "a collection name is 1 to 64 letters, digits, "
-                                    "'_' or '-'");
+    if (!s_name_ok (collection, false)) {
+        s_problem (self, call, 400, TIERS_COLLECTION_RULE);
         s_call_destroy (&call);
         return;
     }
-    if (id && !s_name_ok (id, ID_MAX, true)) {
-        s_problem (self, call, 400, "a document id is 1 to 256 letters, digits, "
-                                    "or any of _ - . ~ : @");
+    if (id && !s_name_ok (id, true)) {
+        s_problem (self, call, 400, TIERS_DOC_ID_RULE);
         s_call_destroy (&call);
         return;
     }
@@ -381,7 +376,7 @@ s_start (api_t *self, tiers_wire_t *request, zmsg_t *route)
         if (limit)
             call->limit = (int) n;
         const char *after = tiers_wire_header (request, "after");
-        if (after && *after && !s_name_ok (after, ID_MAX, true)) {
+        if (after && *after && !s_name_ok (after, true)) {
             s_problem (self, call, 400, "after must be a document id");
             s_call_destroy (&call);
             return;
@@ -650,7 +645,7 @@ s_answer (api_t *self, call_t *call, tiers_wire_t *answer)
     }
     else
     if (call->op == OP_PUT) {
-        //  collection and id were checked by s_name_ok ([A-Za-z0-9_.~:@-]):
+        //  collection and id were checked by s_name_ok (names.h):
         //  nothing to escape, so the JSON is written as text
         char text [COLLECTION_MAX + ID_MAX + 80];
         int size = snprintf (text, sizeof text,

@@ -47,12 +47,13 @@
 #include "poller.h"
 #include "log.h"
 #include "metrics.h"
+#include "names.h"
 #include <microhttpd.h>
 #include <netdb.h>
 #include <sys/random.h>
 
-#define GW_MAX_COLLECTION   64
-#define GW_MAX_ID           256
+#define GW_MAX_COLLECTION   TIERS_COLLECTION_MAX
+#define GW_MAX_ID           TIERS_DOC_ID_MAX
 #define GW_MAX_RID          64          //  a client's own X-Request-Id
 #define GW_MAX_HEADER_LINES 100         //  header lines in one request
 //  MHD's memory pool per connection: the headers up to twice max_header
@@ -434,31 +435,6 @@ s_on_reply (gateway_t *self, request_t *req, tiers_wire_t *reply)
 //  --------------------------------------------------------------------------
 //  Routing
 
-static bool
-s_collection_valid (const char *text, size_t length)
-{
-    if (length < 1 || length > GW_MAX_COLLECTION || !isalnum ((unsigned char) *text))
-        return false;
-    for (size_t i = 0; i < length; i++)
-        if (!isalnum ((unsigned char) text [i]) && text [i] != '_' && text [i] != '-')
-            return false;
-    return true;
-}
-
-static bool
-s_id_valid (const char *text, size_t length)
-{
-    if (length < 1 || length > GW_MAX_ID)
-        return false;
-    //  "." and ".." would be path segments to anything that normalises URLs
-    if (text [0] == '.' && (length == 1 || (length == 2 && text [1] == '.')))
-        return false;
-    for (size_t i = 0; i < length; i++)
-        if (!isalnum ((unsigned char) text [i]) && !strchr ("._~-:@", text [i]))
-            return false;
-    return true;
-}
-
 //  MHD hands us the path without the query; add the query back for the
 //  length check, as a client would count it.
 static enum MHD_Result
@@ -676,17 +652,13 @@ s_on_first_call (gateway_t *self, request_t *req, const char *url,
                                   "GET, HEAD, PUT, DELETE", NULL);
 
     size_t collection_length = slash ? (size_t) (slash - rest) : strlen (rest);
-    if (!s_collection_valid (rest, collection_length))
-        return s_respond_problem (req, 400,
-            "a collection name is 1 to 64 letters, digits, '_' or '-', "
-            "starting with a letter or digit", NULL, NULL);
+    if (!tiers_collection_ok (rest, collection_length))
+        return s_respond_problem (req, 400, TIERS_COLLECTION_RULE, NULL, NULL);
     memcpy (req->collection, rest, collection_length);
     req->collection [collection_length] = 0;
     if (slash) {
-        if (!s_id_valid (slash + 1, strlen (slash + 1)))
-            return s_respond_problem (req, 400,
-                "a document id is 1 to 256 letters, digits or one of . _ ~ - : @",
-                NULL, NULL);
+        if (!tiers_doc_id_ok (slash + 1, strlen (slash + 1)))
+            return s_respond_problem (req, 400, TIERS_DOC_ID_RULE, NULL, NULL);
         snprintf (req->id, sizeof req->id, "%s", slash + 1);
     }
     req->pool = reading ? "read" : "write";

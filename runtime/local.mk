@@ -8,7 +8,8 @@ libtiers_a_SOURCES += \
     runtime/service.c runtime/service.h \
     runtime/cli.c runtime/cli.h \
     runtime/slot.c runtime/slot.h \
-    runtime/poller.c runtime/poller.h
+    runtime/poller.c runtime/poller.h \
+    runtime/names.c runtime/names.h
 
 bin_PROGRAMS += tiers
 tiers_SOURCES = runtime/main.c

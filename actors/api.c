@@ -29,6 +29,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "names.h"
+#include "problem.h"
 #include <jansson.h>
 
 #define COLLECTION_MAX  TIERS_COLLECTION_MAX
@@ -89,24 +90,6 @@ typedef struct {
 //  --------------------------------------------------------------------------
 //  Answers
 
-static const char *
-s_title (int status)
-{
-    switch (status) {
-        case 400: return "Bad Request";
-        case 404: return "Not Found";
-        case 405: return "Method Not Allowed";
-        case 409: return "Conflict";
-        case 412: return "Precondition Failed";
-        case 413: return "Content Too Large";
-        case 500: return "Internal Server Error";
-        case 502: return "Bad Gateway";
-        case 503: return "Service Unavailable";
-        case 504: return "Gateway Timeout";
-        default:  return "Error";
-    }
-}
-
 //  The request id the client sees: the gateway sends it as a header when
 //  the wire rid carries a uniqueness suffix, else the rid is the id.
 static const char *
@@ -130,17 +113,13 @@ s_reply (api_t *self, call_t *call, tiers_wire_t *reply)
     tiers_histogram_observe (self->latency, (tiers_clock_us () - call->started) / 1e6);
 }
 
-//  RFC 9457 problem details; the gateway adds nothing but the transport.
+//  RFC 9457 problem details (runtime/problem.h); the gateway adds nothing
+//  but the transport.
 static void
 s_problem (api_t *self, call_t *call, int status, const char *detail)
 {
     tiers_wire_t *reply = tiers_wire_reply_to (call->request, status);
-    json_t *body = json_pack ("{s:s, s:s, s:i, s:s, s:s}",
-                              "type", "about:blank", "title", s_title (status),
-                              "status", status, "detail", detail,
-                              "request_id", s_request_id (call->request));
-    char *text = body ? json_dumps (body, JSON_COMPACT) : NULL;
-    json_decref (body);
+    char *text = tiers_problem_json (status, detail, s_request_id (call->request));
     if (text)
         tiers_wire_set_body (reply, text, strlen (text));
     free (text);
@@ -621,7 +600,7 @@ s_answer (api_t *self, call_t *call, tiers_wire_t *answer)
                    : "the document's version does not match If-Match";
         if (status >= 500)
             tiers_counter_add (self->shard_errors, 1);
-        s_problem (self, call, status, detail ? detail : s_title (status));
+        s_problem (self, call, status, detail ? detail : tiers_problem_title (status));
         return true;
     }
     tiers_wire_t *reply = tiers_wire_reply_to (call->request, status);

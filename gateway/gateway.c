@@ -48,6 +48,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "names.h"
+#include "problem.h"
 #include <microhttpd.h>
 #include <netdb.h>
 #include <sys/random.h>
@@ -223,53 +224,17 @@ s_rid_generate (gateway_t *self, char *rid, size_t size)
 //  --------------------------------------------------------------------------
 //  Responses
 
-static void
-s_json_escape (zchunk_t *out, const char *text)
-{
-    for (const unsigned char *p = (const unsigned char *) text; *p; p++) {
-        char buffer [8];
-        if (*p == '"' || *p == '\\') {
-            buffer [0] = '\\';
-            buffer [1] = (char) *p;
-            zchunk_extend (out, buffer, 2);
-        }
-        else
-        if (*p < 0x20 || *p == 0x7f) {
-            snprintf (buffer, sizeof buffer, "\\u%04x", *p);
-            zchunk_extend (out, buffer, 6);
-        }
-        else
-            zchunk_extend (out, p, 1);
-    }
-}
-
-static void
-s_append (zchunk_t *out, const char *text)
-{
-    zchunk_extend (out, text, strlen (text));
-}
-
-//  RFC 9457 problem details, with our request id.
+//  RFC 9457 problem details (runtime/problem.h), with our request id.
 static struct MHD_Response *
 s_problem_new (request_t *req, int status, const char *detail)
 {
-    const char *title = MHD_get_reason_phrase_for ((unsigned) status);
-    zchunk_t *json = zchunk_new (NULL, 256);
-    char number [16];
-    snprintf (number, sizeof number, "%d", status);
-    s_append (json, "{\"type\":\"about:blank\",\"title\":\"");
-    s_json_escape (json, title && *title ? title : "Error");
-    s_append (json, "\",\"status\":");
-    s_append (json, number);
-    s_append (json, ",\"detail\":\"");
-    s_json_escape (json, detail);
-    s_append (json, "\",\"request_id\":\"");
-    s_json_escape (json, req->rid);
-    s_append (json, "\"}");
-    struct MHD_Response *response = MHD_create_response_from_buffer (
-        zchunk_size (json), zchunk_data (json), MHD_RESPMEM_MUST_COPY);
-    zchunk_destroy (&json);
-    if (response)
+    char *json = tiers_problem_json (status, detail, req->rid);
+    struct MHD_Response *response = json
+        ? MHD_create_response_from_buffer_with_free_callback (strlen (json), json, free)
+        : NULL;
+    if (!response)
+        free (json);
+    else
         MHD_add_response_header (response, MHD_HTTP_HEADER_CONTENT_TYPE,
                                  "application/problem+json");
     return response;
@@ -399,7 +364,7 @@ s_on_reply (gateway_t *self, request_t *req, tiers_wire_t *reply)
         //  service that gave only a reason: we write the problem+json.
         char detail [512];
         snprintf (detail, sizeof detail, "%s pool: %s", req->pool,
-                  error ? error : MHD_get_reason_phrase_for ((unsigned) status));
+                  error ? error : tiers_problem_title (status));
         if (status == 503 && !retry_after)
             retry_after = "1";
         s_respond_problem (req, status, detail, NULL, retry_after);

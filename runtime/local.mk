@@ -9,7 +9,8 @@ libtiers_a_SOURCES += \
     runtime/cli.c runtime/cli.h \
     runtime/slot.c runtime/slot.h \
     runtime/poller.c runtime/poller.h \
-    runtime/names.c runtime/names.h
+    runtime/names.c runtime/names.h \
+    runtime/problem.c runtime/problem.h
 
 bin_PROGRAMS += tiers
 tiers_SOURCES = runtime/main.c

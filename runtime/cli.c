@@ -67,9 +67,8 @@ s_run (tiers_map_t *map, const char *node_name)
 {
     //  Precedence: -l, then a valid $TIERS_LOG, then the map's `log`
     //  (an empty or unknown $TIERS_LOG is ignored, with a warning).
-    const char *level = tiers_map_cluster (map, "log");
-    if (level && !s_level_given
-    &&  tiers_log_level_parse (getenv ("TIERS_LOG")) < 0)
+    const char *level = tiers_map_cluster (map, "log");       //  never NULL
+    if (!s_level_given && tiers_log_level_parse (getenv ("TIERS_LOG")) < 0)
         tiers_log_set_level (tiers_log_level_parse (level));
     //  Before any thread exists (see the note at the top); until here,
     //  while the map loads and is checked, Ctrl-C simply ends the program.

@@ -29,10 +29,12 @@
 #include "slot.h"
 #include "log.h"
 #include "metrics.h"
+#include "names.h"
+#include "problem.h"
 #include <jansson.h>
 
-#define COLLECTION_MAX  64
-#define ID_MAX          256
+#define COLLECTION_MAX  TIERS_COLLECTION_MAX
+#define ID_MAX          TIERS_DOC_ID_MAX
 #define LIST_DEFAULT    100
 #define LIST_MAX        1000
 
@@ -95,24 +97,6 @@ struct _api_t {
 //  --------------------------------------------------------------------------
 //  Answers
 
-static const char *
-s_title (int status)
-{
-    switch (status) {
-        case 400: return "Bad Request";
-        case 404: return "Not Found";
-        case 405: return "Method Not Allowed";
-        case 409: return "Conflict";
-        case 412: return "Precondition Failed";
-        case 413: return "Content Too Large";
-        case 500: return "Internal Server Error";
-        case 502: return "Bad Gateway";
-        case 503: return "Service Unavailable";
-        case 504: return "Gateway Timeout";
-        default:  return "Error";
-    }
-}
-
 //  The request id the client sees: the gateway sends it as a header when
 //  the wire rid carries a uniqueness suffix, else the rid is the id.
 static const char *
@@ -136,17 +120,13 @@ s_reply (api_t *self, call_t *call, tiers_wire_t *reply)
     tiers_histogram_observe (self->latency, (tiers_clock_us () - call->started) / 1e6);
 }
 
-//  RFC 9457 problem details; the gateway adds nothing but the transport.
+//  RFC 9457 problem details (runtime/problem.h); the gateway adds nothing
+//  but the transport.
 static void
 s_problem (api_t *self, call_t *call, int status, const char *detail)
 {
     tiers_wire_t *reply = tiers_wire_reply_to (call->request, status);
-    json_t *body = json_pack ("{s:s, s:s, s:i, s:s, s:s}",
-                              "type", "about:blank", "title", s_title (status),
-                              "status", status, "detail", detail,
-                              "request_id", s_request_id (call->request));
-    char *text = body ? json_dumps (body, JSON_COMPACT) : NULL;
-    json_decref (body);
+    char *text = tiers_problem_json (status, detail, s_request_id (call->request));
     if (text)
         tiers_wire_set_body (reply, text, strlen (text));
     free (text);
@@ -179,17 +159,13 @@ s_call_free (void **item)
 //  --------------------------------------------------------------------------
 //  Checking what the caller sent
 
+//  The gateway's rules (runtime/names.h), for requests that did not come
+//  through it. A missing header is not a name.
 static bool
-s_name_ok (const char *name, size_t max, bool id)
+s_name_ok (const char *name, bool id)
 {
     size_t size = name ? strlen (name) : 0;
-    if (size == 0 || size > max || streq (name, ".") || streq (name, ".."))
-        return false;
-    for (const char *c = name; *c; c++)
-        if (!(isalnum ((unsigned char) *c) || *c == '_' || *c == '-'
-           || (id && (*c == '.' || *c == '~' || *c == ':' || *c == '@'))))
-            return false;
-    return true;
+    return id ? tiers_doc_id_ok (name, size) : tiers_collection_ok (name, size);
 }
 
 //  If-Match / If-None-Match (RFC 9110 section 13.1): "*" or a list of
@@ -342,15 +318,13 @@ s_start (api_t *self, tiers_wire_t *request, zmsg_t *route)
     const char *collection = tiers_wire_header (request, "collection");
     const char *id = tiers_wire_header (request, "id");
     method = method ? method : "";
-    if (!s_name_ok (collection, COLLECTION_MAX, false)) {
-        s_problem (self, call, 400, "a collection name is 1 to 64 letters, digits, "
-                                    "'_' or '-'");
+    if (!s_name_ok (collection, false)) {
+        s_problem (self, call, 400, TIERS_COLLECTION_RULE);
         s_call_destroy (&call);
         return;
     }
-    if (id && !s_name_ok (id, ID_MAX, true)) {
-        s_problem (self, call, 400, "a document id is 1 to 256 letters, digits, "
-                                    "or any of _ - . ~ : @");
+    if (id && !s_name_ok (id, true)) {
+        s_problem (self, call, 400, TIERS_DOC_ID_RULE);
         s_call_destroy (&call);
         return;
     }
@@ -388,7 +362,7 @@ s_start (api_t *self, tiers_wire_t *request, zmsg_t *route)
         if (limit)
             call->limit = (int) n;
         const char *after = tiers_wire_header (request, "after");
-        if (after && *after && !s_name_ok (after, ID_MAX, true)) {
+        if (after && *after && !s_name_ok (after, true)) {
             s_problem (self, call, 400, "after must be a document id");
             s_call_destroy (&call);
             return;
@@ -618,7 +592,7 @@ s_answer (api_t *self, call_t *call, tiers_wire_t *answer)
                    : "the document's version does not match If-Match";
         if (status >= 500)
             tiers_counter_add (self->shard_errors, 1);
-        s_problem (self, call, status, detail ? detail : s_title (status));
+        s_problem (self, call, status, detail ? detail : tiers_problem_title (status));
         return true;
     }
     tiers_wire_t *reply = tiers_wire_reply_to (call->request, status);
@@ -642,7 +616,7 @@ s_answer (api_t *self, call_t *call, tiers_wire_t *answer)
     }
     else
     if (call->op == OP_PUT) {
-        //  collection and id were checked by s_name_ok ([A-Za-z0-9_.~:@-]):
+        //  collection and id were checked by s_name_ok (names.h):
         //  nothing to escape, so the JSON is written as text
         char text [COLLECTION_MAX + ID_MAX + 80];
         int size = snprintf (text, sizeof text,

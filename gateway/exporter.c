@@ -23,6 +23,7 @@
 #include "node.h"
 #include "log.h"
 #include "metrics.h"
+#include "problem.h"
 #include <microhttpd.h>
 #include <netdb.h>
 #include <string.h>
@@ -46,15 +47,18 @@ s_send (struct MHD_Connection *connection, unsigned int status,
     return rc;
 }
 
+//  RFC 9457 problem details (runtime/problem.h); no request ids here.
 static enum MHD_Result
 s_problem (struct MHD_Connection *connection, unsigned int status,
-           const char *title, const char *detail, const char *allow)
+           const char *detail, const char *allow)
 {
-    char body [256];
-    snprintf (body, sizeof body,
-              "{\"type\":\"about:blank\",\"title\":\"%s\",\"status\":%u,\"detail\":\"%s\"}",
-              title, status, detail);
-    return s_send (connection, status, "application/problem+json", body, allow);
+    char *body = tiers_problem_json ((int) status, detail, NULL);
+    if (!body)
+        return MHD_NO;
+    enum MHD_Result rc = s_send (connection, status, "application/problem+json",
+                                 body, allow);
+    free (body);
+    return rc;
 }
 
 static enum MHD_Result
@@ -76,8 +80,7 @@ s_access (void *cls, struct MHD_Connection *connection, const char *url,
     bool get = streq (method, "GET") || streq (method, "HEAD");
     if (streq (url, "/metrics") || streq (url, "/health")) {
         if (!get)
-            return s_problem (connection, 405, "Method Not Allowed",
-                              "only GET and HEAD", "GET, HEAD");
+            return s_problem (connection, 405, "only GET and HEAD", "GET, HEAD");
         if (streq (url, "/health"))
             return s_send (connection, 200, "application/json",
                            "{\"status\":\"ok\"}", NULL);
@@ -88,8 +91,7 @@ s_access (void *cls, struct MHD_Connection *connection, const char *url,
         free (text);
         return rc;
     }
-    return s_problem (connection, 404, "Not Found",
-                      "the exporter serves /metrics and /health", NULL);
+    return s_problem (connection, 404, "the exporter serves /metrics and /health", NULL);
 }
 
 static void

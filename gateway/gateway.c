@@ -49,12 +49,14 @@
 #include "sock.h"
 #include "log.h"
 #include "metrics.h"
+#include "names.h"
+#include "problem.h"
 #include <microhttpd.h>
 #include <netdb.h>
 #include <sys/random.h>
 
-#define GW_MAX_COLLECTION   64
-#define GW_MAX_ID           256
+#define GW_MAX_COLLECTION   TIERS_COLLECTION_MAX
+#define GW_MAX_ID           TIERS_DOC_ID_MAX
 #define GW_MAX_RID          64          //  a client's own X-Request-Id
 #define GW_MAX_HEADER_LINES 100         //  header lines in one request
 //  MHD's memory pool per connection: the headers up to twice max_header
@@ -228,53 +230,17 @@ s_rid_generate (gateway_t *self, char *rid, size_t size)
 //  --------------------------------------------------------------------------
 //  Responses
 
-static void
-s_json_escape (zchunk_t *out, const char *text)
-{
-    for (const unsigned char *p = (const unsigned char *) text; *p; p++) {
-        char buffer [8];
-        if (*p == '"' || *p == '\\') {
-            buffer [0] = '\\';
-            buffer [1] = (char) *p;
-            zchunk_extend (out, buffer, 2);
-        }
-        else
-        if (*p < 0x20 || *p == 0x7f) {
-            snprintf (buffer, sizeof buffer, "\\u%04x", *p);
-            zchunk_extend (out, buffer, 6);
-        }
-        else
-            zchunk_extend (out, p, 1);
-    }
-}
-
-static void
-s_append (zchunk_t *out, const char *text)
-{
-    zchunk_extend (out, text, strlen (text));
-}
-
-//  RFC 9457 problem details, with our request id.
+//  RFC 9457 problem details (runtime/problem.h), with our request id.
 static struct MHD_Response *
 s_problem_new (request_t *req, int status, const char *detail)
 {
-    const char *title = MHD_get_reason_phrase_for ((unsigned) status);
-    zchunk_t *json = zchunk_new (NULL, 256);
-    char number [16];
-    snprintf (number, sizeof number, "%d", status);
-    s_append (json, "{\"type\":\"about:blank\",\"title\":\"");
-    s_json_escape (json, title && *title ? title : "Error");
-    s_append (json, "\",\"status\":");
-    s_append (json, number);
-    s_append (json, ",\"detail\":\"");
-    s_json_escape (json, detail);
-    s_append (json, "\",\"request_id\":\"");
-    s_json_escape (json, req->rid);
-    s_append (json, "\"}");
-    struct MHD_Response *response = MHD_create_response_from_buffer (
-        zchunk_size (json), zchunk_data (json), MHD_RESPMEM_MUST_COPY);
-    zchunk_destroy (&json);
-    if (response)
+    char *json = tiers_problem_json (status, detail, req->rid);
+    struct MHD_Response *response = json
+        ? MHD_create_response_from_buffer_with_free_callback (strlen (json), json, free)
+        : NULL;
+    if (!response)
+        free (json);
+    else
         MHD_add_response_header (response, MHD_HTTP_HEADER_CONTENT_TYPE,
                                  "application/problem+json");
     return response;
@@ -404,7 +370,7 @@ s_on_reply (gateway_t *self, request_t *req, tiers_wire_t *reply)
         //  service that gave only a reason: we write the problem+json.
         char detail [512];
         snprintf (detail, sizeof detail, "%s pool: %s", req->pool,
-                  error ? error : MHD_get_reason_phrase_for ((unsigned) status));
+                  error ? error : tiers_problem_title (status));
         if (status == 503 && !retry_after)
             retry_after = "1";
         s_respond_problem (req, status, detail, NULL, retry_after);
@@ -439,31 +405,6 @@ s_on_reply (gateway_t *self, request_t *req, tiers_wire_t *reply)
 
 //  --------------------------------------------------------------------------
 //  Routing
-
-static bool
-s_collection_valid (const char *text, size_t length)
-{
-    if (length < 1 || length > GW_MAX_COLLECTION || !isalnum ((unsigned char) *text))
-        return false;
-    for (size_t i = 0; i < length; i++)
-        if (!isalnum ((unsigned char) text [i]) && text [i] != '_' && text [i] != '-')
-            return false;
-    return true;
-}
-
-static bool
-s_id_valid (const char *text, size_t length)
-{
-    if (length < 1 || length > GW_MAX_ID)
-        return false;
-    //  "." and ".." would be path segments to anything that normalises URLs
-    if (text [0] == '.' && (length == 1 || (length == 2 && text [1] == '.')))
-        return false;
-    for (size_t i = 0; i < length; i++)
-        if (!isalnum ((unsigned char) text [i]) && !strchr ("._~-:@", text [i]))
-            return false;
-    return true;
-}
 
 //  MHD hands us the path without the query; add the query back for the
 //  length check, as a client would count it.
@@ -682,17 +623,13 @@ s_on_first_call (gateway_t *self, request_t *req, const char *url,
                                   "GET, HEAD, PUT, DELETE", NULL);
 
     size_t collection_length = slash ? (size_t) (slash - rest) : strlen (rest);
-    if (!s_collection_valid (rest, collection_length))
-        return s_respond_problem (req, 400,
-            "a collection name is 1 to 64 letters, digits, '_' or '-', "
-            "starting with a letter or digit", NULL, NULL);
+    if (!tiers_collection_ok (rest, collection_length))
+        return s_respond_problem (req, 400, TIERS_COLLECTION_RULE, NULL, NULL);
     memcpy (req->collection, rest, collection_length);
     req->collection [collection_length] = 0;
     if (slash) {
-        if (!s_id_valid (slash + 1, strlen (slash + 1)))
-            return s_respond_problem (req, 400,
-                "a document id is 1 to 256 letters, digits or one of . _ ~ - : @",
-                NULL, NULL);
+        if (!tiers_doc_id_ok (slash + 1, strlen (slash + 1)))
+            return s_respond_problem (req, 400, TIERS_DOC_ID_RULE, NULL, NULL);
         snprintf (req->id, sizeof req->id, "%s", slash + 1);
     }
     req->pool = reading ? "read" : "write";

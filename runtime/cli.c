@@ -67,9 +67,8 @@ s_run (tiers_map_t *map, const char *node_name)
 {
     //  Precedence: -l, then a valid $TIERS_LOG, then the map's `log`
     //  (an empty or unknown $TIERS_LOG is ignored, with a warning).
-    const char *level = tiers_map_cluster (map, "log");
-    if (level && !s_level_given
-    &&  tiers_log_level_parse (getenv ("TIERS_LOG")) < 0)
+    const char *level = tiers_map_cluster (map, "log");       //  never NULL
+    if (!s_level_given && tiers_log_level_parse (getenv ("TIERS_LOG")) < 0)
         tiers_log_set_level (tiers_log_level_parse (level));
     //  Before any thread exists (see the note at the top); until here,
     //  while the map loads and is checked, Ctrl-C simply ends the program.
@@ -99,13 +98,19 @@ s_run (tiers_map_t *map, const char *node_name)
     return 0;
 }
 
-int
-tiers_cli_main (int argc, char **argv)
-{
-    zsys_handler_set (NULL);
-    tiers_log_set_actor ("tiers");
+typedef struct {
+    const char *map_path;
+    const char *node_name;
+    const char *http;
+} s_options_t;
 
-    static const struct option options [] = {
+//  Reads the options in argv with getopt_long (from optind, with
+//  `optstring`) into `options`. Returns -1 to go on, or the exit code for
+//  an option that ends the program (--help, --version, a bad option).
+static int
+s_parse (int argc, char **argv, const char *optstring, s_options_t *options)
+{
+    static const struct option longs [] = {
         { "map",     required_argument, NULL, 'm' },
         { "node",    required_argument, NULL, 'n' },
         { "http",    required_argument, NULL, 'H' },
@@ -114,13 +119,12 @@ tiers_cli_main (int argc, char **argv)
         { "version", no_argument,       NULL, 'V' },
         { NULL, 0, NULL, 0 }
     };
-    const char *map_path = NULL, *node_name = NULL, *http = NULL;
     int opt;
-    while ((opt = getopt_long (argc, argv, "+m:n:l:hV", options, NULL)) != -1) {
+    while ((opt = getopt_long (argc, argv, optstring, longs, NULL)) != -1) {
         switch (opt) {
-            case 'm': map_path = optarg; break;
-            case 'n': node_name = optarg; break;
-            case 'H': http = optarg; break;
+            case 'm': options->map_path = optarg; break;
+            case 'n': options->node_name = optarg; break;
+            case 'H': options->http = optarg; break;
             case 'l':
                 if (tiers_log_level_parse (optarg) < 0) {
                     fprintf (stderr, "tiers: unknown log level '%s'\n", optarg);
@@ -134,6 +138,20 @@ tiers_cli_main (int argc, char **argv)
             default:  s_usage (stderr); return 2;
         }
     }
+    return -1;
+}
+
+int
+tiers_cli_main (int argc, char **argv)
+{
+    zsys_handler_set (NULL);
+    tiers_log_set_actor ("tiers");
+
+    //  Options before the command ("+": stop at the command), then after it.
+    s_options_t options = { NULL, NULL, NULL };
+    int rc = s_parse (argc, argv, "+m:n:l:hV", &options);
+    if (rc >= 0)
+        return rc;
     if (optind >= argc) {
         s_usage (stderr);
         return 2;
@@ -145,24 +163,12 @@ tiers_cli_main (int argc, char **argv)
     int sub_argc = argc - optind;
     char **sub_argv = argv + optind;
     optind = 1;
-    while ((opt = getopt_long (sub_argc, sub_argv, "m:n:l:hV", options, NULL)) != -1) {
-        switch (opt) {
-            case 'm': map_path = optarg; break;
-            case 'n': node_name = optarg; break;
-            case 'H': http = optarg; break;
-            case 'l':
-                if (tiers_log_level_parse (optarg) < 0) {
-                    fprintf (stderr, "tiers: unknown log level '%s'\n", optarg);
-                    return 2;
-                }
-                tiers_log_set_level (tiers_log_level_parse (optarg));
-                s_level_given = true;
-                break;
-            case 'h': s_usage (stdout); return 0;
-            case 'V': printf ("tiers %s\n", PACKAGE_VERSION); return 0;
-            default:  s_usage (stderr); return 2;
-        }
-    }
+    rc = s_parse (sub_argc, sub_argv, "m:n:l:hV", &options);
+    if (rc >= 0)
+        return rc;
+    const char *map_path = options.map_path;
+    const char *node_name = options.node_name;
+    const char *http = options.http;
     if (optind < sub_argc) {
         fprintf (stderr, "tiers: unexpected argument '%s'\n", sub_argv [optind]);
         return 2;
@@ -181,7 +187,7 @@ tiers_cli_main (int argc, char **argv)
     tiers_map_t *map = s_load (map_path);
     if (!map)
         return 2;
-    int rc = 0;
+    rc = 0;
     if (node_name && !tiers_map_has_node (map, node_name)) {
         fprintf (stderr, "tiers: %s has no node '%s'\n", tiers_map_file (map), node_name);
         rc = 2;

@@ -14,7 +14,9 @@ libtiers_a_SOURCES += \
     runtime/slot.c runtime/slot.h \
     runtime/poller.c runtime/poller.h \
     runtime/sock.c runtime/sock.h \
-    runtime/reactor.c runtime/reactor.h
+    runtime/reactor.c runtime/reactor.h \
+    runtime/names.c runtime/names.h \
+    runtime/problem.c runtime/problem.h
 
 bin_PROGRAMS += tiers
 tiers_SOURCES = runtime/main.c

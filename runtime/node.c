@@ -220,9 +220,7 @@ tiers_actor_pipe_stopping (zsock_t *pipe)
 char *
 tiers_data_path (const tiers_map_t *map, const char *leaf)
 {
-    const char *data = tiers_map_cluster (map, "data");
-    if (!data)
-        data = "./tiers-data";
+    const char *data = tiers_map_cluster (map, "data");       //  never NULL
     if (zsys_dir_create ("%s", data))       //  with its parents, like mkdir -p
         tiers_warn ("cannot create %s: %s", data, strerror (errno));
     return zsys_sprintf ("%s/%s", data, leaf);

@@ -1168,8 +1168,6 @@ s_shard_actor (zsock_t *pipe, void *args_)
     self->max_doc = (size_t) tiers_entry_int (entry, "max_doc", 1024 * 1024);
     const char *sync = tiers_entry_get (entry, "sync",
                                         tiers_map_cluster (args->map, "sync"));
-    if (!sync)
-        sync = "full";
     handoff_t *handoff = &self->handoff;
     pthread_mutex_init (&handoff->lock, NULL);
     handoff->queue = (write_t **) zmalloc (SHARD_QUEUE_MAX * sizeof (write_t *));

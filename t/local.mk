@@ -1,6 +1,6 @@
 # Unit tests (one per module) and cluster tests; all print TAP.
 UNIT_TESTS = t/unit/wire.t t/unit/map.t t/unit/log.t t/unit/metrics.t t/unit/node.t t/unit/shard.t \
-    t/unit/poller.t
+    t/unit/poller.t t/unit/names.t t/unit/problem.t
 CLUSTER_TESTS = t/cluster/balancer.t t/cluster/gateway.t t/cluster/wire_api.t
 check_PROGRAMS += $(UNIT_TESTS) $(CLUSTER_TESTS)
 TESTS += $(UNIT_TESTS) $(CLUSTER_TESTS) t/cluster/cli.sh
@@ -20,7 +20,9 @@ EXTRA_DIST += t/cluster/cli.sh t/fuzz/corpus t/fuzz/wire_fuzz.c t/fuzz/make-corp
 
 if FUZZING
 noinst_PROGRAMS += t/fuzz/wire_fuzz
-t_fuzz_wire_fuzz_SOURCES = t/fuzz/wire_fuzz.c runtime/wire.c
+# wire.c and what it calls (poller.c: tiers_poller_sent) are compiled here,
+# not taken from libtiers.a, so that libFuzzer's coverage instruments them.
+t_fuzz_wire_fuzz_SOURCES = t/fuzz/wire_fuzz.c runtime/wire.c runtime/poller.c
 t_fuzz_wire_fuzz_CFLAGS = $(AM_CFLAGS) -fsanitize=fuzzer
 t_fuzz_wire_fuzz_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
 t_fuzz_wire_fuzz_LDADD = $(CZMQ_LIBS) $(ZMQ_LIBS)
@@ -45,3 +47,7 @@ t_unit_poller_t_LDADD = $(TIERS_LIBS)
 CLUSTER_TESTS += t/cluster/relay.t
 t_cluster_relay_t_SOURCES = t/cluster/relay.c t/cluster/harness.c t/cluster/harness.h t/tap.h
 t_cluster_relay_t_LDADD = $(TIERS_LIBS)
+t_unit_names_t_SOURCES = t/unit/names.c t/tap.h
+t_unit_names_t_LDADD = $(TIERS_LIBS)
+t_unit_problem_t_SOURCES = t/unit/problem.c t/tap.h
+t_unit_problem_t_LDADD = $(TIERS_LIBS)

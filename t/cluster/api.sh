@@ -256,6 +256,9 @@ scenarios () {
     req GET /v1/users/carol; is "$code" 404 "$M: the invalid document was not stored"
     req PUT '/v1/bad$coll/x' -d '{}'
     is "$code" 400 "$M: a bad collection name is 400"
+    req PUT /v1/_x/a -d '{}'
+    is "$code" 400 "$M: a collection starting with _ is 400"
+    has 'starting with a letter or digit'; ok $? "$M: ... and the problem says why"
     long=$(printf '%0300d' 0)
     req PUT "/v1/users/$long" -d '{}'
     is "$code" 400 "$M: a 300-character id is 400"

@@ -15,8 +15,10 @@
                 "limit":..,"after":..,"rid":..,"body":<request body>}
         PUT -> 201 with etag "7" and a location; DELETE -> 204, no body;
         if-none-match "7" -> 304; id "gone" -> 404 with only an `error`
-        header (the gateway writes the problem+json); id "slow" -> answers
-        after 1.5 s (the map's deadline is 1 s).
+        header (the gateway writes the problem+json); id "badtext" -> 500
+        with only an `error` header that is not UTF-8 and holds JSON's
+        special characters; id "slow" -> answers after 1.5 s (the map's
+        deadline is 1 s).
 */
 #include "../tap.h"
 #include "harness.h"
@@ -27,6 +29,7 @@
 #include "service.h"
 #include "log.h"
 #include "gateway/gateway.h"
+#include <jansson.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -56,6 +59,12 @@ s_fakeapi_handler (const tiers_wire_t *request, tiers_wire_t *reply, void *arg)
     if (id && streq (id, "gone")) {
         reply->status = 404;
         tiers_wire_set_header (reply, "error", "no such document", 16);
+    }
+    else
+    if (id && streq (id, "badtext")) {
+        reply->status = 500;
+        const char *error = "caf\xe9 \"q\" \\ \t end";
+        tiers_wire_set_header (reply, "error", error, strlen (error));
     }
     else
     if (method && streq (method, "DELETE"))
@@ -547,6 +556,22 @@ s_routes (const char *L)
     r = s_curl ("%%B/v1/users/gone");
     ok (s_is_problem (&r, 404) && s_has (&r, "no such document"),
         "%s: a 404 without a body becomes problem+json with the service's reason", L);
+    s_http_free (&r);
+
+    //  The service's reason quoted in the detail: escaped, and its bad
+    //  UTF-8 repaired (U+FFFD), so that the body is still JSON.
+    r = s_curl ("%%B/v1/users/badtext");
+    json_error_t error = { .text = "no body" };
+    json_t *problem = r.body ? json_loads (r.body, 0, &error) : NULL;
+    const char *detail = json_string_value (json_object_get (problem, "detail"));
+    const char *title = json_string_value (json_object_get (problem, "title"));
+    ok (s_is_problem (&r, 500) && problem,
+        "%s: a reason that is not UTF-8: the problem+json is still JSON (%s)", L,
+        problem ? "parsed" : error.text);
+    is (detail ? detail : "(none)", "read pool: caf\xef\xbf\xbd \"q\" \\ \t end",
+        "%s: ... its detail is the reason, repaired", L);
+    is (title ? title : "(none)", "Internal Server Error", "%s: ... and its title the reason phrase", L);
+    json_decref (problem);
     s_http_free (&r);
 }
 

@@ -81,6 +81,21 @@ s_scenarios (zsock_t *client, const char *L)
               s_call (client, "read", NULL, "method", "GET", "id", "a", NULL));
     s_expect (client, L, 400, "collection name", "a collection with a space",
               s_call (client, "read", NULL, "method", "GET", "collection", "a b", "id", "x", NULL));
+    //  The gateway's rule (runtime/names.h): a collection starts with a
+    //  letter or digit. The API must refuse what the gateway would, or a
+    //  document written here could never be read over HTTP.
+    s_expect (client, L, 400, "starting with a letter or digit", "the collection _x",
+              s_call (client, "read", NULL, "method", "GET", "collection", "_x", "id", "a", NULL));
+    s_expect (client, L, 400, "starting with a letter or digit", "a list of the collection -x",
+              s_call (client, "read", NULL, "method", "GET", "collection", "-x", NULL));
+    s_expect (client, L, 400, "document id", "the id ..",
+              s_call (client, "read", NULL, "method", "GET", "collection", "c", "id", "..", NULL));
+    s_expect (client, L, 400, "document id", "an id of 257 bytes",
+              s_call (client, "read", NULL, "method", "GET", "collection", "c", "id",
+                      "iiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiii"
+                      "iiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiii"
+                      "iiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiii"
+                      "iiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiii", NULL));
     s_expect (client, L, 400, "document id", "an id with a slash",
               s_call (client, "read", NULL, "method", "GET", "collection", "c", "id", "a/b", NULL));
     s_expect (client, L, 400, "If-None-Match", "a garbage If-None-Match",
@@ -123,6 +138,10 @@ s_scenarios (zsock_t *client, const char *L)
                       "if-match", "\"1\"", "if-none-match", "*", NULL));
     s_expect (client, L, 400, "not", "a body that is not JSON",
               s_call (client, "write", "{nope", "method", "PUT", "collection", "c", "id", "w5", NULL));
+    s_expect (client, L, 400, "starting with a letter or digit", "a PUT into the collection _x",
+              s_call (client, "write", "{}", "method", "PUT", "collection", "_x", "id", "w7", NULL));
+    s_expect (client, L, 400, "starting with a letter or digit", "a DELETE in the collection _x",
+              s_call (client, "write", NULL, "method", "DELETE", "collection", "_x", "id", "w7", NULL));
     s_expect (client, L, 405, "method", "GET to the write pool",
               s_call (client, "write", NULL, "method", "GET", "collection", "c", "id", "w6", NULL));
     s_expect (client, L, 405, "method", "DELETE of a collection",

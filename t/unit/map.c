@@ -398,7 +398,20 @@ test_set_listener (void)
         "set_listener: no listener on that node");
     tiers_map_destroy (&map);
 
+    //  A map without a cluster block: every known key still has a value
+    //  (the callers rely on it and do not check for NULL).
     map = tiers_map_parse ("node = box\n    edge\n", "l.map", NULL);
+    static const char *keys [] = { "name", "data", "log", "sync", "slots",
+                                   "heartbeat", "spin_us", NULL };
+    bool all = map != NULL;
+    for (const char **key = keys; all && *key; key++)
+        if (!tiers_map_cluster (map, *key) || !*tiers_map_cluster (map, *key)) {
+            diag ("cluster key %s has no default", *key);
+            all = false;
+        }
+    ok (all, "no cluster block: every cluster key has its default");
+    ok (map && tiers_map_cluster (map, "nope") == NULL && tiers_map_cluster (map, NULL) == NULL,
+        "... and an unknown key (or NULL) is NULL");
     ok (map && tiers_map_set_listener (map, "[::1]:8080", NULL) == 0,
         "set_listener adds a listener the map left out");
     is (map? tiers_entry_get (tiers_map_find (map, "edge"), "http", NULL): NULL,

@@ -726,11 +726,7 @@ s_slot_claim (long long low, long long high, void *arg)
 static int
 s_slot_table (api_t *self, const tiers_map_t *map, const tiers_entry_t *me)
 {
-    long long slots = 1024;
-    const char *text = tiers_map_cluster (map, "slots");
-    if (text)
-        tiers_parse_int (text, &slots);
-    self->slots = (uint32_t) slots;
+    self->slots = (uint32_t) tiers_map_cluster_number (map, "slots");
     self->owner = (uint16_t *) calloc (self->slots, sizeof (uint16_t));
     const tiers_target_t *targets;
     size_t count = tiers_entry_targets (me, "shards", &targets);
@@ -779,10 +775,7 @@ s_api_actor (zsock_t *pipe, void *args_, bool writes)
         tiers_actor_failed (pipe, "cannot reach the shards of the map");
         goto done;
     }
-    long long heartbeat = 1000;
-    const char *cluster_heartbeat = tiers_map_cluster (args->map, "heartbeat");
-    if (cluster_heartbeat)
-        tiers_parse_ms (cluster_heartbeat, &heartbeat);
+    long long heartbeat = tiers_map_cluster_number (args->map, "heartbeat");
     tiers_service_config_t config = {
         .endpoint = args->entry->connect,
         .pool = self->pool,

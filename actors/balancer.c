@@ -712,10 +712,7 @@ s_balancer_actor (zsock_t *pipe, void *args_)
     memset (self, 0, sizeof *self);
     snprintf (self->name, sizeof self->name, "%s", args->name);
     self->pipe = pipe;
-    long long heartbeat = 1000;
-    const char *cluster_heartbeat = tiers_map_cluster (args->map, "heartbeat");
-    if (cluster_heartbeat)
-        tiers_parse_ms (cluster_heartbeat, &heartbeat);
+    long long heartbeat = tiers_map_cluster_number (args->map, "heartbeat");
     self->heartbeat_ms = (int) tiers_entry_int (args->entry, "heartbeat", heartbeat);
     self->liveness = (int) tiers_entry_int (args->entry, "liveness", 3);
     self->queue_max = (size_t) tiers_entry_int (args->entry, "queue", 100);

@@ -635,6 +635,19 @@ tiers_map_cluster (const tiers_map_t *self, const char *key)
     return self->cluster [slot]? self->cluster [slot]: s_cluster_defaults [slot];
 }
 
+long long
+tiers_map_cluster_number (const tiers_map_t *self, const char *key)
+{
+    const tiers_key_t *spec = key? tiers_key_find (s_cluster_keys, key): NULL;
+    const char *text = tiers_map_cluster (self, key);
+    long long n = -1;
+    if (!spec || !text
+    ||  (spec->type == TIERS_KEY_MS ? tiers_parse_ms (text, &n)
+       : spec->type == TIERS_KEY_INT ? tiers_parse_int (text, &n) : -1))
+        return -1;
+    return n;
+}
+
 const char *
 tiers_map_name (const tiers_map_t *self)
 {

@@ -116,7 +116,7 @@ tiers_node_start (tiers_node_t *self)
                   "the map has no node '%s'", self->node);
         return -1;
     }
-    tiers_poller_set_spin (atoi (tiers_map_cluster (self->map, "spin_us")));
+    tiers_poller_set_spin ((int) tiers_map_cluster_number (self->map, "spin_us"));
     //  Collect the ranks in use, then start rank by rank, file order within.
     size_t entries = tiers_map_entry_count (self->map);
     int rank = -1;

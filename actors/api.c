@@ -835,6 +835,7 @@ static const tiers_link_t s_links [] = {
 };
 
 const tiers_kind_t tiers_read_api_kind = {
+    .pool = "read",
     .name = "read-api",
     .summary = "serves document reads: routes by slot to the shards, merges lists",
     .rank = TIERS_RANK_SERVICE, .run = s_read_api_actor, .keys = s_keys,
@@ -842,6 +843,7 @@ const tiers_kind_t tiers_read_api_kind = {
 };
 
 const tiers_kind_t tiers_write_api_kind = {
+    .pool = "write",
     .name = "write-api",
     .summary = "serves document writes: preconditions, routes by slot to the shards",
     .rank = TIERS_RANK_SERVICE, .run = s_write_api_actor, .keys = s_keys,

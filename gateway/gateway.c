@@ -341,7 +341,11 @@ static const tiers_link_t s_links [] = {
     { NULL, NULL, NULL, 0, false, false }
 };
 
+//  Where the routes send requests: pool.read and pool.write.
+static const char *const s_outlets [] = { "read", "write", NULL };
+
 const tiers_kind_t tiers_gateway_kind = {
+    .outlets = s_outlets,
     .name = "gateway",
     .summary = "HTTP edge (libmicrohttpd): routes, limits, request ids, to the balancer",
     .rank = TIERS_RANK_EDGE,

@@ -88,6 +88,14 @@ typedef struct {
     const tiers_port_t *ports;  //  terminated by name NULL; or NULL
     const tiers_link_t *links;  //  terminated by name NULL; or NULL
     bool multi;             //  `instances` > 1 allowed
+    //  Balancer pools: a kind whose entries JOIN a pool names the pool an
+    //  entry joins when its `pool` key is unset ("read"); a kind that
+    //  SENDS requests to pools names its outlets, each pointed at a pool
+    //  by the entry's `pool.OUTLET` key (default: the outlet's name). The
+    //  loader refuses an entry that joins a pool no outlet of the map
+    //  sends to (when the map has outlets at all).
+    const char *pool;
+    const char *const *outlets;     //  NULL-terminated, or NULL
     const char *listener;   //  key holding a public listener ("http"), or NULL
     bool fixed_listener;    //  `tiers run --http` never moves it (exporter)
 } tiers_kind_t;

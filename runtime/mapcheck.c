@@ -338,6 +338,62 @@ s_check_slot_owners (tiers_loader_t *self)
 }
 
 
+//  The pool an outlet of `entry` sends to.
+static const char *
+s_outlet_pool (const tiers_entry_t *entry, const char *outlet)
+{
+    char key [64];
+    snprintf (key, sizeof key, "pool.%s", outlet);
+    return tiers_entry_get (entry, key, outlet);
+}
+
+//  Every pool an entry joins must be one that some outlet sends to: an
+//  API in a pool no route uses would never get a request (and every
+//  request of the route it was meant for would be 503).
+static void
+s_check_pools (tiers_loader_t *self)
+{
+    zlistx_t *routed = zlistx_new ();
+    zlistx_set_comparator (routed, (zlistx_comparator_fn *) strcmp);
+    for (size_t i = 0; i < self->draft_count; i++) {
+        const tiers_entry_t *entry = self->drafts [i].entry;
+        for (size_t o = 0; entry->kind->outlets && entry->kind->outlets [o]; o++) {
+            const char *pool = s_outlet_pool (entry, entry->kind->outlets [o]);
+            if (!zlistx_find (routed, (void *) pool))
+                zlistx_add_end (routed, (void *) pool);
+        }
+    }
+    if (zlistx_size (routed) == 0) {    //  no outlets: callers are not in the map
+        zlistx_destroy (&routed);
+        return;
+    }
+    char *names = strdup ("");
+    for (const char *pool = (const char *) zlistx_first (routed); pool;
+         pool = (const char *) zlistx_next (routed)) {
+        char *more = zsys_sprintf ("%s%s%s", names, *names ? ", " : "", pool);
+        free (names);
+        names = more;
+    }
+    for (size_t i = 0; i < self->draft_count; i++) {
+        const tiers_entry_t *entry = self->drafts [i].entry;
+        if (!entry->kind->pool)
+            continue;
+        const char *pool = tiers_entry_get (entry, "pool", entry->kind->pool);
+        if (zlistx_find (routed, (void *) pool))
+            continue;
+        int line = entry->line;
+        for (size_t k = 0; k < entry->setting_count; k++)
+            if (streq (entry->keys [k], "pool"))
+                line = entry->lines [k];
+        tiers_problems_add (self->problems, line,
+                            "%s '%s' joins pool '%s', but no route of the map sends "
+                            "to it (routed pools: %s)", entry->kind->name, entry->name,
+                            pool, names);
+    }
+    free (names);
+    zlistx_destroy (&routed);
+}
+
 void
 tiers_mapcheck (tiers_loader_t *self)
 {
@@ -345,4 +401,5 @@ tiers_mapcheck (tiers_loader_t *self)
     s_check_binds (self);
     s_resolve_links (self);
     s_check_slot_owners (self);
+    s_check_pools (self);
 }

@@ -181,6 +181,24 @@ put_get "$dir/nospin.log" /v1/t/a '{"spin":0}' "spin_us = 0"
 stop "$pid"; ok $? "spin_us = 0: exit 0 after SIGTERM"
 pid=""
 
+# Pools and routes: an API in a pool no gateway outlet sends to is a map
+# error (every request it was meant for would be 503); pointing the
+# gateway's outlet there makes it the read pool.
+sed -e 's/^    read-api$/    read-api\n        pool = fast/' "$top_srcdir/maps/single-box.map" >"$dir/fast.map"
+"$TIERS" check -m "$dir/fast.map" >"$dir/out" 2>&1; [ $? -eq 2 ]; ok $? "a read-api in pool fast that no route uses: check exits 2"
+line=$(grep -n 'pool = fast' "$dir/fast.map" | cut -d: -f1)
+contains "$dir/out" "fast.map:$line: read-api 'read-api' joins pool 'fast', but no route of the map sends to it (routed pools: read, write)"; ok $? "... naming the line ($line), the pool and the routed pools"
+sed -e "s|data = ./tiers-data|data = $dir/fast-data|" -e 's/^    read-api$/    read-api\n        pool = fast/' \
+    -e 's/^        http = 127.0.0.1:8080$/        http = 127.0.0.1:8080\n        pool.read = fast/' \
+    "$top_srcdir/maps/single-box.map" >"$dir/fast2.map"
+"$TIERS" check -m "$dir/fast2.map" >"$dir/out" 2>&1; ok $? "with the gateway's pool.read = fast the map is valid"
+"$TIERS" run -m "$dir/fast2.map" --http 127.0.0.1:0 >"$dir/fast2.log" 2>&1 &
+pid=$!
+wait_ready "$dir/fast2.log"; ok $? "pool.read = fast: ready"
+put_get "$dir/fast2.log" /v1/t/f '{"fast":1}' "reads through pool fast"
+stop "$pid"; ok $? "pool.read = fast: exit 0 after SIGTERM"
+pid=""
+
 # Log level precedence: an unknown $TIERS_LOG is ignored with a warning
 # and the map's `log` applies (here warn: no INFO lines); a valid one wins.
 sed -e "s|data = ./tiers-data|data = $dir/log-data|" -e "s|^    sync = full|    sync = full\n    log = warn|" \

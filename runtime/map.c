@@ -217,9 +217,13 @@ s_socket_key (tiers_loader_t *self, const tiers_kind_t *kind, const char *key,
         return 0;
     size_t count = port ? tiers_kind_port_count (kind) : tiers_kind_link_count (kind);
     if (count == 0) {
-        if (port)
+        if (port && tiers_kind_link_count (kind))
             tiers_problems_add (self->problems, line,
                                 "%s does not bind; it connects", kind->name);
+        else
+        if (port)
+            tiers_problems_add (self->problems, line, "a %s has no ports: "
+                                "'bind' does not apply to it", kind->name);
         else
             tiers_problems_add (self->problems, line, "a %s connects to nothing: "
                                 "'connect' does not apply to it", kind->name);

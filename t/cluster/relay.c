@@ -30,7 +30,7 @@
 #define WATCH_MAX 8
 
 typedef struct {
-    char name [64];
+    char name [96];
     zsock_t *in, *news, *next;
     zsock_t *watch [WATCH_MAX];
     size_t watch_count;

@@ -1,3 +1,5 @@
 libtiers_a_SOURCES += \
     actors/balancer.c \
-    actors/api.c
+    actors/api_core.c actors/api_core.h \
+    actors/read_api.c \
+    actors/write_api.c

@@ -1,0 +1,531 @@
+/*  api_core.c — the skeleton of the Read API and Write API tiers.
+
+    Both tiers are workers of a balancer pool ("read" / "write") holding the
+    application logic of the HTTP document API (doc/http.md): they check
+    names and preconditions, route each key to the shard that owns its hash
+    slot, and turn the shard's answer into the HTTP status, headers and body
+    the gateway sends back. They reach storage only through messages to the
+    shards (one DEALER per shard), so an instance runs unchanged on any node.
+    What differs is the request path: actors/read_api.c (GET, HEAD, lists)
+    and actors/write_api.c (PUT, DELETE, preconditions); each fills the
+    hooks of api_core.h. Everything else is here, once.
+
+    Each instance is asynchronous: it takes up to `capacity` requests from
+    the balancer at once and keeps a call for each until its shard answers.
+
+    A call's states:
+        LOOKUP    (write side, If-Match listing several versions) a get to
+                  learn the current version
+        SHARD     waiting for the owning shard (or, for a list, for every
+                  shard: `waiting` counts the answers still due)
+        (done)    answered to the caller; removed from the table
+    A call enters the table when the side's `start` has sent it (one that
+    `start` answers at once never does); it leaves when the side's `answer`
+    says done, or at its deadline, or at shutdown. Every call is answered
+    exactly once: by the shard's answer, by a send failure (503), by its
+    deadline (504) or by shutdown (503), whichever comes first; a shard
+    answer for a call no longer in the table is dropped.
+*/
+#include "api_core.h"
+#include "map.h"
+#include "node.h"
+#include "service.h"
+#include "reactor.h"
+#include "sock.h"
+#include "slot.h"
+#include "log.h"
+#include "metrics.h"
+#include "names.h"
+#include "problem.h"
+
+typedef struct {
+    tiers_api_core_t *core;
+    const tiers_entry_t *entry;
+    zsock_t *sock;
+} shard_link_t;
+
+struct _tiers_api_core_t {
+    char name [96];
+    const char *pool;
+    const tiers_api_hooks_t *hooks;
+    tiers_service_t *service;
+    shard_link_t *shards;
+    size_t shard_count;
+    uint16_t *owner;                        //  slot -> shard index
+    uint32_t slots;
+    zhashx_t *calls;                        //  rid -> the side's call
+    uint64_t sequence;
+    tiers_counter_t *shard_errors;
+    tiers_histogram_t *latency;             //  request in -> answer out
+    tiers_reactor_t *reactor;
+    int on_service;                         //  the service's reader
+    int64_t expire_at;                      //  next deadline sweep
+};
+
+//  --------------------------------------------------------------------------
+//  Answers
+
+//  The request id the client sees: the gateway sends it as a header when
+//  the wire rid carries a uniqueness suffix, else the rid is the id.
+static const char *
+s_request_id (const tiers_wire_t *request)
+{
+    //  Taken only in the gateway's shape (1..64 printable ASCII, no space):
+    //  it goes into JSON bodies and logs.
+    const char *shown = tiers_wire_header (request, "request-id");
+    size_t length = shown ? strlen (shown) : 0;
+    bool good = length >= 1 && length <= 64;
+    for (size_t i = 0; good && i < length; i++)
+        good = shown [i] > 0x20 && shown [i] < 0x7f;
+    return good ? shown : request->rid;
+}
+
+void
+tiers_api_reply (tiers_api_core_t *self, tiers_api_call_t *call, tiers_wire_t *reply)
+{
+    assert (self);
+    assert (call);
+    if (tiers_service_reply (self->service, &call->route, reply))
+        tiers_warn ("could not send the answer to %s", s_request_id (call->request));
+    tiers_histogram_observe (self->latency, (tiers_clock_us () - call->started) / 1e6);
+}
+
+//  RFC 9457 problem details (runtime/problem.h); the gateway adds nothing
+//  but the transport.
+void
+tiers_api_problem (tiers_api_core_t *self, tiers_api_call_t *call, int status,
+                   const char *detail)
+{
+    tiers_wire_t *reply = tiers_wire_reply_to (call->request, status);
+    char *text = tiers_problem_json (status, detail, s_request_id (call->request));
+    if (text)
+        tiers_wire_set_body (reply, text, strlen (text));
+    free (text);
+    tiers_wire_set_header (reply, "content-type", "application/problem+json", 24);
+    if (status == 503)
+        tiers_wire_set_header (reply, "retry-after", "1", 1);
+    tiers_api_reply (self, call, reply);
+    tiers_wire_destroy (&reply);
+}
+
+void
+tiers_api_shard_problem (tiers_api_core_t *self, tiers_api_call_t *call,
+                         tiers_wire_t *answer, const char *failed)
+{
+    int status = answer->status;
+    assert (status >= 400);
+    const char *detail = tiers_wire_header (answer, "error");
+    if (status == 404)
+        detail = "no such document";
+    else
+    if (status == 412)
+        detail = failed;
+    if (status >= 500)
+        tiers_counter_add (self->shard_errors, 1);
+    tiers_api_problem (self, call, status, detail ? detail : tiers_problem_title (status));
+}
+
+void
+tiers_api_etag (tiers_wire_t *reply, const char *version)
+{
+    if (version)
+        tiers_wire_set_headerf (reply, "etag", "\"%s\"", version);
+}
+
+static void
+s_call_destroy (tiers_api_call_t **call_p)
+{
+    tiers_api_call_t *call = *call_p;
+    if (call) {
+        if (call->hooks->call_free)
+            call->hooks->call_free (call);
+        zmsg_destroy (&call->route);
+        tiers_wire_destroy (&call->request);
+        free (call);
+        *call_p = NULL;
+    }
+}
+
+static void
+s_call_free (void **item)
+{
+    s_call_destroy ((tiers_api_call_t **) item);
+}
+
+//  --------------------------------------------------------------------------
+//  Checking what the caller sent
+
+//  The gateway's rules (runtime/names.h), for requests that did not come
+//  through it. A missing header is not a name.
+bool
+tiers_api_name_ok (const char *name, bool id)
+{
+    size_t size = name ? strlen (name) : 0;
+    return id ? tiers_doc_id_ok (name, size) : tiers_collection_ok (name, size);
+}
+
+//  If-Match / If-None-Match (RFC 9110 section 13.1): "*" or a list of
+//  entity-tags, empty list elements allowed. Only a strong tag of the form
+//  tiers makes ("42": digits, no leading zero) can name a version; other
+//  well-formed tags ("abc", "007", and W/ ones where the comparison is
+//  strong) are valid but match nothing.
+int
+tiers_api_tags_parse (const char *value, bool weak_counts, tiers_api_tags_t *tags,
+                      const char **why)
+{
+    memset (tags, 0, sizeof *tags);
+    if (!value)
+        return 0;
+    tags->present = true;
+    const char *p = value;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (*p == '*') {
+        for (p++; *p == ' ' || *p == '\t'; p++)
+            ;
+        tags->any = true;
+        *why = "* stands alone";
+        return *p ? -1 : 0;
+    }
+    size_t elements = 0;
+    *why = "must be * or a list of quoted ETags like \"42\"";
+    while (true) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (!*p)
+            break;
+        bool weak = strncmp (p, "W/", 2) == 0;
+        if (weak)
+            p += 2;
+        if (*p != '"')
+            return -1;
+        const char *start = ++p;
+        while (*p && *p != '"') {
+            unsigned char c = (unsigned char) *p++;
+            if (c < 0x21 || c == 0x7f)
+                return -1;
+        }
+        if (*p != '"')
+            return -1;
+        size_t length = (size_t) (p - start);
+        for (p++; *p == ' ' || *p == '\t'; p++)
+            ;
+        if (*p && *p != ',')
+            return -1;
+        elements++;
+        if (weak && !weak_counts)
+            continue;               //  never equal under strong comparison
+        bool canonical = length >= 1 && length <= 18 && start [0] != '0';
+        for (size_t i = 0; canonical && i < length; i++)
+            canonical = isdigit ((unsigned char) start [i]) != 0;
+        if (!canonical)
+            continue;               //  a tag tiers never made
+        if (tags->count == TIERS_API_TAGS_MAX) {
+            *why = "lists at most 16 versions";
+            return -1;
+        }
+        tags->versions [tags->count++] = strtoll (start, NULL, 10);
+    }
+    return 0;                       //  an empty list names nothing
+}
+
+bool
+tiers_api_tags_match (const tiers_api_tags_t *tags, long long version)
+{
+    if (tags->any)
+        return version > 0;
+    for (size_t i = 0; i < tags->count; i++)
+        if (tags->versions [i] == version)
+            return true;
+    return false;
+}
+
+//  --------------------------------------------------------------------------
+//  Talking to shards
+
+size_t
+tiers_api_shard_count (tiers_api_core_t *self)
+{
+    return self->shard_count;
+}
+
+size_t
+tiers_api_shard_of (tiers_api_core_t *self, const char *collection, const char *id)
+{
+    return self->owner [tiers_slot_of (collection, id, self->slots)];
+}
+
+tiers_wire_t *
+tiers_api_shard_request (tiers_api_core_t *self, tiers_api_call_t *call,
+                         size_t shard, const char *op)
+{
+    assert (shard < self->shard_count);
+    const tiers_wire_t *request = call->request;
+    tiers_wire_t *message = tiers_wire_new (TIERS_WIRE_REQUEST);
+    tiers_wire_set_rid (message, call->rid);
+    tiers_wire_set_service (message, self->shards [shard].entry->name);
+    message->deadline = request->deadline;
+    message->trace = request->trace;
+    tiers_wire_set_header (message, "op", op, strlen (op));
+    //  The caller's request id goes on to the shard, for its logs.
+    const char *request_id = s_request_id (request);
+    tiers_wire_set_header (message, "request-id", request_id, strlen (request_id));
+    const char *collection = tiers_wire_header (request, "collection");
+    tiers_wire_set_header (message, "collection", collection, strlen (collection));
+    return message;
+}
+
+int
+tiers_api_shard_send (tiers_api_core_t *self, size_t shard, tiers_wire_t **message_p)
+{
+    assert (shard < self->shard_count);
+    int rc = tiers_wire_send (*message_p, zsock_resolve (self->shards [shard].sock), NULL);
+    tiers_wire_destroy (message_p);
+    return rc;
+}
+
+void
+tiers_api_shard_error (tiers_api_core_t *self)
+{
+    tiers_counter_add (self->shard_errors, 1);
+}
+
+//  --------------------------------------------------------------------------
+//  A request from the balancer
+
+static void
+s_start (tiers_api_core_t *self, tiers_wire_t *request, zmsg_t *route)
+{
+    tiers_api_call_t *call = (tiers_api_call_t *) zmalloc (self->hooks->call_size);
+    assert (call);
+    call->hooks = self->hooks;
+    call->request = request;
+    call->started = tiers_clock_us ();
+    call->route = route;
+    snprintf (call->rid, sizeof call->rid, "%.40s-%" PRIu64, self->name, ++self->sequence);
+
+    //  Every text header is read whole: a NUL byte would cut it short.
+    static const char *texts [] = { "method", "collection", "id", "if-match",
+                                    "if-none-match", "limit", "after", NULL };
+    bool bad = false;
+    for (const char **name = texts; *name && !bad; name++)
+        tiers_wire_text (request, *name, &bad);
+    if (bad) {
+        tiers_api_problem (self, call, 400, "a header of the request holds a NUL byte");
+        s_call_destroy (&call);
+        return;
+    }
+    const char *collection = tiers_wire_header (request, "collection");
+    const char *id = tiers_wire_header (request, "id");
+    if (!tiers_api_name_ok (collection, false)) {
+        tiers_api_problem (self, call, 400, TIERS_COLLECTION_RULE);
+        s_call_destroy (&call);
+        return;
+    }
+    if (id && !tiers_api_name_ok (id, true)) {
+        tiers_api_problem (self, call, 400, TIERS_DOC_ID_RULE);
+        s_call_destroy (&call);
+        return;
+    }
+    if (self->hooks->start (self, call)) {
+        s_call_destroy (&call);
+        return;
+    }
+    zhashx_insert (self->calls, call->rid, call);
+}
+
+//  --------------------------------------------------------------------------
+//  A shard's answer
+
+//  Takes one answer without waiting; false when none was there.
+static bool
+s_on_shard (void *arg)
+{
+    shard_link_t *link = (shard_link_t *) arg;
+    tiers_api_core_t *self = link->core;
+    const char *error = NULL;
+    tiers_wire_t *answer = NULL;
+    if (tiers_wire_try_recv (link->sock, NULL, &answer, &error))
+        return false;
+    if (!answer) {
+        tiers_counter_add (self->shard_errors, 1);
+        tiers_warn ("malformed answer from shard %s: %s", link->entry->name,
+                    error ? error : "?");
+        return true;
+    }
+    tiers_api_call_t *call = (tiers_api_call_t *) zhashx_lookup (self->calls, answer->rid);
+    if (call && self->hooks->answer (self, call, answer))
+        zhashx_delete (self->calls, answer->rid);
+    tiers_wire_destroy (&answer);
+    return true;
+}
+
+//  Calls past their deadline are answered 504.
+static void
+s_expire (tiers_api_core_t *self)
+{
+    int64_t now = tiers_wire_now ();
+    zlistx_t *late = zlistx_new ();
+    for (tiers_api_call_t *call = (tiers_api_call_t *) zhashx_first (self->calls); call;
+         call = (tiers_api_call_t *) zhashx_next (self->calls))
+        if (call->request->deadline && call->request->deadline <= now)
+            zlistx_add_end (late, call);
+    for (tiers_api_call_t *call = (tiers_api_call_t *) zlistx_first (late); call;
+         call = (tiers_api_call_t *) zlistx_next (late)) {
+        tiers_api_problem (self, call, 504, "the shard did not answer in time");
+        zhashx_delete (self->calls, call->rid);
+    }
+    zlistx_destroy (&late);
+}
+
+//  --------------------------------------------------------------------------
+//  The actor
+
+//  One request from the balancer; false when none was waiting.
+static bool
+s_on_service (void *arg)
+{
+    tiers_api_core_t *self = (tiers_api_core_t *) arg;
+    zmsg_t *route = NULL;
+    tiers_wire_t *request = NULL;
+    if (tiers_service_try_recv (self->service, &route, &request))
+        return false;
+    if (request)
+        s_start (self, request, route);
+    return true;
+}
+
+//  After each pass: deadlines (a 10 ms sweep), heartbeats, reconnects.
+static int
+s_on_pass (void *arg)
+{
+    tiers_api_core_t *self = (tiers_api_core_t *) arg;
+    if (zclock_mono () >= self->expire_at) {
+        s_expire (self);
+        self->expire_at = zclock_mono () + 10;
+    }
+    int timeout = tiers_service_pass (self->service, self->reactor, self->on_service);
+    if (zhashx_size (self->calls) && (timeout < 0 || timeout > 10))
+        timeout = 10;
+    return timeout;
+}
+
+//  A shard's slot ranges into the owner table (tiers_slots_each callback).
+typedef struct {
+    uint16_t *owner;
+    uint16_t index;
+} slot_claim_t;
+
+static int
+s_slot_claim (long long low, long long high, void *arg)
+{
+    slot_claim_t *claim = (slot_claim_t *) arg;
+    for (long long s = low; s <= high; s++)
+        claim->owner [s] = claim->index;
+    return 0;
+}
+
+//  The link "shards" reaches every shard of the map: one socket each, and
+//  the slot table from their `slots` (which the loader checked cover every
+//  slot exactly once).
+static int
+s_slot_table (tiers_api_core_t *self, const tiers_map_t *map, const tiers_entry_t *me)
+{
+    self->slots = (uint32_t) tiers_map_cluster_number (map, "slots");
+    self->owner = (uint16_t *) calloc (self->slots, sizeof (uint16_t));
+    const tiers_target_t *targets;
+    size_t count = tiers_entry_targets (me, "shards", &targets);
+    self->shards = (shard_link_t *) calloc (count + 1, sizeof (shard_link_t));
+    assert (self->shards);
+    for (size_t i = 0; i < count; i++) {
+        const tiers_entry_t *entry = targets [i].entry;
+        size_t index = self->shard_count++;
+        self->shards [index].entry = entry;
+        self->shards [index].core = self;
+        self->shards [index].sock = tiers_link_connect (me, "shards", i, NULL);
+        if (!self->shards [index].sock)
+            return -1;
+        //  Validated by the loader: ranges "a-b,c,d-e" below `slots`.
+        const char *ranges = tiers_entry_get (entry, "slots", NULL);
+        if (!ranges) {
+            for (uint32_t s = 0; s < self->slots; s++)
+                self->owner [s] = (uint16_t) index;
+            continue;
+        }
+        slot_claim_t claim = { self->owner, (uint16_t) index };
+        tiers_slots_each (ranges, self->slots, s_slot_claim, &claim, NULL);
+    }
+    return self->shard_count ? 0 : -1;
+}
+
+void
+tiers_api_run (zsock_t *pipe, void *args_, const tiers_api_hooks_t *hooks)
+{
+    assert (hooks);
+    assert (hooks->start && hooks->answer);
+    assert (hooks->call_size >= sizeof (tiers_api_call_t));
+    tiers_actor_args_t *args = (tiers_actor_args_t *) args_;
+    tiers_log_set_actor (args->name);
+    tiers_api_core_t self_, *self = &self_;
+    memset (self, 0, sizeof *self);
+    snprintf (self->name, sizeof self->name, "%s", args->name);
+    self->hooks = hooks;
+    self->pool = tiers_entry_get (args->entry, "pool", hooks->api);
+    self->calls = zhashx_new ();
+    zhashx_set_destructor (self->calls, s_call_free);
+    char labels [128];
+    snprintf (labels, sizeof labels, "api=\"%s\"", hooks->api);
+    self->shard_errors = tiers_metrics_counter ("tiers_api_shard_errors_total", labels,
+        "Shard calls of the read/write APIs that failed or timed out");
+    self->latency = tiers_metrics_histogram ("tiers_api_latency_seconds", labels,
+        "Time from a request's arrival at a read/write API to its answer");
+    if (s_slot_table (self, args->map, args->entry)) {
+        tiers_actor_failed (pipe, "cannot reach the shards of the map");
+        goto done;
+    }
+    long long heartbeat = tiers_map_cluster_number (args->map, "heartbeat");
+    tiers_service_config_t config = {
+        .endpoint = args->entry->connect,
+        .pool = self->pool,
+        .name = args->name,
+        .capacity = (int) tiers_entry_int (args->entry, "capacity", 64),
+        .heartbeat_ms = (int) tiers_entry_int (args->entry, "heartbeat", heartbeat),
+        .liveness = 3
+    };
+    self->service = tiers_service_new (&config);
+    tiers_actor_ready (pipe);
+
+    self->reactor = tiers_reactor_new (pipe);
+    for (size_t i = 0; i < self->shard_count; i++)
+        tiers_reactor_reader (self->reactor, self->shards [i].sock, 0, s_on_shard,
+                              &self->shards [i]);
+    self->on_service = tiers_service_attach (self->service, self->reactor,
+                                             s_on_service, self);
+    tiers_reactor_set_pass (self->reactor, s_on_pass, self);
+    tiers_reactor_run (self->reactor);
+    tiers_reactor_destroy (&self->reactor);
+    //  Shutting down: whoever waits gets an answer.
+    for (tiers_api_call_t *call = (tiers_api_call_t *) zhashx_first (self->calls); call;
+         call = (tiers_api_call_t *) zhashx_next (self->calls))
+        tiers_api_problem (self, call, 503, "shutting down");
+    tiers_service_destroy (&self->service);
+done:
+    zhashx_destroy (&self->calls);
+    for (size_t i = 0; i < self->shard_count; i++)
+        zsock_destroy (&self->shards [i].sock);
+    free (self->shards);
+    free (self->owner);
+}
+
+const tiers_key_t tiers_api_keys [] = {
+    { "capacity",  TIERS_KEY_INT,    false, 1, 10000, NULL },
+    { "pool",      TIERS_KEY_NAME,   false, 0, TIERS_WIRE_MAX_SERVICE, NULL },
+    { "heartbeat", TIERS_KEY_MS,     false, 10, 60000, NULL },
+    { NULL, 0, false, 0, 0, NULL }
+};
+
+const tiers_link_t tiers_api_links [] = {
+    TIERS_LINK_BALANCER,
+    { "shards", "shard", "requests", ZMQ_DEALER, true, false },
+    { NULL, NULL, NULL, 0, false, false }
+};

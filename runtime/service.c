@@ -7,6 +7,8 @@
                   `reconnect_at` a new socket connects and READY is sent
                   again (back to JOINED). The wait doubles up to 32 s.
         FROZEN    (tests) neither answers nor heartbeats.
+    Transitions: JOINED -> WAITING (silence), WAITING -> JOINED (a new
+    socket), WAITING -> WAITING (no socket could be made), any -> FROZEN.
     Invariant: in JOINED there is exactly one socket; in WAITING none.
 */
 #include "service.h"
@@ -19,6 +21,8 @@
 #define BACKOFF_MAX_MS  32000
 
 typedef enum { S_JOINED, S_WAITING, S_FROZEN } s_state_t;
+
+static void s_move (tiers_service_t *self, s_state_t to);
 
 struct _tiers_service_t {
     char *endpoint, *pool, *name;
@@ -33,6 +37,16 @@ struct _tiers_service_t {
     int backoff_ms;
     tiers_counter_t *malformed;
 };
+
+//  The one place the state changes (see the file head).
+static void
+s_move (tiers_service_t *self, s_state_t to)
+{
+    assert (to == S_FROZEN
+         || (to == S_WAITING && !self->sock && self->state != S_FROZEN)
+         || (to == S_JOINED && self->sock && self->state == S_WAITING));
+    self->state = to;
+}
 
 static void
 s_send_kind (tiers_service_t *self, int kind)
@@ -55,13 +69,13 @@ s_join (tiers_service_t *self)
     if (!self->sock) {          //  out of sockets or descriptors: try later
         tiers_error ("%s", why);
         free (why);
-        self->state = S_WAITING;
+        s_move (self, S_WAITING);
         self->reconnect_at = now + self->backoff_ms;
         return;
     }
     self->joins++;
     s_send_kind (self, TIERS_WIRE_READY);
-    self->state = S_JOINED;
+    s_move (self, S_JOINED);
     self->expires = now + (int64_t) self->heartbeat_ms * self->liveness;
     self->heartbeat_at = now + self->heartbeat_ms;
 }
@@ -83,6 +97,7 @@ tiers_service_new (const tiers_service_config_t *config)
     snprintf (labels, sizeof labels, "pool=\"%s\"", self->pool);
     self->malformed = tiers_metrics_counter ("tiers_service_malformed_total",
         labels, "Malformed messages a service instance received and dropped");
+    self->state = S_WAITING;    //  born without a socket: the join makes one
     s_join (self);
     return self;
 }
@@ -214,7 +229,7 @@ tiers_service_tick (tiers_service_t *self)
                     self->endpoint, self->heartbeat_ms * self->liveness,
                     self->backoff_ms);
         zsock_destroy (&self->sock);
-        self->state = S_WAITING;
+        s_move (self, S_WAITING);
         self->reconnect_at = now + self->backoff_ms;
         if (self->backoff_ms < BACKOFF_MAX_MS)
             self->backoff_ms *= 2;      //  for the next time
@@ -232,7 +247,7 @@ void
 tiers_service_freeze (tiers_service_t *self)
 {
     assert (self);
-    self->state = S_FROZEN;
+    s_move (self, S_FROZEN);
 }
 
 int

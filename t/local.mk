@@ -1,5 +1,5 @@
 # Unit tests (one per module) and cluster tests; all print TAP.
-UNIT_TESTS = t/unit/wire.t t/unit/map.t t/unit/log.t t/unit/metrics.t t/unit/node.t t/unit/shard.t \
+UNIT_TESTS = t/unit/tags.t t/unit/wire.t t/unit/map.t t/unit/log.t t/unit/metrics.t t/unit/node.t t/unit/shard.t \
     t/unit/poller.t t/unit/names.t t/unit/problem.t
 CLUSTER_TESTS = t/cluster/balancer.t t/cluster/gateway.t t/cluster/wire_api.t
 check_PROGRAMS += $(UNIT_TESTS) $(CLUSTER_TESTS)
@@ -51,3 +51,5 @@ t_unit_names_t_SOURCES = t/unit/names.c t/tap.h
 t_unit_names_t_LDADD = $(TIERS_LIBS)
 t_unit_problem_t_SOURCES = t/unit/problem.c t/tap.h
 t_unit_problem_t_LDADD = $(TIERS_LIBS)
+t_unit_tags_t_SOURCES = t/unit/tags.c t/tap.h
+t_unit_tags_t_LDADD = $(TIERS_LIBS)

@@ -6,6 +6,7 @@
 */
 #include "sock.h"
 #include "poller.h"
+#include "wire.h"
 
 static zsock_t *
 s_new (int type)
@@ -18,6 +19,9 @@ s_new (int type)
     zsock_set_sndhwm (sock, TIERS_SOCK_HWM);
     zsock_set_rcvhwm (sock, TIERS_SOCK_HWM);
     zsock_set_ipv6 (sock, 1);
+    //  A peer that announces a frame longer than any tiers message is
+    //  dropped at the frame's header, before libzmq allocates for it.
+    zsock_set_maxmsgsize (sock, (int) TIERS_WIRE_MAX_MESSAGE);
     if (type == ZMQ_ROUTER)
         zsock_set_router_mandatory (sock, 1);
     return sock;

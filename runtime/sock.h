@@ -7,7 +7,9 @@
     linger (an actor that stops does not hang on a dead peer; the few that
     must flush their last answers say so with tiers_sock_flush), sends that
     never wait, ROUTER_MANDATORY on ROUTERs (an unroutable reply is an error
-    the caller counts, not a silent drop), IPv6 on. This is also where the
+    the caller counts, not a silent drop), IPv6 on, and no inbound frame
+    longer than the longest tiers message (TIERS_WIRE_MAX_MESSAGE: a peer
+    that announces more is disconnected before anything is allocated). This is also where the
     security rung will put CURVE keys on every tcp:// and ipc:// socket.
 
     The sends here note the socket for the poller (tiers_poller_sent), so

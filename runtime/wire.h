@@ -41,6 +41,11 @@
 #define TIERS_WIRE_MAX_KEY      32
 #define TIERS_WIRE_MAX_VALUE    4096
 #define TIERS_WIRE_MAX_BODY     (16u * 1024 * 1024)
+//  The longest encoded message: the fixed part, rid, service, every header
+//  at its longest, the body. Sockets refuse longer frames (sock.c).
+#define TIERS_WIRE_MAX_MESSAGE  (23 + 1 + TIERS_WIRE_MAX_RID + 1 + TIERS_WIRE_MAX_SERVICE \
+    + TIERS_WIRE_MAX_HEADERS * (1 + TIERS_WIRE_MAX_KEY + 2 + TIERS_WIRE_MAX_VALUE) \
+    + 4 + TIERS_WIRE_MAX_BODY)
 #define TIERS_WIRE_FIXED        22      //  bytes before the rid length
 
 typedef enum {

@@ -463,6 +463,20 @@ scenarios () {
     wait "$slow"; ok $? "$M: ... and the slow clients' connections stayed open"
     forget "$slow"
 
+    # A peer on the private network announcing a 1 GiB ZMTP frame to a
+    # shard's tcp port is dropped at the frame header (ZMQ_MAXMSGSIZE from
+    # the wire's limits, runtime/sock.c), nothing is allocated for it, and
+    # the shard goes on serving.
+    if [ "$mode" = two ]; then
+        rss0=$(awk '/^VmRSS/ { print $2 }' "/proc/$storage/status")
+        out=$("$TOOL" zmtp-huge "$p1" 1073741824)
+        is "$out" closed "$M: a 1 GiB frame announced to a shard's port: the peer is dropped"
+        rss1=$(awk '/^VmRSS/ { print $2 }' "/proc/$storage/status")
+        ok "$([ $((rss1 - rss0)) -lt 65536 ] && echo 0 || echo 1)" "$M: ... and the storage node did not grow by it ($rss0 -> $rss1 kB)"
+        req PUT /v1/users/huge -H 'Content-Type: application/json' -d '{"after":"huge"}'
+        ok "$([ "$code" = 201 ] || [ "$code" = 200 ] && echo 0 || echo 1)" "$M: ... and the shard still takes writes ($code)"
+    fi
+
     # Durability: kill -9 the process holding the shards while a client
     # writes; every acknowledged write must be there after the restart.
     : >"$dir/acked"

@@ -11,6 +11,11 @@
         tool send PORT            send standard input as it is (raw bytes,
                                   NULs too), print what comes back within
                                   2 s or until the server closes
+        tool zmtp-huge PORT SIZE  speak ZMTP 3.0 (NULL mechanism, as a
+                                  DEALER) to the ZeroMQ socket at PORT, then
+                                  announce one frame of SIZE bytes and send
+                                  a few; prints "closed" when the peer drops
+                                  the connection within 3 s, else "open"
 */
 #include <stdbool.h>
 #include <stdio.h>
@@ -65,9 +70,80 @@ s_freeport (bool v6)
     return 0;
 }
 
+//  Reads exactly `size` bytes within 3 s; -1 on EOF, error or timeout.
+static int
+s_read_all (int fd, unsigned char *buffer, size_t size)
+{
+    size_t got = 0;
+    struct pollfd item = { fd, POLLIN, 0 };
+    while (got < size) {
+        if (poll (&item, 1, 3000) <= 0)
+            return -1;
+        ssize_t n = recv (fd, buffer + got, size - got, 0);
+        if (n <= 0)
+            return -1;
+        got += (size_t) n;
+    }
+    return 0;
+}
+
+static int
+s_zmtp_huge (int port, unsigned long long size)
+{
+    int fd = s_connect (port);
+    if (fd < 0)
+        return 1;
+    //  Greeting: signature, version 3.0, mechanism NULL, as-server 0.
+    unsigned char greeting [64] = { 0xFF, 0, 0, 0, 0, 0, 0, 0, 0, 0x7F, 3, 0 };
+    memcpy (greeting + 12, "NULL", 4);
+    unsigned char peer [64];
+    if (send (fd, greeting, sizeof greeting, MSG_NOSIGNAL) != sizeof greeting
+    ||  s_read_all (fd, peer, sizeof peer))
+        return 1;
+    //  READY with Socket-Type DEALER: a short command frame.
+    unsigned char ready [64];
+    size_t n = 0;
+    ready [n++] = 0x04;
+    ready [n++] = 0;                    //  size, set below
+    ready [n++] = 5;
+    memcpy (ready + n, "READY", 5); n += 5;
+    ready [n++] = 11;
+    memcpy (ready + n, "Socket-Type", 11); n += 11;
+    ready [n++] = 0; ready [n++] = 0; ready [n++] = 0; ready [n++] = 6;
+    memcpy (ready + n, "DEALER", 6); n += 6;
+    ready [1] = (unsigned char) (n - 2);
+    if (send (fd, ready, n, MSG_NOSIGNAL) != (ssize_t) n)
+        return 1;
+    //  A long message frame that announces `size` bytes, then a few.
+    unsigned char frame [9 + 1024] = { 0x02 };
+    for (int i = 0; i < 8; i++)
+        frame [1 + i] = (unsigned char) (size >> (56 - 8 * i));
+    memset (frame + 9, 'x', 1024);
+    send (fd, frame, sizeof frame, MSG_NOSIGNAL);
+    //  Whatever the peer sends (its READY) is read; EOF or reset = closed.
+    struct pollfd item = { fd, POLLIN, 0 };
+    bool closed = false;
+    struct timespec start, now;
+    clock_gettime (CLOCK_MONOTONIC, &start);
+    while (!closed) {
+        clock_gettime (CLOCK_MONOTONIC, &now);
+        long left = 3000 - ((now.tv_sec - start.tv_sec) * 1000
+                          + (now.tv_nsec - start.tv_nsec) / 1000000);
+        if (left <= 0 || poll (&item, 1, (int) left) <= 0)
+            break;
+        unsigned char buffer [4096];
+        closed = recv (fd, buffer, sizeof buffer, 0) <= 0;
+    }
+    printf ("%s\n", closed ? "closed" : "open");
+    close (fd);
+    return 0;
+}
+
 int
 main (int argc, char **argv)
 {
+    if (argc == 4 && strcmp (argv [1], "zmtp-huge") == 0)
+        return s_zmtp_huge (atoi (argv [2]), strtoull (argv [3], NULL, 10));
     if (argc == 2 && strcmp (argv [1], "freeport") == 0)
         return s_freeport (false);
     if (argc == 2 && strcmp (argv [1], "freeport6") == 0)

@@ -356,8 +356,25 @@ typedef struct {
     size_t content_length_size;
     bool conflict;
     int lines;
-    bool host, transfer_encoding, chunked_only;
+    int hosts;                  //  Host lines
+    bool bad_name;              //  a field name that is not a token
+    bool transfer_encoding, chunked_only;
 } header_scan_t;
+
+//  RFC 9110 5.1: a field name is a token (no space before the colon,
+//  not empty).
+static bool
+s_token (const char *key, size_t size)
+{
+    if (size == 0)
+        return false;
+    for (size_t i = 0; i < size; i++) {
+        unsigned char c = (unsigned char) key [i];
+        if (c <= 0x20 || c >= 0x7f || strchr ("\"(),/:;<=>?@[\\]{}", c))
+            return false;
+    }
+    return true;
+}
 
 static enum MHD_Result
 s_scan_header (void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
@@ -367,15 +384,17 @@ s_scan_header (void *cls, enum MHD_ValueKind kind, const char *key, size_t key_s
     header_scan_t *scan = (header_scan_t *) cls;
     scan->length += 4 + key_size + value_size;
     scan->lines++;
+    if (!s_token (key, key_size))
+        scan->bad_name = true;
     if (strcasecmp (key, MHD_HTTP_HEADER_HOST) == 0)
-        scan->host = true;
+        scan->hosts++;
     if (value && strcasecmp (key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
-        //  Only "chunked" (any case, optional whitespace) is understood.
+        //  Only "chunked" (any case) is understood, and only as MHD reads
+        //  it: leading whitespace is MHD's to skip, trailing is not, so
+        //  "chunked " is a coding MHD would not decode (501, not a hang).
         const char *start = value, *end = value + value_size;
         while (start < end && (*start == ' ' || *start == '\t'))
             start++;
-        while (end > start && (end [-1] == ' ' || end [-1] == '\t'))
-            end--;
         scan->chunked_only = !scan->transfer_encoding && end - start == 7
                           && strncasecmp (start, "chunked", 7) == 0;
         scan->transfer_encoding = true;
@@ -498,8 +517,17 @@ s_on_first_call (gateway_t *self, request_t *req, const char *url,
         return tiers_http_problem (req, 400, "Transfer-Encoding and Content-Length "
                                    "together", NULL, NULL);
     }
-    if (!scan.host && strcmp (version, MHD_HTTP_VERSION_1_0) != 0)
+    if (!scan.hosts && strcmp (version, MHD_HTTP_VERSION_1_0) != 0)
         return tiers_http_problem (req, 400, "an HTTP/1.1 request needs Host", NULL, NULL);
+    if (scan.hosts > 1) {         //  RFC 9112 3.2: which one is meant is unknown
+        req->close = true;
+        return tiers_http_problem (req, 400, "more than one Host header", NULL, NULL);
+    }
+    if (scan.bad_name) {          //  RFC 9112 5.1: "Foo : bar" (MHD drops ": bar")
+        req->close = true;
+        return tiers_http_problem (req, 400, "a header name that is not a token "
+                                   "(a space before the colon?)", NULL, NULL);
+    }
     if (scan.conflict) {
         //  Where this request's body ends is not known: nothing after it
         //  on this connection can be trusted either.

@@ -437,3 +437,36 @@ tiers_key_find (const tiers_key_t *keys, const char *name)
             return &keys [i];
     return NULL;
 }
+
+//  Well-formed UTF-8: no overlongs, no surrogates, nothing above U+10FFFF.
+bool
+tiers_utf8_valid (const uint8_t *data, size_t size)
+{
+    size_t i = 0;
+    while (i < size) {
+        uint8_t byte = data [i];
+        if (byte < 0x80) {
+            i++;
+            continue;
+        }
+        size_t more;
+        uint32_t point;
+        if (byte >= 0xc2 && byte <= 0xdf)      { more = 1; point = byte & 0x1f; }
+        else if (byte >= 0xe0 && byte <= 0xef) { more = 2; point = byte & 0x0f; }
+        else if (byte >= 0xf0 && byte <= 0xf4) { more = 3; point = byte & 0x07; }
+        else
+            return false;
+        if (size - i <= more)
+            return false;
+        for (size_t k = 1; k <= more; k++) {
+            if ((data [i + k] & 0xc0) != 0x80)
+                return false;
+            point = (point << 6) | (data [i + k] & 0x3f);
+        }
+        if ((more == 2 && point < 0x800) || (more == 3 && point < 0x10000)
+        ||  (point >= 0xd800 && point <= 0xdfff) || point > 0x10ffff)
+            return false;
+        i += more + 1;
+    }
+    return true;
+}

@@ -10,6 +10,7 @@
 #define TIERS_PARSE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 #include "kind.h"
 
@@ -23,6 +24,8 @@ int tiers_parse_unsigned (const char *text, long long *value, const char **rest)
 //  A pool name (map key `pool`, wire service of READY/REQUEST): 1 to `max`
 //  letters, digits, '_', '.', ':' or '-'.
 bool tiers_pool_name_ok (const char *name, size_t max);
+//  Well-formed UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF).
+bool tiers_utf8_valid (const uint8_t *data, size_t size);
 //  Endpoint syntax check; on -1 sets *why to a static reason.
 int tiers_endpoint_check (const char *endpoint, const char **why);
 //  host:port check for listeners; splits into host (caller's buffer) and port.

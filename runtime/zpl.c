@@ -8,6 +8,7 @@
     allocation and is walked without recursion.
 */
 #include "zpl.h"
+#include "parse.h"
 #include <czmq.h>
 #include <ctype.h>
 
@@ -42,6 +43,13 @@ s_parse_line (tiers_problems_t *problems, int lineno, const char *line,
 {
     if (length > ZPL_MAX_LINE) {
         tiers_problems_add (problems, lineno, "line longer than %d bytes", ZPL_MAX_LINE);
+        return -1;
+    }
+    if (!tiers_utf8_valid ((const uint8_t *) line, length)) {
+        //  A name or value that is not text would reach logs and
+        //  terminals raw; the message shows the bytes as \xNN.
+        tiers_problems_add (problems, lineno, "the line is not valid UTF-8: %.*s",
+                            (int) (length < 80 ? length : 80), line);
         return -1;
     }
     for (size_t i = 0; i < length; i++) {

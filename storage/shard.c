@@ -73,6 +73,9 @@
 #include <jansson.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #define SHARD_QUEUE_MAX     10000       //  writes waiting for the writer
 #define SHARD_KEY_MAX       1024        //  bytes in a collection or id
@@ -171,6 +174,7 @@ typedef struct {
     size_t max_doc;
     handoff_t handoff;
     int64_t sequence;           //  as of the last batch handed back
+    int lock_fd;                //  <file>.lock, held with flock while serving
     tiers_counter_t *reads, *errors;
 } shard_t;
 
@@ -494,38 +498,6 @@ s_writer_actor (zsock_t *pipe, void *args)
 //  --------------------------------------------------------------------------
 //  Input checks
 
-//  Well-formed UTF-8: no overlongs, no surrogates, nothing above U+10FFFF.
-static bool
-s_utf8_valid (const uint8_t *data, size_t size)
-{
-    size_t i = 0;
-    while (i < size) {
-        uint8_t byte = data [i];
-        if (byte < 0x80) {
-            i++;
-            continue;
-        }
-        size_t more;
-        uint32_t point;
-        if (byte >= 0xc2 && byte <= 0xdf)      { more = 1; point = byte & 0x1f; }
-        else if (byte >= 0xe0 && byte <= 0xef) { more = 2; point = byte & 0x0f; }
-        else if (byte >= 0xf0 && byte <= 0xf4) { more = 3; point = byte & 0x07; }
-        else
-            return false;
-        if (size - i <= more)
-            return false;
-        for (size_t k = 1; k <= more; k++) {
-            if ((data [i + k] & 0xc0) != 0x80)
-                return false;
-            point = (point << 6) | (data [i + k] & 0x3f);
-        }
-        if ((more == 2 && point < 0x800) || (more == 3 && point < 0x10000)
-        ||  (point >= 0xd800 && point <= 0xdfff) || point > 0x10ffff)
-            return false;
-        i += more + 1;
-    }
-    return true;
-}
 
 static const char *
 s_header (const tiers_wire_t *msg, const char *key, size_t *size_p)
@@ -551,7 +523,7 @@ s_key (const tiers_wire_t *msg, const char *key, const char **why)
     if (size > SHARD_KEY_MAX)
         *why = "too long";
     else
-    if (memchr (value, 0, size) || !s_utf8_valid ((const uint8_t *) value, size))
+    if (memchr (value, 0, size) || !tiers_utf8_valid ((const uint8_t *) value, size))
         *why = "not UTF-8 text";
     else
         return value;
@@ -1136,6 +1108,46 @@ s_writer_start (shard_t *self, char **why)
     return -1;
 }
 
+//  One file, one shard: a second process (or a second map in this one)
+//  serving the same file would hand out the same versions, and a stale
+//  If-Match would win. The shard holds an exclusive flock on <file>.lock
+//  (not on the database: SQLite's own POSIX locks on it would be dropped
+//  by any close of another descriptor of the file) with its pid inside, so
+//  that the one refused can say who holds it. The kernel drops the lock
+//  when the holder dies, kill -9 included.
+static int
+s_lock (shard_t *self, const char *path, char **why)
+{
+    char *lock_path = zsys_sprintf ("%s.lock", path);
+    self->lock_fd = open (lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (self->lock_fd < 0) {
+        *why = zsys_sprintf ("cannot open %s: %s", lock_path, strerror (errno));
+        free (lock_path);
+        return -1;
+    }
+    if (flock (self->lock_fd, LOCK_EX | LOCK_NB)) {
+        char holder [32] = "";
+        ssize_t size = pread (self->lock_fd, holder, sizeof holder - 1, 0);
+        holder [size > 0 ? size : 0] = 0;
+        holder [strcspn (holder, "\n")] = 0;
+        *why = errno == EWOULDBLOCK
+             ? zsys_sprintf ("%s is served by another shard (pid %s, holding %s); "
+                             "one file has one shard", path, *holder ? holder : "?",
+                             lock_path)
+             : zsys_sprintf ("cannot lock %s: %s", lock_path, strerror (errno));
+        close (self->lock_fd);
+        self->lock_fd = -1;
+        free (lock_path);
+        return -1;
+    }
+    char pid [32];
+    int length = snprintf (pid, sizeof pid, "%d\n", (int) getpid ());
+    if (ftruncate (self->lock_fd, 0) || pwrite (self->lock_fd, pid, (size_t) length, 0) != length)
+        tiers_warn ("cannot write the pid into %s: %s", lock_path, strerror (errno));
+    free (lock_path);
+    return 0;
+}
+
 static void
 s_shard_destroy (shard_t *self)
 {
@@ -1152,6 +1164,9 @@ s_shard_destroy (shard_t *self)
     free (self->handoff.batches [0].writes);
     free (self->handoff.batches [1].writes);
     pthread_mutex_destroy (&self->handoff.lock);
+    if (self->lock_fd >= 0)
+        close (self->lock_fd);      //  the lock goes with it
+    self->lock_fd = -1;
 }
 
 static void
@@ -1161,6 +1176,7 @@ s_shard_actor (zsock_t *pipe, void *args_)
     tiers_log_set_actor (args->name);
     shard_t self_, *self = &self_;
     memset (self, 0, sizeof *self);
+    self->lock_fd = -1;
     snprintf (self->name, sizeof self->name, "%s", args->name);
     const tiers_entry_t *entry = args->entry;
     self->slots = tiers_entry_get (entry, "slots", "all");
@@ -1204,7 +1220,8 @@ s_shard_actor (zsock_t *pipe, void *args_)
     writer->path = tiers_data_path (args->map, leaf);
 
     char *why = NULL;
-    self->router = tiers_port_bind (entry, "requests", &why);
+    if (s_lock (self, writer->path, &why) == 0)
+        self->router = tiers_port_bind (entry, "requests", &why);
     if (self->router && s_writer_start (self, &why) == 0)
         s_reader_open (self, writer->path, &why);
     if (why) {

@@ -314,6 +314,16 @@ scenarios () {
     resp=$(printf 'GET /v1/users/alice HTTP/1.1\r\n\r\n' \
            | "$TOOL" send "${base##*:}" 2>/dev/null | head -n 1 | tr -d '\r')
     is "$resp" "HTTP/1.1 400 Bad Request" "$M: HTTP/1.1 without Host: 400"
+    resp=$(printf 'PUT /v1/users/tesp HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked \r\n\r\n7\r\n{"x":1}\r\n0\r\n\r\n' \
+           | "$TOOL" send "${base##*:}" 2>/dev/null | head -n 1 | tr -d '\r')
+    is "$resp" "HTTP/1.1 501 Not Implemented" "$M: 'chunked ' (a trailing space): 501 at once, not a hang"
+    req GET /v1/users/tesp; is "$code" 404 "$M: ... nothing stored"
+    resp=$(printf 'GET /health HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n' \
+           | "$TOOL" send "${base##*:}" 2>/dev/null | head -n 1 | tr -d '\r')
+    is "$resp" "HTTP/1.1 400 Bad Request" "$M: two Host headers: 400"
+    resp=$(printf 'GET /health HTTP/1.1\r\nHost: x\r\nFoo : bar\r\n\r\n' \
+           | "$TOOL" send "${base##*:}" 2>/dev/null | head -n 1 | tr -d '\r')
+    is "$resp" "HTTP/1.1 400 Bad Request" "$M: a space before the colon ('Foo : bar'): 400"
     req PUT /v1/users/.. --path-as-is -d '{}'
     is "$code" 400 "$M: the id .. is 400"
     req PUT /v1/users/. --path-as-is -d '{}'

@@ -181,6 +181,29 @@ put_get "$dir/nospin.log" /v1/t/a '{"spin":0}' "spin_us = 0"
 stop "$pid"; ok $? "spin_us = 0: exit 0 after SIGTERM"
 pid=""
 
+# One file, one shard: the README's two maps share ./tiers-data. With the
+# single box running, the storage node of the split map on the same data
+# is refused at start, naming the pid that serves the files; nothing of it
+# keeps running. Once the single box has stopped, it starts.
+sed -e "s|data = ./tiers-data|data = $dir/shared-data|" "$top_srcdir/maps/single-box.map" >"$dir/box.map"
+sp1=$("$TOOL" freeport); sp2=$("$TOOL" freeport); sp3=$("$TOOL" freeport)
+sed -e "s|data = ./tiers-data|data = $dir/shared-data|" -e "s|127.0.0.1:7101|127.0.0.1:$sp1|" \
+    -e "s|127.0.0.1:7102|127.0.0.1:$sp2|" -e "s|127.0.0.1:9101|127.0.0.1:$sp3|" \
+    "$top_srcdir/maps/storage-apart.map" >"$dir/apart.map"
+"$TIERS" run -m "$dir/box.map" --http 127.0.0.1:0 >"$dir/box.log" 2>&1 &
+pid=$!
+wait_ready "$dir/box.log"; ok $? "one data dir: the single box runs"
+refused run -m "$dir/apart.map" -n storage; st=$?
+[ $st -ne 0 ] && [ $st -ne 137 ]; ok $? "... a storage node on the same files is refused ($st)"
+contains "$dir/out" "shared-data/s0.db is served by another shard (pid $pid"; ok $? "... naming the holder's pid ($pid)"
+stop "$pid"; ok $? "one data dir: the single box stops"
+pid=""
+"$TIERS" run -m "$dir/apart.map" -n storage >"$dir/apart.log" 2>&1 &
+spid=$!
+wait_ready "$dir/apart.log"; ok $? "... then the storage node starts on the same files"
+stop "$spid"; ok $? "... and stops"
+spid=""
+
 # Pools and routes: an API in a pool no gateway outlet sends to is a map
 # error (every request it was meant for would be 503); pointing the
 # gateway's outlet there makes it the read pool.

@@ -121,6 +121,18 @@ s_with (const char *extra)
                          "%s", extra);
 }
 
+//  Valid UTF-8 (not ASCII) is text like any other.
+static void
+s_parsed_ok_utf8 (void)
+{
+    char *errors = NULL;
+    tiers_map_t *map = tiers_map_parse ("cluster\n    name = caf\xc3\xa9\n"
+        "node = box\n    store = s\n        bind = inproc://s\n", "t.map", &errors);
+    ok (map && streq (tiers_map_name (map), "caf\xc3\xa9"), "a UTF-8 cluster name loads");
+    free (errors);
+    tiers_map_destroy (&map);
+}
+
 static void
 s_broken_with (const char *extra, const char *expected)
 {
@@ -451,6 +463,12 @@ test_syntax (void)
     s_broken ("node = box\n            balancer\n",
               "t.map:2: indented more than one level (4 spaces) below the item above");
     s_broken ("    node = box\n", "t.map:1: the first item must not be indented");
+    //  A cluster name that is not UTF-8 would be echoed raw to terminals.
+    s_broken ("cluster\n    name = caf\xe9\nnode = box\n",
+              "t.map:2: the line is not valid UTF-8: ");
+    s_broken ("cluster\n    name = \xed\xa0\x80\nnode = box\n",
+              "t.map:2: the line is not valid UTF-8: ");
+    s_parsed_ok_utf8 ();
     s_broken ("cluster\n    name = \"abc\nnode = box\n",
               "t.map:2: unterminated quote in the value of 'name'");
     s_broken ("cluster\n    name = 'abc\nnode = box\n",

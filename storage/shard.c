@@ -75,6 +75,8 @@
 #include <pthread.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
+#include <limits.h>
 #include <unistd.h>
 
 #define SHARD_QUEUE_MAX     10000       //  writes waiting for the writer
@@ -155,6 +157,12 @@ typedef struct {
     sqlite3_stmt *begin, *commit, *rollback;
     sqlite3_stmt *lookup, *upsert, *remove, *store_sequence;
     int64_t sequence;           //  last version handed out
+    //  The files as opened: a removed or replaced one loses every later
+    //  commit (SQLite writes on into the unlinked inode).
+    dev_t db_dev, wal_dev;
+    ino_t db_ino, wal_ino;
+    bool wal_known;             //  the WAL file was seen
+    bool file_lost;             //  sticky: no write is acknowledged again
     tiers_counter_t *commits, *writes, *errors;
     tiers_gauge_t *batch_size;
     tiers_histogram_t *commit_seconds;
@@ -240,6 +248,11 @@ s_writer_open (writer_t *self, char **why)
     }
     sqlite3_busy_timeout (self->db, SHARD_BUSY_MS);
     sqlite3_extended_result_codes (self->db, 1);
+    struct stat st;
+    if (stat (self->path, &st) == 0) {
+        self->db_dev = st.st_dev;
+        self->db_ino = st.st_ino;
+    }
 
     //  WAL is a property of the file; check that it took (it cannot on
     //  some file systems, and then reads would block behind commits).
@@ -382,6 +395,42 @@ s_writer_apply (writer_t *self, write_t *write, int64_t now)
 }
 
 //  COMMITTING: the whole commit sequence for one batch.
+//  Are the database and its WAL still the files that were opened? Deleting
+//  either under a running shard would make every later commit vanish at
+//  the next restart, so the writer looks before each COMMIT (two stat()
+//  calls, beside an fsync) and, once a file is gone, acknowledges nothing
+//  more until the shard is restarted on a file it can trust.
+static bool
+s_files_intact (writer_t *self)
+{
+    if (self->file_lost)
+        return false;
+    struct stat st;
+    bool intact = stat (self->path, &st) == 0 && st.st_dev == self->db_dev
+               && st.st_ino == self->db_ino && st.st_nlink > 0;
+    char wal [PATH_MAX];
+    snprintf (wal, sizeof wal, "%s-wal", self->path);
+    if (intact && stat (wal, &st) == 0) {
+        if (!self->wal_known) {
+            self->wal_dev = st.st_dev;
+            self->wal_ino = st.st_ino;
+            self->wal_known = true;
+        }
+        intact = st.st_dev == self->wal_dev && st.st_ino == self->wal_ino
+              && st.st_nlink > 0;
+    }
+    else
+    if (intact && self->wal_known)
+        intact = false;             //  the WAL was there and is gone
+    if (!intact) {
+        self->file_lost = true;
+        tiers_error ("%s (or its WAL) was removed or replaced under the running "
+                     "shard: no write is acknowledged any more; restart the shard",
+                     self->path);
+    }
+    return intact;
+}
+
 static void
 s_writer_commit (writer_t *self, batch_t *batch)
 {
@@ -395,19 +444,24 @@ s_writer_commit (writer_t *self, batch_t *batch)
         sqlite3_bind_int64 (self->store_sequence, 1, self->sequence);
         good = s_step_done (self->store_sequence);
     }
-    if (good)
+    bool intact = good && s_files_intact (self);
+    if (good && intact)
         good = s_step_done (self->commit);
-    if (!good) {
-        tiers_error ("commit of %zu writes failed: %s", batch->count,
-                     sqlite3_errmsg (self->db));
+    if (!good || !intact) {
+        if (intact)
+            tiers_error ("commit of %zu writes failed: %s", batch->count,
+                         sqlite3_errmsg (self->db));
         if (!sqlite3_get_autocommit (self->db))
             s_step_done (self->rollback);
         self->sequence = saved;
         for (size_t i = 0; i < batch->count; i++) {
             write_t *write = batch->writes [i];
-            write->status = 500;
+            write->status = intact ? 500 : 503;
             write->version = write->updated = 0;
-            write->error = "storage error";
+            write->error = intact ? "storage error"
+                                  : "the shard's file was removed or replaced: this "
+                                    "write was not applied, and none will be until "
+                                    "the shard is restarted";
         }
         tiers_counter_add (self->errors, batch->count);
     }

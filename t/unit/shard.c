@@ -326,6 +326,63 @@ static const char *s_map_format =
     "        slots = 512-1023\n"
     "        batch = 1\n";
 
+//  The shard's file deleted under it (an operator's rm, a cleanup script):
+//  no write is acknowledged after that, since it would vanish at the next
+//  restart; what was refused is not there after the restart either.
+static void
+s_test_lost_file (void)
+{
+    char dir [PATH_MAX];
+    snprintf (dir, sizeof dir, "%s/lost", s_dir);
+    char *text = zsys_sprintf ("cluster\n    data = %s\nnode = box\n    shard = gone\n"
+                               "        bind = inproc://gone\n", dir);
+    tiers_map_t *map = tiers_map_parse (text, "lost.map", NULL);
+    tiers_node_t *node = map ? tiers_node_new (map, NULL) : NULL;
+    ok (node && tiers_node_start (node) == 0, "lost file: the shard starts");
+    if (!node || !map) {
+        free (text);
+        return;
+    }
+    zsock_t *dealer = s_dealer ("inproc://gone");
+    is_int (s_do (dealer, "put", "c", "before", "{}", NULL, NULL, NULL), 201,
+            "lost file: a write before the removal is 201");
+    char *path = zsys_sprintf ("%s/gone.db", dir);
+    char *wal = zsys_sprintf ("%s/gone.db-wal", dir);
+    ok (unlink (path) == 0 && unlink (wal) == 0, "lost file: gone.db and its WAL removed");
+    tiers_wire_t *reply = NULL;
+    is_int (s_do (dealer, "put", "c", "after", "{}", NULL, NULL, &reply), 503,
+            "lost file: a write after it is 503, not acknowledged");
+    const char *error = reply ? tiers_wire_header (reply, "error") : NULL;
+    ok (error && strstr (error, "removed or replaced"), "... saying why (%s)",
+        error ? error : "none");
+    tiers_wire_destroy (&reply);
+    is_int (s_do (dealer, "put", "c", "later", "{}", NULL, NULL, NULL), 503,
+            "lost file: and so are the writes after that");
+    is_int (s_do (dealer, "get", "c", "before", NULL, NULL, NULL, NULL), 200,
+            "lost file: reads still answer from the open file");
+    zsock_destroy (&dealer);
+    tiers_node_destroy (&node);
+    node = tiers_node_new (map, NULL);
+    int rc = -1;
+    for (int tries = 0; tries < 20 && rc; tries++) {
+        rc = tiers_node_start (node);   //  inproc://gone is freed by libzmq's
+        if (rc)                         //  reaper, a moment after the stop
+            zclock_sleep (50);
+    }
+    ok (rc == 0, "lost file: the restarted shard starts on a new file");
+    dealer = s_dealer ("inproc://gone");
+    is_int (s_do (dealer, "get", "c", "after", NULL, NULL, NULL, NULL), 404,
+            "lost file: the refused write is not there");
+    is_int (s_do (dealer, "put", "c", "again", "{}", NULL, NULL, NULL), 201,
+            "lost file: and writes are acknowledged again");
+    zsock_destroy (&dealer);
+    tiers_node_destroy (&node);
+    tiers_map_destroy (&map);
+    free (path);
+    free (wal);
+    free (text);
+}
+
 static tiers_node_t *
 s_start (tiers_map_t *map)
 {
@@ -761,6 +818,18 @@ main (void)
     tiers_map_destroy (&bad_map);
     free (bad_text);
     free (bad_dir);
+
+    s_test_lost_file ();
+    //  One file, one shard: a second map in this process on the same file
+    //  is refused while the first serves it.
+    tiers_node_t *first = tiers_node_new (map, NULL);
+    tiers_node_t *second = tiers_node_new (map, NULL);
+    ok (tiers_node_start (first) == 0, "one file, one shard: the first node serves");
+    ok (tiers_node_start (second) == -1 && strstr (tiers_node_error (second),
+        "is served by another shard (pid"), "... a second one on the same files is "
+        "refused: %s", tiers_node_error (second));
+    tiers_node_destroy (&second);
+    tiers_node_destroy (&first);
 
     tiers_map_destroy (&map);
     sqlite3_close (s_json_db);

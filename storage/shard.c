@@ -337,6 +337,15 @@ s_writer_close (writer_t *self)
 static int
 s_writer_apply (writer_t *self, write_t *write, int64_t now)
 {
+    //  A write whose deadline passed while it waited (a stopped node, a
+    //  long queue) is not started: its caller has been told 504 already,
+    //  and applying it now would make that 504 a lie.
+    if (write->request->deadline && write->request->deadline <= now) {
+        write->status = 504;
+        write->error = "the deadline passed before the write was started: "
+                       "it was not applied";
+        return 0;
+    }
     sqlite3_bind_text (self->lookup, 1, write->collection, -1, SQLITE_STATIC);
     sqlite3_bind_text (self->lookup, 2, write->id, -1, SQLITE_STATIC);
     int rc = sqlite3_step (self->lookup);

@@ -346,6 +346,17 @@ s_test_lost_file (void)
     zsock_t *dealer = s_dealer ("inproc://gone");
     is_int (s_do (dealer, "put", "c", "before", "{}", NULL, NULL, NULL), 201,
             "lost file: a write before the removal is 201");
+    //  A write whose deadline passed before the shard got to it is not
+    //  started (issue 10, item 4): 504, and nothing stored.
+    tiers_wire_t *late = s_request ("put", "c", "late", "{}");
+    late->deadline = tiers_wire_now () - 1;
+    tiers_wire_t *answer = s_call (dealer, late);
+    is_int (answer ? answer->status : 0, 504, "a write past its deadline is 504");
+    const char *why = answer ? tiers_wire_header (answer, "error") : NULL;
+    ok (why && strstr (why, "not applied"), "... saying it was not applied");
+    tiers_wire_destroy (&answer);
+    is_int (s_do (dealer, "get", "c", "late", NULL, NULL, NULL, NULL), 404,
+            "... and it was not");
     char *path = zsys_sprintf ("%s/gone.db", dir);
     char *wal = zsys_sprintf ("%s/gone.db-wal", dir);
     ok (unlink (path) == 0 && unlink (wal) == 0, "lost file: gone.db and its WAL removed");

@@ -38,6 +38,7 @@
 #include "metrics.h"
 #include "names.h"
 #include <microhttpd.h>
+#include <jansson.h>
 
 //  The pools the outlets point at, for the routes.
 typedef struct {
@@ -238,11 +239,72 @@ s_forward_list (tiers_http_req_t *req, tiers_wire_t *msg, const char **detail)
     return too_long ? 431 : 0;
 }
 
+//  Readiness: liveness (/health) says the gateway runs; /ready says it can
+//  serve, asking the balancer whether every pool its outlets send to has a
+//  live worker. 200 with the pools, or 503 naming the ones without.
+static bool
+s_match_ready (const char *path)
+{
+    return streq (path, "/ready");
+}
+
+static enum MHD_Result
+s_begin_ready (tiers_http_req_t *req, const char *path)
+{
+    if (!tiers_http_reading (req))
+        return tiers_http_problem (req, 405, "use GET or HEAD", "GET, HEAD", NULL);
+    tiers_http_forward_to (req, "status", false);      //  the balancer answers
+    return MHD_YES;
+}
+
+//  Live workers of `pool` in the balancer's STATUS body (0 when absent).
+static json_int_t
+s_workers (json_t *status, const char *pool)
+{
+    json_t *workers = json_object_get (json_object_get (json_object_get (status, "pools"),
+                                                        pool), "workers");
+    return json_is_integer (workers) ? json_integer_value (workers) : 0;
+}
+
+static void
+s_reply_ready (tiers_http_req_t *req, tiers_wire_t *reply)
+{
+    outlets_t *outlets = (outlets_t *) tiers_http_arg (req);
+    json_t *status = reply->status == 200
+        ? json_loadb ((const char *) reply->body, reply->body_size, 0, NULL) : NULL;
+    if (!status) {
+        tiers_http_problem (req, 503, "the balancer did not say which pools have "
+                            "workers", NULL, "1");
+        return;
+    }
+    const char *pools [2] = { outlets->read_pool, outlets->write_pool };
+    char missing [128] = "";
+    for (int i = 0; i < 2; i++)
+        if (s_workers (status, pools [i]) < 1 && (i == 0 || !streq (pools [0], pools [1])))
+            snprintf (missing + strlen (missing), sizeof missing - strlen (missing),
+                      "%s%s", *missing ? ", " : "", pools [i]);
+    if (*missing) {
+        char detail [192];
+        snprintf (detail, sizeof detail, "no live worker in pool %s", missing);
+        tiers_http_problem (req, 503, detail, NULL, "1");
+    }
+    else {
+        char text [192];
+        snprintf (text, sizeof text, "{\"status\":\"ready\",\"pools\":{\"%s\":%lld,\"%s\":%lld}}",
+                  pools [0], (long long) s_workers (status, pools [0]),
+                  pools [1], (long long) s_workers (status, pools [1]));
+        tiers_http_text (req, 200, "application/json", text, strlen (text));
+    }
+    json_decref (status);
+}
+
 static const tiers_http_route_t s_routes [] = {
-    { "document", s_match_document, s_begin_document, s_forward_document, NULL },
-    { "list",     s_match_list,     s_begin_list,     s_forward_list,     NULL },
-    { "health",   s_match_health,   s_begin_health,   NULL,               NULL },
-    { "metrics",  s_match_metrics,  s_begin_metrics,  NULL,               NULL },
+    { "document", s_match_document, s_begin_document, s_forward_document, NULL, 0, NULL },
+    { "list",     s_match_list,     s_begin_list,     s_forward_list,     NULL, 0, NULL },
+    { "health",   s_match_health,   s_begin_health,   NULL,               NULL, 0, NULL },
+    { "ready",    s_match_ready,    s_begin_ready,    NULL,               NULL,
+      TIERS_WIRE_STATUS, s_reply_ready },
+    { "metrics",  s_match_metrics,  s_begin_metrics,  NULL,               NULL, 0, NULL },
 };
 
 //  --------------------------------------------------------------------------

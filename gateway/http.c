@@ -683,7 +683,8 @@ s_forward (gateway_t *self, request_t *req)
         snprintf (req->key, sizeof req->key, "%s", req->rid);
     if (zhashx_lookup (self->table, req->key))
         return tiers_http_problem (req, 500, "request key in use", NULL, NULL);
-    tiers_wire_t *msg = tiers_wire_new (TIERS_WIRE_REQUEST);
+    tiers_wire_t *msg = tiers_wire_new (req->route->kind ? req->route->kind
+                                                         : TIERS_WIRE_REQUEST);
     tiers_wire_set_rid (msg, req->key);
     if (req->rid_given)
         tiers_wire_set_header (msg, "request-id", req->rid, strlen (req->rid));
@@ -823,8 +824,16 @@ s_on_dealer (void *arg)
     }
     request_t *req = reply->kind == TIERS_WIRE_REPLY
                    ? (request_t *) zhashx_lookup (self->table, reply->rid) : NULL;
-    if (req)
-        s_on_reply (self, req, reply);
+    if (req) {
+        if (req->route && req->route->reply)
+            req->route->reply (req, reply);
+        else
+            s_on_reply (self, req, reply);
+        //  A route's reply hook that forgot to answer must not leave the
+        //  connection suspended for ever.
+        if (req->state == REQ_FORWARDED)
+            tiers_http_problem (req, 502, "the route did not answer", NULL, NULL);
+    }
     else {
         tiers_debug ("late or unknown reply %s dropped", reply->rid);
         tiers_counter_add (self->late, 1);

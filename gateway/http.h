@@ -52,6 +52,13 @@ typedef struct {
     //  Optional: body chunks as they come (NULL: the face keeps the body
     //  whole when begin asked for it). Returns MHD_NO to close.
     enum MHD_Result (*body) (tiers_http_req_t *req, const char *data, size_t size);
+    //  Optional: the wire kind sent (0: TIERS_WIRE_REQUEST; the readiness
+    //  route asks the balancer for its STATUS).
+    int kind;
+    //  Optional: turn the back end's reply into the answer (it must answer,
+    //  with tiers_http_problem or tiers_http_text). NULL: the face's own
+    //  mapping (status, body, ETag, Location, Retry-After, problem+json).
+    void (*reply) (tiers_http_req_t *req, tiers_wire_t *reply);
 } tiers_http_route_t;
 
 typedef struct {

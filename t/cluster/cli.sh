@@ -181,6 +181,38 @@ put_get "$dir/nospin.log" /v1/t/a '{"spin":0}' "spin_us = 0"
 stop "$pid"; ok $? "spin_us = 0: exit 0 after SIGTERM"
 pid=""
 
+# Readiness: /ready is 200 when every pool an outlet sends to has a live
+# worker, 503 naming the pool that has none (a map without a write-api).
+sed -e "s|data = ./tiers-data|data = $dir/ready-data|" "$top_srcdir/maps/single-box.map" >"$dir/ready.map"
+"$TIERS" run -m "$dir/ready.map" --http 127.0.0.1:0 >"$dir/ready.log" 2>&1 &
+pid=$!
+wait_ready "$dir/ready.log"; ok $? "/ready: the single box runs"
+rport=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$dir/ready.log" | head -n 1)
+i=0; code=0
+while [ $i -lt 50 ]; do      # the APIs join their pools a moment after ready
+    code=$(curl -s -m 5 -o "$dir/ready.out" -w '%{http_code}' "http://127.0.0.1:$rport/ready")
+    [ "$code" = 200 ] && break
+    sleep 0.1; i=$((i + 1))
+done
+[ "$code" = 200 ]; ok $? "/ready is 200 with both pools served ($code)"
+contains "$dir/ready.out" '"status":"ready","pools":{"read":1,"write":1}'; ok $? "... and says how many workers each pool has"
+stop "$pid"; ok $? "/ready: the single box stops"
+pid=""
+grep -v '^    write-api$\|^        instances = 1$' "$dir/ready.map" | sed -e 's|^    read-api$|    read-api\n        instances = 1|' >"$dir/noread.map"
+"$TIERS" run -m "$dir/noread.map" --http 127.0.0.1:0 >"$dir/noread.log" 2>&1 &
+pid=$!
+wait_ready "$dir/noread.log"; ok $? "/ready: a box without a write-api runs"
+rport=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$dir/noread.log" | head -n 1)
+sleep 0.5
+code=$(curl -s -m 5 -o "$dir/ready.out" -D "$dir/ready.hdr" -w '%{http_code}' "http://127.0.0.1:$rport/ready")
+[ "$code" = 503 ]; ok $? "/ready is 503 without a write worker ($code)"
+contains "$dir/ready.out" "no live worker in pool write"; ok $? "... naming the pool"
+grep -qi '^Retry-After: 1' "$dir/ready.hdr"; ok $? "... with Retry-After"
+code=$(curl -s -m 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$rport/health")
+[ "$code" = 200 ]; ok $? "... while /health (liveness) stays 200"
+stop "$pid"; ok $? "/ready: that box stops"
+pid=""
+
 # One file, one shard: the README's two maps share ./tiers-data. With the
 # single box running, the storage node of the split map on the same data
 # is refused at start, naming the pid that serves the files; nothing of it

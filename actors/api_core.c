@@ -508,6 +508,8 @@ tiers_api_run (zsock_t *pipe, void *args_, const tiers_api_hooks_t *hooks)
     for (tiers_api_call_t *call = (tiers_api_call_t *) zhashx_first (self->calls); call;
          call = (tiers_api_call_t *) zhashx_next (self->calls))
         tiers_api_problem (self, call, 503, "shutting down");
+    //  Those answers (and the BYE) may still be queued on tcp://.
+    tiers_sock_flush (tiers_service_sock (self->service), 500);
     tiers_service_destroy (&self->service);
 done:
     zhashx_destroy (&self->calls);

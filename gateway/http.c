@@ -660,6 +660,10 @@ tiers_http_copy_value (tiers_http_req_t *req, tiers_wire_t *msg,
 static enum MHD_Result
 s_forward (gateway_t *self, request_t *req)
 {
+    //  A body that finished arriving during shutdown is not forwarded: a
+    //  suspended connection at MHD_stop_daemon would make MHD panic.
+    if (self->stopping)
+        return tiers_http_problem (req, 503, "the gateway is shutting down", NULL, "1");
     if (req->too_big) {
         char detail [128];
         snprintf (detail, sizeof detail, "the body exceeds the limit of %" PRIu64 " bytes",

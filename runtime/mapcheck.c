@@ -359,7 +359,7 @@ s_check_pools (tiers_loader_t *self)
         const tiers_entry_t *entry = self->drafts [i].entry;
         for (size_t o = 0; entry->kind->outlets && entry->kind->outlets [o]; o++) {
             const char *pool = s_outlet_pool (entry, entry->kind->outlets [o]);
-            if (!zlistx_find (routed, (void *) pool))
+            if (pool && !zlistx_find (routed, (void *) pool))
                 zlistx_add_end (routed, (void *) pool);
         }
     }
@@ -379,8 +379,8 @@ s_check_pools (tiers_loader_t *self)
         if (!entry->kind->pool)
             continue;
         const char *pool = tiers_entry_get (entry, "pool", entry->kind->pool);
-        if (zlistx_find (routed, (void *) pool))
-            continue;
+        if (!pool || zlistx_find (routed, (void *) pool))
+            continue;               //  (no value: reported with the setting)
         int line = entry->line;
         for (size_t k = 0; k < entry->setting_count; k++)
             if (streq (entry->keys [k], "pool"))

@@ -71,6 +71,8 @@ s_join (tiers_service_t *self)
         free (why);
         s_move (self, S_WAITING);
         self->reconnect_at = now + self->backoff_ms;
+        if (self->backoff_ms < BACKOFF_MAX_MS)
+            self->backoff_ms *= 2;
         return;
     }
     self->joins++;

@@ -248,11 +248,6 @@ s_writer_open (writer_t *self, char **why)
     }
     sqlite3_busy_timeout (self->db, SHARD_BUSY_MS);
     sqlite3_extended_result_codes (self->db, 1);
-    struct stat st;
-    if (stat (self->path, &st) == 0) {
-        self->db_dev = st.st_dev;
-        self->db_ino = st.st_ino;
-    }
 
     //  WAL is a property of the file; check that it took (it cannot on
     //  some file systems, and then reads would block behind commits).
@@ -319,6 +314,22 @@ s_writer_open (writer_t *self, char **why)
     ||  s_prepare (self->db, "UPDATE meta SET value = ?1 WHERE key = 'sequence'",
                    &self->store_sequence, why))
         return -1;
+    //  The files as they are now, for s_files_intact: the database, and
+    //  the WAL once journal_mode=WAL made it (else at the first commit).
+    struct stat st;
+    if (stat (self->path, &st)) {
+        *why = zsys_sprintf ("cannot stat %s: %s", self->path, strerror (errno));
+        return -1;
+    }
+    self->db_dev = st.st_dev;
+    self->db_ino = st.st_ino;
+    char wal_path [PATH_MAX];
+    snprintf (wal_path, sizeof wal_path, "%s-wal", self->path);
+    if (stat (wal_path, &st) == 0) {
+        self->wal_dev = st.st_dev;
+        self->wal_ino = st.st_ino;
+        self->wal_known = true;
+    }
     return 0;
 }
 
@@ -988,7 +999,7 @@ s_on_request (shard_t *self, tiers_wire_t *msg, zmsg_t **route_p)
         //  jansson reads back (the read-api assembles lists with it), so
         //  I-JSON in practice: UTF-8, no number beyond int64 or double,
         //  no lone surrogate. A NUL byte is no JSON (\u0000 is).
-        json_error_t error;
+        json_error_t error = { .text = "a NUL byte is no JSON" };
         json_t *doc = msg->body_size && !memchr (msg->body, 0, msg->body_size)
                     ? json_loadb ((const char *) msg->body, msg->body_size,
                                   JSON_DECODE_ANY | JSON_ALLOW_NUL, &error)
@@ -1189,15 +1200,16 @@ s_lock (shard_t *self, const char *path, char **why)
         return -1;
     }
     if (flock (self->lock_fd, LOCK_EX | LOCK_NB)) {
+        int error = errno;
         char holder [32] = "";
         ssize_t size = pread (self->lock_fd, holder, sizeof holder - 1, 0);
         holder [size > 0 ? size : 0] = 0;
         holder [strcspn (holder, "\n")] = 0;
-        *why = errno == EWOULDBLOCK
+        *why = error == EWOULDBLOCK
              ? zsys_sprintf ("%s is served by another shard (pid %s, holding %s); "
                              "one file has one shard", path, *holder ? holder : "?",
                              lock_path)
-             : zsys_sprintf ("cannot lock %s: %s", lock_path, strerror (errno));
+             : zsys_sprintf ("cannot lock %s: %s", lock_path, strerror (error));
         close (self->lock_fd);
         self->lock_fd = -1;
         free (lock_path);

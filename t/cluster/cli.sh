@@ -243,6 +243,11 @@ sed -e 's/^    read-api$/    read-api\n        pool = fast/' "$top_srcdir/maps/s
 "$TIERS" check -m "$dir/fast.map" >"$dir/out" 2>&1; [ $? -eq 2 ]; ok $? "a read-api in pool fast that no route uses: check exits 2"
 line=$(grep -n 'pool = fast' "$dir/fast.map" | cut -d: -f1)
 contains "$dir/out" "fast.map:$line: read-api 'read-api' joins pool 'fast', but no route of the map sends to it (routed pools: read, write)"; ok $? "... naming the line ($line), the pool and the routed pools"
+# A bare `pool` line (no value) is a map error, not a crash of the check.
+sed -e 's/^    read-api$/    read-api\n        pool/' "$top_srcdir/maps/single-box.map" >"$dir/barepool.map"
+"$TIERS" check -m "$dir/barepool.map" >"$dir/out" 2>&1; [ $? -eq 2 ]; ok $? "a bare pool line: check exits 2 (no crash)"
+sed -e 's/^        http = 127.0.0.1:8080$/        http = 127.0.0.1:8080\n        pool.read/' "$top_srcdir/maps/single-box.map" >"$dir/barepool2.map"
+"$TIERS" check -m "$dir/barepool2.map" >"$dir/out" 2>&1; [ $? -eq 2 ]; ok $? "a bare pool.read line: check exits 2 (no crash)"
 sed -e "s|data = ./tiers-data|data = $dir/fast-data|" -e 's/^    read-api$/    read-api\n        pool = fast/' \
     -e 's/^        http = 127.0.0.1:8080$/        http = 127.0.0.1:8080\n        pool.read = fast/' \
     "$top_srcdir/maps/single-box.map" >"$dir/fast2.map"

@@ -357,6 +357,15 @@ s_test_lost_file (void)
     tiers_wire_destroy (&answer);
     is_int (s_do (dealer, "get", "c", "late", NULL, NULL, NULL, NULL), 404,
             "... and it was not");
+    //  A body with a NUL byte is refused with a reason that is ours (the
+    //  JSON parser never ran, so it has none to give).
+    tiers_wire_t *nul = s_request ("put", "c", "nul", NULL);
+    tiers_wire_set_body (nul, "{\"a\":\"\0\"}", 9);
+    answer = s_call (dealer, nul);
+    is_int (answer ? answer->status : 0, 400, "a body with a NUL byte is 400");
+    why = answer ? tiers_wire_header (answer, "error") : NULL;
+    ok (why && strstr (why, "a NUL byte is no JSON"), "... saying so (%s)", why ? why : "none");
+    tiers_wire_destroy (&answer);
     char *path = zsys_sprintf ("%s/gone.db", dir);
     char *wal = zsys_sprintf ("%s/gone.db-wal", dir);
     ok (unlink (path) == 0 && unlink (wal) == 0, "lost file: gone.db and its WAL removed");

@@ -49,10 +49,10 @@
 
 typedef enum { REQ_RECEIVING, REQ_FORWARDED, REQ_ANSWERED } req_state_t;
 
-typedef struct _tiers_http_t gateway_t;
+typedef struct _tiers_http_t face_t;
 
 struct _tiers_http_req_t {
-    gateway_t *gateway;
+    face_t *face;
     struct MHD_Connection *connection;
     req_state_t state;
     const tiers_http_route_t *route;    //  NULL: no route took it
@@ -75,7 +75,7 @@ struct _tiers_http_req_t {
     int held_status;
     int64_t started;            //  monotonic us
     int64_t deadline;           //  monotonic ms, FORWARDED only
-    void *handle;               //  in gateway->forwarded, FORWARDED only
+    void *handle;               //  in face->forwarded, FORWARDED only
     uint64_t state_ [TIERS_HTTP_STATE_MAX / 8];     //  the route's
 };
 typedef struct _tiers_http_req_t request_t;
@@ -152,7 +152,7 @@ s_process_salt (void)
 }
 
 static void
-s_rid_generate (gateway_t *self, char *rid, size_t size)
+s_rid_generate (face_t *self, char *rid, size_t size)
 {
     snprintf (rid, size, "%08x-%d-%" PRIx64, s_process_salt (), self->instance,
               ++self->sequence);
@@ -178,7 +178,7 @@ s_problem_new (request_t *req, int status, const char *detail)
 }
 
 static void
-s_count (gateway_t *self, request_t *req, int status)
+s_count (face_t *self, request_t *req, int status)
 {
     char key [32];
     snprintf (key, sizeof key, "%zu|%d", req->label, status);
@@ -198,7 +198,7 @@ s_count (gateway_t *self, request_t *req, int status)
 
 //  Leave FORWARDED: out of the table and the deadline list.
 static void
-s_forget (gateway_t *self, request_t *req)
+s_forget (face_t *self, request_t *req)
 {
     assert (req->state == REQ_FORWARDED);
     zhashx_delete (self->table, req->key);
@@ -214,7 +214,7 @@ s_queue (request_t *req, int status, struct MHD_Response *response)
                                              response);
     MHD_destroy_response (response);
     if (rc == MHD_YES)
-        s_count (req->gateway, req, status);
+        s_count (req->face, req, status);
     else
         tiers_warn ("request %s: MHD refused the %d response", req->rid, status);
     return rc;
@@ -232,7 +232,7 @@ s_queue (request_t *req, int status, struct MHD_Response *response)
 static enum MHD_Result
 s_respond (request_t *req, int status, struct MHD_Response *response)
 {
-    gateway_t *self = req->gateway;
+    face_t *self = req->face;
     bool suspended = req->state == REQ_FORWARDED;
     if (suspended)
         s_forget (self, req);
@@ -284,7 +284,7 @@ tiers_http_text (request_t *req, int status, const char *type,
 
 //  The balancer's or a service's reply becomes the HTTP response.
 static void
-s_on_reply (gateway_t *self, request_t *req, tiers_wire_t *reply)
+s_on_reply (face_t *self, request_t *req, tiers_wire_t *reply)
 {
     int status = reply->status;
     if (status < 100 || status > 599) {
@@ -459,7 +459,7 @@ s_unescape (void *cls, struct MHD_Connection *connection, char *text)
 //  First call of a request: decide everything that does not need the body.
 //  Returns with req->state ANSWERED when the request is already answered.
 static enum MHD_Result
-s_on_first_call (gateway_t *self, request_t *req, const char *url,
+s_on_first_call (face_t *self, request_t *req, const char *url,
                  const char *method, const char *version)
 {
     struct MHD_Connection *connection = req->connection;
@@ -565,7 +565,7 @@ s_on_first_call (gateway_t *self, request_t *req, const char *url,
 //  oversized chunked body is read and dropped (MHD cannot answer before the
 //  upload ends) up to a bound, then the connection is closed.
 static enum MHD_Result
-s_on_body (gateway_t *self, request_t *req, const char *data, size_t size)
+s_on_body (face_t *self, request_t *req, const char *data, size_t size)
 {
     req->received += size;
     if (req->received > self->max_body) {
@@ -658,7 +658,7 @@ tiers_http_copy_value (tiers_http_req_t *req, tiers_wire_t *msg,
 
 //  Last call: the request is complete. Forward it and suspend.
 static enum MHD_Result
-s_forward (gateway_t *self, request_t *req)
+s_forward (face_t *self, request_t *req)
 {
     //  A body that finished arriving during shutdown is not forwarded: a
     //  suspended connection at MHD_stop_daemon would make MHD panic.
@@ -733,13 +733,13 @@ s_access (void *cls, struct MHD_Connection *connection, const char *url,
           const char *method, const char *version, const char *upload_data,
           size_t *upload_data_size, void **con_cls)
 {
-    gateway_t *self = (gateway_t *) cls;
+    face_t *self = (face_t *) cls;
     request_t *req = (request_t *) *con_cls;
     if (!req) {
         req = (request_t *) zmalloc (sizeof *req);
         if (!req)
             return MHD_NO;
-        req->gateway = self;
+        req->face = self;
         req->connection = connection;
         req->state = REQ_RECEIVING;
         req->started = tiers_clock_us ();
@@ -776,7 +776,7 @@ static void
 s_completed (void *cls, struct MHD_Connection *connection, void **con_cls,
              enum MHD_RequestTerminationCode toe)
 {
-    gateway_t *self = (gateway_t *) cls;
+    face_t *self = (face_t *) cls;
     request_t *req = (request_t *) *con_cls;
     if (!req)
         return;
@@ -802,7 +802,7 @@ s_mhd_log (void *cls, const char *format, va_list args)
         line [--length] = 0;
     //  Once running, MHD's messages are about one client's bad request:
     //  debug only, or any client could flood the log.
-    if (((gateway_t *) cls)->running)
+    if (((face_t *) cls)->running)
         tiers_debug ("libmicrohttpd: %s", line);
     else
         tiers_warn ("libmicrohttpd: %s", line);
@@ -815,7 +815,7 @@ s_mhd_log (void *cls, const char *format, va_list args)
 static bool
 s_on_dealer (void *arg)
 {
-    gateway_t *self = (gateway_t *) arg;
+    face_t *self = (face_t *) arg;
     const char *error = NULL;
     tiers_wire_t *reply = NULL;
     if (tiers_wire_try_recv (self->dealer, NULL, &reply, &error))
@@ -850,12 +850,12 @@ s_on_dealer (void *arg)
 static void
 s_on_http (void *arg)
 {
-    ((gateway_t *) arg)->http_ready = true;
+    ((face_t *) arg)->http_ready = true;
 }
 
 //  Answers 504 to requests past their deadline; returns how many.
 static int
-s_expire (gateway_t *self)
+s_expire (face_t *self)
 {
     int64_t now = zclock_mono ();
     int count = 0;
@@ -874,7 +874,7 @@ s_expire (gateway_t *self)
 //  Milliseconds zmq_poll may sleep: MHD's own timers, the nearest
 //  deadline, and at most a second.
 static long
-s_poll_timeout (gateway_t *self)
+s_poll_timeout (face_t *self)
 {
     long timeout = 1000;
     MHD_UNSIGNED_LONG_LONG mhd = 0;
@@ -891,15 +891,15 @@ s_poll_timeout (gateway_t *self)
 
 //  Shutdown: every suspended request gets 503, MHD sends what it can for
 //  up to 50 ms, then the daemon stops (closing whatever is left).
-static int s_expire (gateway_t *self);
-static long s_poll_timeout (gateway_t *self);
+static int s_expire (face_t *self);
+static long s_poll_timeout (face_t *self);
 
 //  After each pass: deadlines, then MHD when a connection stirred, when
 //  replies resumed some, and when its own timers are due.
 static int
 s_on_pass (void *arg)
 {
-    gateway_t *self = (gateway_t *) arg;
+    face_t *self = (face_t *) arg;
     self->replies += s_expire (self);
     if (self->http_ready || self->replies || self->timeout == 0
     ||  tiers_reactor_timed_out (self->reactor)) {
@@ -912,7 +912,7 @@ s_on_pass (void *arg)
 }
 
 static void
-s_drain (gateway_t *self)
+s_drain (face_t *self)
 {
     self->stopping = true;
     request_t *req;
@@ -931,7 +931,7 @@ s_drain (gateway_t *self)
 }
 
 static int
-s_start_daemon (gateway_t *self)
+s_start_daemon (face_t *self)
 {
     bool reuse = self->reuse_port;
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
@@ -990,7 +990,7 @@ tiers_http_new (const tiers_http_config_t *config, char **why)
 {
     assert (config && config->dealer && config->routes);
     *why = NULL;
-    gateway_t *self = (gateway_t *) zmalloc (sizeof *self);
+    face_t *self = (face_t *) zmalloc (sizeof *self);
     assert (self);
     snprintf (self->name, sizeof self->name, "%s", config->name ? config->name : "http");
     snprintf (self->host, sizeof self->host, "%s", config->host ? config->host : "*");
@@ -1041,7 +1041,7 @@ void
 tiers_http_destroy (tiers_http_t **self_p)
 {
     assert (self_p);
-    gateway_t *self = *self_p;
+    face_t *self = *self_p;
     if (self) {
         s_drain (self);
         MHD_stop_daemon (self->daemon);
@@ -1075,7 +1075,7 @@ tiers_http_attach (tiers_http_t *self, tiers_reactor_t *reactor)
 void *
 tiers_http_arg (tiers_http_req_t *req)
 {
-    return req->gateway->arg;
+    return req->face->arg;
 }
 
 const char *

@@ -208,15 +208,6 @@ tiers_actor_stopping (zsock_t *pipe)
     return stop;
 }
 
-bool
-tiers_actor_pipe_stopping (zsock_t *pipe)
-{
-    bool stop = false;
-    while (!stop && (zsock_events (pipe) & ZMQ_POLLIN))
-        stop = tiers_actor_stopping (pipe);
-    return stop;
-}
-
 char *
 tiers_data_path (const tiers_map_t *map, const char *leaf)
 {

@@ -44,9 +44,6 @@ void tiers_actor_failed (zsock_t *pipe, const char *format, ...)
 //  Returns true when the actor must stop: "$TERM", or the pipe is gone.
 //  Other commands are logged and ignored.
 bool tiers_actor_stopping (zsock_t *pipe);
-//  Reads every command waiting on the pipe (without blocking); true when
-//  one of them was $TERM. For loops that watch the pipe with a poller.
-bool tiers_actor_pipe_stopping (zsock_t *pipe);
 
 //  Resolve a data path of the cluster: `data` setting joined with `leaf`
 //  (malloc'ed). Creates the data directory if needed.

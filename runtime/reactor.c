@@ -40,7 +40,6 @@ struct _tiers_reactor_t {
     void *pass_arg;
     tiers_command_fn *command;
     void *command_arg;
-    bool stopping;
     bool timed_out;
 };
 
@@ -148,13 +147,6 @@ tiers_reactor_set_command (tiers_reactor_t *self, tiers_command_fn *fn, void *ar
     self->command_arg = arg;
 }
 
-void
-tiers_reactor_stop (tiers_reactor_t *self)
-{
-    assert (self);
-    self->stopping = true;
-}
-
 bool
 tiers_reactor_timed_out (tiers_reactor_t *self)
 {
@@ -202,7 +194,7 @@ tiers_reactor_run (tiers_reactor_t *self)
 {
     assert (self);
     int wish = self->pass ? self->pass (self->pass_arg) : -1;
-    while (!self->stopping) {
+    while (true) {
         int ready = tiers_poller_wait (self->poller, s_timeout (self, wish));
         self->timed_out = ready == 0;
         if (self->on_pipe >= 0 && tiers_poller_ready (self->poller, self->on_pipe)) {

@@ -92,20 +92,46 @@ tiers_api_reply (tiers_api_core_t *self, tiers_api_call_t *call, tiers_wire_t *r
 
 //  RFC 9457 problem details (runtime/problem.h); the gateway adds nothing
 //  but the transport.
-void
-tiers_api_problem (tiers_api_core_t *self, tiers_api_call_t *call, int status,
-                   const char *detail)
+static void
+s_problem (tiers_api_core_t *self, tiers_api_call_t *call, int status, const char *type,
+           const char *title, const char *detail, bool replayed)
 {
     tiers_wire_t *reply = tiers_wire_reply_to (call->request, status);
-    char *text = tiers_problem_json (status, detail, s_request_id (call->request));
+    char *text = tiers_problem_json_typed (status, type, title, detail,
+                                           s_request_id (call->request));
     if (text)
         tiers_wire_set_body (reply, text, strlen (text));
     free (text);
     tiers_wire_set_header (reply, "content-type", "application/problem+json", 24);
     if (status == 503)
         tiers_wire_set_header (reply, "retry-after", "1", 1);
+    if (replayed)
+        tiers_wire_set_header (reply, "idempotent-replayed", "true", 4);
     tiers_api_reply (self, call, reply);
     tiers_wire_destroy (&reply);
+}
+
+void
+tiers_api_problem (tiers_api_core_t *self, tiers_api_call_t *call, int status,
+                   const char *detail)
+{
+    s_problem (self, call, status, NULL, NULL, detail, false);
+}
+
+//  A shard's `outcome` of a failed write, as a problem type and title.
+static const char *
+s_outcome_type (const char *outcome, const char **title)
+{
+    if (outcome && streq (outcome, "unknown")) {
+        *title = "Outcome unknown";
+        return TIERS_PROBLEM_OUTCOME_UNKNOWN;
+    }
+    if (outcome && streq (outcome, "not-applied")) {
+        *title = "Not applied";
+        return TIERS_PROBLEM_NOT_APPLIED;
+    }
+    *title = NULL;
+    return NULL;
 }
 
 void
@@ -115,21 +141,77 @@ tiers_api_shard_problem (tiers_api_core_t *self, tiers_api_call_t *call,
     int status = answer->status;
     assert (status >= 400);
     const char *detail = tiers_wire_header (answer, "error");
+    const char *title = NULL;
+    const char *type = s_outcome_type (tiers_wire_header (answer, "outcome"), &title);
     if (status == 404)
         detail = "no such document";
     else
     if (status == 412)
         detail = failed;
+    else
+    if (status == 422 && type) {
+        type = TIERS_PROBLEM_KEY_REUSED;
+        title = "Idempotency-Key reused";
+    }
     if (status >= 500)
         tiers_counter_add (self->shard_errors, 1);
-    tiers_api_problem (self, call, status, detail ? detail : tiers_problem_title (status));
+    s_problem (self, call, status, type, title, detail ? detail : tiers_problem_title (status),
+               tiers_wire_header (answer, "replayed") != NULL);
+}
+
+//  A reply of a keyed write that repeats the first outcome says so.
+void
+tiers_api_replayed (tiers_wire_t *reply, const tiers_wire_t *answer)
+{
+    if (tiers_wire_header (answer, "replayed"))
+        tiers_wire_set_header (reply, "idempotent-replayed", "true", 4);
+}
+
+//  Idempotency-Key (draft-ietf-httpapi-idempotency-key-header): an sf-string,
+//  "8e03978e-40d5", or, as many clients send it, the same bare. The key is
+//  what stands between the quotes, unescaped (\" and \\), 1..255
+//  printable ASCII characters.
+int
+tiers_api_idempotency_key (const char *value, char *key, size_t size, const char **why)
+{
+    assert (size > TIERS_API_KEY_MAX);
+    *why = "Idempotency-Key must be a string of 1 to 255 printable ASCII characters, "
+           "like \"8e03978e-40d5-43e8\"";
+    const char *p = value;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    size_t length = 0;
+    if (*p == '"') {
+        for (p++; *p && *p != '"'; p++) {
+            if (*p == '\\') {
+                p++;
+                if (*p != '"' && *p != '\\')
+                    return -1;
+            }
+            if (*p < 0x20 || *p > 0x7e || length == TIERS_API_KEY_MAX)
+                return -1;
+            key [length++] = *p;
+        }
+        if (*p++ != '"')
+            return -1;
+    }
+    else
+        for (; *p > 0x20 && *p < 0x7f && !strchr ("\",;\\", *p); p++) {
+            if (length == TIERS_API_KEY_MAX)
+                return -1;
+            key [length++] = *p;
+        }
+    while (*p == ' ' || *p == '\t')
+        p++;
+    key [length] = 0;
+    return length && !*p ? 0 : -1;
 }
 
 void
-tiers_api_etag (tiers_wire_t *reply, const char *version)
+tiers_api_etag (tiers_wire_t *reply, const char *tag)
 {
-    if (version)
-        tiers_wire_set_headerf (reply, "etag", "\"%s\"", version);
+    if (tag)
+        tiers_wire_set_headerf (reply, "etag", "\"%s\"", tag);
 }
 
 static void
@@ -165,10 +247,10 @@ tiers_api_name_ok (const char *name, bool id)
 }
 
 //  If-Match / If-None-Match (RFC 9110 section 13.1): "*" or a list of
-//  entity-tags, empty list elements allowed. Only a strong tag of the form
-//  tiers makes ("42": digits, no leading zero) can name a version; other
-//  well-formed tags ("abc", "007", and W/ ones where the comparison is
-//  strong) are valid but match nothing.
+//  entity-tags, empty list elements allowed. A tag is opaque here: the
+//  shard makes them ("INCARNATION.VERSION", doc/storage.md) and compares
+//  them; any well-formed tag is kept, and one tiers never made simply
+//  matches nothing. W/ tags are kept only where the comparison is weak.
 int
 tiers_api_tags_parse (const char *value, bool weak_counts, tiers_api_tags_t *tags,
                       const char **why)
@@ -187,8 +269,7 @@ tiers_api_tags_parse (const char *value, bool weak_counts, tiers_api_tags_t *tag
         *why = "* stands alone";
         return *p ? -1 : 0;
     }
-    size_t elements = 0;
-    *why = "must be * or a list of quoted ETags like \"42\"";
+    *why = "must be * or a list of quoted ETags like \"3f9a2c1b07d4.42\"";
     while (true) {
         while (*p == ' ' || *p == '\t' || *p == ',')
             p++;
@@ -212,32 +293,48 @@ tiers_api_tags_parse (const char *value, bool weak_counts, tiers_api_tags_t *tag
             ;
         if (*p && *p != ',')
             return -1;
-        elements++;
         if (weak && !weak_counts)
             continue;               //  never equal under strong comparison
-        bool canonical = length >= 1 && length <= 18 && start [0] != '0';
-        for (size_t i = 0; canonical && i < length; i++)
-            canonical = isdigit ((unsigned char) start [i]) != 0;
-        if (!canonical)
+        if (length == 0 || length > TIERS_API_TAG_MAX)
             continue;               //  a tag tiers never made
         if (tags->count == TIERS_API_TAGS_MAX) {
-            *why = "lists at most 16 versions";
+            *why = "lists at most 16 tags";
             return -1;
         }
-        tags->versions [tags->count++] = strtoll (start, NULL, 10);
+        tags->tags [tags->count] = start;
+        tags->sizes [tags->count++] = length;
     }
     return 0;                       //  an empty list names nothing
 }
 
 bool
-tiers_api_tags_match (const tiers_api_tags_t *tags, long long version)
+tiers_api_tags_match (const tiers_api_tags_t *tags, const char *tag)
 {
     if (tags->any)
-        return version > 0;
-    for (size_t i = 0; i < tags->count; i++)
-        if (tags->versions [i] == version)
+        return tag != NULL;
+    size_t length = tag ? strlen (tag) : 0;
+    for (size_t i = 0; tag && i < tags->count; i++)
+        if (tags->sizes [i] == length && memcmp (tags->tags [i], tag, length) == 0)
             return true;
     return false;
+}
+
+size_t
+tiers_api_tags_join (const tiers_api_tags_t *tags, char *text, size_t size)
+{
+    assert (size > 0);
+    size_t used = 0;
+    text [0] = 0;
+    for (size_t i = 0; i < tags->count; i++) {
+        if (used + (i ? 1 : 0) + tags->sizes [i] + 1 > size)
+            break;
+        if (i)
+            text [used++] = ' ';
+        memcpy (text + used, tags->tags [i], tags->sizes [i]);
+        used += tags->sizes [i];
+        text [used] = 0;
+    }
+    return used;
 }
 
 //  --------------------------------------------------------------------------

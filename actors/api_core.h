@@ -74,8 +74,11 @@ void tiers_api_problem (tiers_api_core_t *core, tiers_api_call_t *call,
 //  shard's error text otherwise; a 5xx counts as a shard error.
 void tiers_api_shard_problem (tiers_api_core_t *core, tiers_api_call_t *call,
                               tiers_wire_t *answer, const char *failed);
-//  The ETag header for a version (none when version is NULL).
-void tiers_api_etag (tiers_wire_t *reply, const char *version);
+//  `idempotent-replayed: true` on the reply when the shard's answer was
+//  the first outcome of an Idempotency-Key, again.
+void tiers_api_replayed (tiers_wire_t *reply, const tiers_wire_t *answer);
+//  The ETag header for a shard's tag (none when tag is NULL).
+void tiers_api_etag (tiers_wire_t *reply, const char *tag);
 
 //  --------------------------------------------------------------------------
 //  The shards
@@ -102,21 +105,34 @@ void tiers_api_shard_error (tiers_api_core_t *core);
 //  else a collection. NULL (a missing header) is not a name.
 bool tiers_api_name_ok (const char *name, bool id);
 
-//  If-Match / If-None-Match (RFC 9110 section 13.1), parsed.
+//  An Idempotency-Key header's value: the key into `key` (size >
+//  TIERS_API_KEY_MAX). Returns 0, or -1 with *why.
+#define TIERS_API_KEY_MAX 255
+int tiers_api_idempotency_key (const char *value, char *key, size_t size,
+                               const char **why);
+
+//  If-Match / If-None-Match (RFC 9110 section 13.1), parsed. The tags
+//  point into the header value, which must outlive them.
 #define TIERS_API_TAGS_MAX 16
+#define TIERS_API_TAG_MAX 64        //  longer tags are valid, match nothing
 typedef struct {
     bool present;               //  the header was sent
     bool any;                   //  "*"
-    size_t count;               //  versions named
-    long long versions [TIERS_API_TAGS_MAX];
+    size_t count;               //  tags named (their bytes between quotes)
+    const char *tags [TIERS_API_TAGS_MAX];
+    size_t sizes [TIERS_API_TAGS_MAX];
 } tiers_api_tags_t;
 
-//  Parses a header value (NULL = not sent). W/ tags count as versions only
-//  when `weak_counts` (weak comparison). Returns 0, or -1 with *why when
-//  the value is not that syntax.
+//  Parses a header value (NULL = not sent). W/ tags count only when
+//  `weak_counts` (weak comparison). Returns 0, or -1 with *why when the
+//  value is not that syntax.
 int tiers_api_tags_parse (const char *value, bool weak_counts,
                           tiers_api_tags_t *tags, const char **why);
-//  Does the document's current version (0 = none) satisfy the list?
-bool tiers_api_tags_match (const tiers_api_tags_t *tags, long long version);
+//  Does the document's current tag (the shard's `tag`; NULL = no
+//  document) satisfy the list?
+bool tiers_api_tags_match (const tiers_api_tags_t *tags, const char *tag);
+//  The tags separated by spaces (the shard's `match` header), as many as
+//  fit in `size`. Returns the length.
+size_t tiers_api_tags_join (const tiers_api_tags_t *tags, char *text, size_t size);
 
 #endif

@@ -6,7 +6,7 @@
         GET/HEAD /v1/C/ID   one document, from the shard that owns its slot;
                             If-Match (412 when it fails) and If-None-Match
                             (304 when it holds) are checked against the
-                            version the shard answers with
+                            tag the shard answers with
         GET/HEAD /v1/C      a list: one page asked of every shard at once,
                             merged in id order and cut to `limit`; `next`
                             is the last id given when any shard has more
@@ -227,19 +227,16 @@ s_answer (tiers_api_core_t *core, tiers_api_call_t *base, tiers_wire_t *answer)
                                  "the document's version does not match If-Match");
         return true;
     }
-    const char *version = tiers_wire_header (answer, "version");
+    const char *tag = tiers_wire_header (answer, "tag");
     tiers_wire_t *reply = tiers_wire_reply_to (base->request, answer->status);
-    tiers_api_etag (reply, version);
-    long long current = 0;
-    if (version)
-        tiers_parse_int (version, &current);
-    if (call->if_match.present && !tiers_api_tags_match (&call->if_match, current)) {
+    tiers_api_etag (reply, tag);
+    if (call->if_match.present && !tiers_api_tags_match (&call->if_match, tag)) {
         tiers_wire_destroy (&reply);
         tiers_api_problem (core, base, 412, "the document's version does not match If-Match");
         return true;
     }
     //  HEAD gets the body too: MHD sends its length and drops it.
-    if (call->if_none.present && tiers_api_tags_match (&call->if_none, current))
+    if (call->if_none.present && tiers_api_tags_match (&call->if_none, tag))
         reply->status = 304;
     else
         tiers_wire_move_body (reply, answer);

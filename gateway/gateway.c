@@ -223,6 +223,8 @@ s_forward_document (tiers_http_req_t *req, tiers_wire_t *msg, const char **detai
     tiers_http_copy_list (req, msg, MHD_HTTP_HEADER_IF_MATCH, "if-match", &too_long);
     tiers_http_copy_list (req, msg, MHD_HTTP_HEADER_IF_NONE_MATCH, "if-none-match",
                           &too_long);
+    //  Two lines of it are joined, and then refused by the write-api.
+    tiers_http_copy_list (req, msg, "Idempotency-Key", "idempotency-key", &too_long);
     *detail = s_too_long;
     return too_long ? 431 : 0;
 }

@@ -330,6 +330,8 @@ s_on_reply (face_t *self, request_t *req, tiers_wire_t *reply)
         if (retry_after)
             MHD_add_response_header (response, MHD_HTTP_HEADER_RETRY_AFTER,
                                      retry_after);
+        if (tiers_wire_header (reply, "idempotent-replayed"))
+            MHD_add_response_header (response, "Idempotent-Replayed", "true");
     }
     s_respond (req, status, response);
 }

@@ -29,7 +29,7 @@ const tiers_kind_t *const tiers_builtin_kinds [] = {
 //  maps/single-box.map holds the same text; t/ checks they agree.
 static const char s_builtin_map [] =
     "cluster\n"
-    "    name = single-box\n"
+    "    name = docs\n"
     "    data = ./tiers-data\n"
     "    sync = full\n"
     "node = box\n"

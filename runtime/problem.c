@@ -143,12 +143,20 @@ s_string (const char *text)
 char *
 tiers_problem_json (int status, const char *detail, const char *request_id)
 {
+    return tiers_problem_json_typed (status, NULL, NULL, detail, request_id);
+}
+
+char *
+tiers_problem_json_typed (int status, const char *type, const char *title,
+                          const char *detail, const char *request_id)
+{
     json_t *body = json_object ();
     if (!body)
         return NULL;
-    bool good = json_object_set_new (body, "type", json_string ("about:blank")) == 0
+    bool good = json_object_set_new (body, "type",
+                                     json_string (type ? type : "about:blank")) == 0
              && json_object_set_new (body, "title",
-                                     json_string (tiers_problem_title (status))) == 0
+                                     s_string (title ? title : tiers_problem_title (status))) == 0
              && json_object_set_new (body, "status", json_integer (status)) == 0
              && (!detail
                  || json_object_set_new (body, "detail", s_string (detail)) == 0)

@@ -22,10 +22,16 @@
     at once, alone.
 
     Every committed write takes the next number of the shard's sequence as
-    its version (the document's ETag); the sequence lives in the meta table
-    and moves in the same transaction as the documents, so a version is
-    never handed out twice, not after a delete, not after a restart, and
-    not after a failed commit (the in-memory counter is rolled back too).
+    its version; the sequence lives in the meta table and moves in the same
+    transaction as the documents, so a version is never handed out twice,
+    not after a delete, not after a restart, and not after a failed commit
+    (the in-memory counter is rolled back too). A document's tag (its ETag)
+    is INCARNATION.VERSION: the incarnation is the file's identity, made
+    new whenever the file cannot be the one this shard last served (an
+    empty data dir, a restored copy: s_identity), so no tag repeats.
+
+    A keyed write (`idempotency-key`) keeps its outcome in the same
+    transaction; a repeat gets that outcome again (s_writer_apply).
 
     The hand-off (handoff_t, under its mutex) holds the queue of waiting
     writes (<= SHARD_QUEUE_MAX, beyond it 503 + retry-after) and two
@@ -42,8 +48,10 @@
                       per write: precondition -> 412/404, or apply with
                                  version = ++sequence, updated = now
                       UPDATE meta sequence; COMMIT
-                    COMMIT (or anything before it) failed -> ROLLBACK,
-                    sequence restored, every write of the batch -> 500.
+                    anything before COMMIT failed -> ROLLBACK, sequence
+                    restored, every write 503 not-applied; COMMIT failed
+                    -> ROLLBACK, reopen, fence (s_writer_recover): 503
+                    not-applied if the fence committed, else 500 unknown.
                     --DONE on the pipe--> ANSWERING
         ANSWERING   only the actor thread touches it: it answers every
                     write, then --> FREE.
@@ -71,6 +79,8 @@
 #include "storage/shard.h"
 #include <sqlite3.h>
 #include <jansson.h>
+#include <nettle/sha2.h>
+#include <sys/random.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <fcntl.h>
@@ -86,7 +96,16 @@
 #define SHARD_PAGE_MAX      (TIERS_WIRE_MAX_BODY - 65536)   //  list body
 #define SHARD_BUSY_MS       5000        //  sqlite busy_timeout
 #define SHARD_ROUTER_BURST  1024        //  messages read per wake-up
-#define SHARD_SCHEMA        1           //  PRAGMA user_version
+#define SHARD_SCHEMA        2           //  PRAGMA user_version
+#define SHARD_INCARNATION   12          //  hex digits of an incarnation id
+#define SHARD_TAG_MAX       48          //  "INCARNATION.VERSION" and its NUL
+#define SHARD_MATCH_MAX     16          //  tags in a `match` header
+#define SHARD_IKEY_MAX      255         //  bytes of an idempotency key
+#define SHARD_PRUNE_MS      1000        //  expired keys are pruned this often
+#define SHARD_PRUNE_ROWS    1000        //  ... at most this many at a time
+//  The lock file: the holder's pid, then the mark (doc/storage.md).
+#define MARK_OFFSET         11          //  after "%-10d\n"
+#define MARK_SIZE           (SHARD_INCARNATION + 1 + 20 + 1)
 
 typedef enum { OP_GET, OP_PUT, OP_DELETE, OP_LIST } op_t;
 
@@ -98,14 +117,20 @@ typedef struct {
     op_t op;
     const char *collection;
     const char *id;
-    int64_t expect;             //  `version` precondition, 0 = none
+    const char *match;          //  `match`: the tags it may have, or NULL
     bool create;                //  `create` = 1: only if it does not exist
     bool exists;                //  `exists` = 1: only if it exists (If-Match: *)
+    const char *key;            //  `idempotency-key`, or NULL
+    uint8_t fingerprint [SHA256_DIGEST_SIZE];   //  of the request, with a key
     //  Outcome
     int status;
     int64_t version;            //  0 = no version header
     int64_t updated;
-    const char *error;          //  static reason, or NULL
+    char tag [SHARD_TAG_MAX];   //  "" = no tag header
+    const char *error;          //  reason, or NULL; static or `error_text`
+    char *error_text;           //  a replayed reason (owned), or NULL
+    const char *outcome;        //  "unknown" / "not-applied" on a failure
+    bool replayed;              //  the first outcome of its key, again
 } write_t;
 
 //  A batch's states (the file head says who may touch it in each).
@@ -142,6 +167,8 @@ typedef struct {
     size_t batch_max;
     batch_t batches [2];
     size_t committing;          //  writes in the batch at the writer
+    int64_t commit_started;     //  monotonic us the batch was taken, or 0
+    bool unwritable;            //  the writer acknowledges no more writes
     bool writer_idle;           //  the writer waits for WORK on its pipe
     bool stopping;              //  the writer takes no more batches
 } handoff_t;
@@ -156,14 +183,23 @@ typedef struct {
     sqlite3 *db;
     sqlite3_stmt *begin, *commit, *rollback;
     sqlite3_stmt *lookup, *upsert, *remove, *store_sequence;
+    sqlite3_stmt *key_lookup, *key_store, *key_prune, *fence;
     int64_t sequence;           //  last version handed out
+    //  The file's identity (doc/storage.md): made when the file is, new
+    //  again whenever the file cannot be the one this shard last served.
+    const char *cluster, *shard;    //  the map's names (not owned)
+    char incarnation [SHARD_INCARNATION + 1];
+    int lock_fd;                //  the lock file, for the mark
+    int64_t key_ttl_ms;         //  how long an idempotency key is kept
+    int64_t pruned_at;          //  wall ms of the last prune of keys
+    bool broken;                //  sticky: a reopen after a failure failed
     //  The files as opened: a removed or replaced one loses every later
     //  commit (SQLite writes on into the unlinked inode).
     dev_t db_dev, wal_dev;
     ino_t db_ino, wal_ino;
     bool wal_known;             //  the WAL file was seen
     bool file_lost;             //  sticky: no write is acknowledged again
-    tiers_counter_t *commits, *writes, *errors;
+    tiers_counter_t *commits, *writes, *errors, *replays, *failures;
     tiers_gauge_t *batch_size;
     tiers_histogram_t *commit_seconds;
 } writer_t;
@@ -182,6 +218,7 @@ typedef struct {
     size_t max_doc;
     handoff_t handoff;
     int64_t sequence;           //  as of the last batch handed back
+    char incarnation [SHARD_INCARNATION + 1];   //  the file's, for tags
     int lock_fd;                //  <file>.lock, held with flock while serving
     tiers_counter_t *reads, *errors;
 } shard_t;
@@ -235,6 +272,149 @@ s_close (sqlite3 **db_p, sqlite3_stmt **stmts [], size_t count)
 
 
 //  --------------------------------------------------------------------------
+//  The file's identity
+
+#define SHARD_STR_(x) #x
+#define SHARD_STR(x) SHARD_STR_ (x)
+
+//  The mark in the lock file: the incarnation and sequence of the last
+//  commit this shard acknowledged on the file. Written after each commit
+//  (no fsync: a mark lost in a crash is only older, which is safe).
+static void
+s_mark (writer_t *self)
+{
+    if (self->lock_fd < 0)
+        return;
+    char mark [MARK_SIZE + 1];
+    snprintf (mark, sizeof mark, "%s %020" PRId64 "\n", self->incarnation, self->sequence);
+    if (pwrite (self->lock_fd, mark, MARK_SIZE, MARK_OFFSET) != MARK_SIZE)
+        tiers_debug ("cannot write the mark: %s", strerror (errno));
+}
+
+//  Reads the mark left by the last shard on this file: 0, or -1 if none.
+static int
+s_mark_read (writer_t *self, char incarnation [SHARD_INCARNATION + 1], int64_t *sequence)
+{
+    char mark [MARK_SIZE + 1];
+    if (self->lock_fd < 0
+    ||  pread (self->lock_fd, mark, MARK_SIZE, MARK_OFFSET) != MARK_SIZE)
+        return -1;
+    mark [MARK_SIZE] = 0;
+    bool good = mark [SHARD_INCARNATION] == ' ' && mark [MARK_SIZE - 1] == '\n'
+             && strspn (mark, "0123456789abcdef") == SHARD_INCARNATION
+             && strspn (mark + SHARD_INCARNATION + 1, "0123456789") == 20;
+    if (!good)
+        return -1;
+    memcpy (incarnation, mark, SHARD_INCARNATION);
+    incarnation [SHARD_INCARNATION] = 0;
+    *sequence = strtoll (mark + SHARD_INCARNATION + 1, NULL, 10);
+    return 0;
+}
+
+//  Reads the identity rows into cluster/shard/incarnation (empty = none).
+static int
+s_identity_read (writer_t *self, char cluster [256], char shard [256],
+                 char incarnation [SHARD_INCARNATION + 1], char **why)
+{
+    *cluster = *shard = *incarnation = 0;
+    sqlite3_stmt *stmt = NULL;
+    if (s_prepare (self->db, "SELECT name, value FROM identity", &stmt, why))
+        return -1;
+    int rc;
+    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
+        const char *name = (const char *) sqlite3_column_text (stmt, 0);
+        const char *value = (const char *) sqlite3_column_text (stmt, 1);
+        if (!name || !value)
+            continue;
+        if (streq (name, "cluster"))
+            snprintf (cluster, 256, "%s", value);
+        else
+        if (streq (name, "shard"))
+            snprintf (shard, 256, "%s", value);
+        else
+        if (streq (name, "incarnation") && strlen (value) == SHARD_INCARNATION
+             && strspn (value, "0123456789abcdef") == SHARD_INCARNATION)
+            memcpy (incarnation, value, SHARD_INCARNATION + 1);
+    }
+    sqlite3_finalize (stmt);
+    if (rc != SQLITE_DONE) {
+        *why = zsys_sprintf ("%s: cannot read its identity: %s", self->path,
+                             sqlite3_errmsg (self->db));
+        return -1;
+    }
+    return 0;
+}
+
+//  The file's identity: whose it is (cluster, shard), and its incarnation.
+//  A file keeps its incarnation only when the mark says that this shard
+//  last served this very incarnation, at most up to the file's sequence.
+//  Anything else (a new file, a file from before identities, no mark, the
+//  mark of another incarnation, a file behind the mark: a restored copy,
+//  or commits lost with sync = normal) makes a new one, so that no ETag
+//  handed out before can match a document of this file.
+static int
+s_identity (writer_t *self, char **why)
+{
+    char cluster [256], shard [256], incarnation [SHARD_INCARNATION + 1];
+    if (s_identity_read (self, cluster, shard, incarnation, why))
+        return -1;
+    if ((*cluster && !streq (cluster, self->cluster))
+    ||  (*shard && !streq (shard, self->shard))) {
+        *why = zsys_sprintf ("%s belongs to shard '%s' of cluster '%s', not to shard "
+                             "'%s' of cluster '%s': each shard has its own file "
+                             "(check the map's `data` and names)", self->path,
+                             shard, cluster, self->shard, self->cluster);
+        return -1;
+    }
+    char marked [SHARD_INCARNATION + 1];
+    int64_t marked_sequence = 0;
+    bool marked_ok = s_mark_read (self, marked, &marked_sequence) == 0;
+    if (*incarnation && marked_ok && streq (marked, incarnation)
+    &&  marked_sequence <= self->sequence) {
+        memcpy (self->incarnation, incarnation, sizeof self->incarnation);
+        s_mark (self);
+        return 0;
+    }
+    uint8_t random [SHARD_INCARNATION / 2];
+    if (getrandom (random, sizeof random, 0) != (ssize_t) sizeof random) {
+        *why = zsys_sprintf ("cannot draw an incarnation id: %s", strerror (errno));
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof random; i++)
+        snprintf (self->incarnation + 2 * i, 3, "%02x", random [i]);
+    char *sql = sqlite3_mprintf (
+        "BEGIN IMMEDIATE;"
+        "INSERT OR REPLACE INTO identity (name, value) VALUES ('cluster', %Q);"
+        "INSERT OR REPLACE INTO identity (name, value) VALUES ('shard', %Q);"
+        "INSERT OR REPLACE INTO identity (name, value) VALUES ('incarnation', %Q);"
+        "INSERT OR REPLACE INTO identity (name, value) VALUES ('created', '%lld');"
+        "COMMIT;", self->cluster, self->shard, self->incarnation,
+        (long long) tiers_wire_now ());
+    int rc = sql ? s_exec (self->db, sql, why) : -1;
+    sqlite3_free (sql);
+    if (rc) {
+        if (!*why)
+            *why = strdup ("out of memory");
+        return -1;
+    }
+    if (!*incarnation && self->sequence == 0)
+        tiers_info ("%s is new: incarnation %s", self->path, self->incarnation);
+    else
+        tiers_warn ("%s: new incarnation %s (was %s): %s; ETags of before match nothing",
+                    self->path, self->incarnation, *incarnation ? incarnation : "none",
+                    !*incarnation ? "a file from before identities"
+                  : !marked_ok ? "nothing says this shard served this file last "
+                                 "(its lock file is new)"
+                  : !streq (marked, incarnation) ? "the file is not the one this shard "
+                                                   "served last"
+                  : "the file is behind what this shard acknowledged (a restored "
+                    "copy, or commits lost)");
+    s_mark (self);
+    return 0;
+}
+
+
+//  --------------------------------------------------------------------------
 //  The writer thread
 
 static int
@@ -275,7 +455,10 @@ s_writer_open (writer_t *self, char **why)
                              self->path, schema, SHARD_SCHEMA);
         return -1;
     }
-    if (s_exec (self->db,
+    //  A new file gets the schema; a schema 1 file (no identity, no keys)
+    //  gains the two tables. A file at SHARD_SCHEMA is not written to here
+    //  (a reopen after a failed commit must not need a commit of its own).
+    if (schema < SHARD_SCHEMA && s_exec (self->db,
             "BEGIN IMMEDIATE;"
             "CREATE TABLE IF NOT EXISTS docs ("
             "  collection TEXT, id TEXT,"
@@ -285,7 +468,17 @@ s_writer_open (writer_t *self, char **why)
             "CREATE TABLE IF NOT EXISTS meta ("
             "  key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('sequence', 0);"
-            "PRAGMA user_version = 1;"
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('fences', 0);"
+            "CREATE TABLE IF NOT EXISTS identity ("
+            "  name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
+            "CREATE TABLE IF NOT EXISTS idempotency ("
+            "  collection TEXT, id TEXT, key TEXT,"
+            "  fingerprint BLOB NOT NULL, status INTEGER NOT NULL,"
+            "  version INTEGER NOT NULL, tag TEXT NOT NULL,"
+            "  updated INTEGER NOT NULL, error TEXT, created INTEGER NOT NULL,"
+            "  PRIMARY KEY (collection, id, key)) WITHOUT ROWID;"
+            "CREATE INDEX IF NOT EXISTS idempotency_age ON idempotency (created);"
+            "PRAGMA user_version = 2;"
             "COMMIT;", why))
         return -1;
 
@@ -299,6 +492,8 @@ s_writer_open (writer_t *self, char **why)
         *why = zsys_sprintf ("%s: cannot read the sequence", self->path);
         return -1;
     }
+    if (s_identity (self, why))
+        return -1;
     if (s_prepare (self->db, "BEGIN IMMEDIATE", &self->begin, why)
     ||  s_prepare (self->db, "COMMIT", &self->commit, why)
     ||  s_prepare (self->db, "ROLLBACK", &self->rollback, why)
@@ -312,7 +507,20 @@ s_writer_open (writer_t *self, char **why)
     ||  s_prepare (self->db, "DELETE FROM docs WHERE collection = ?1 AND id = ?2",
                    &self->remove, why)
     ||  s_prepare (self->db, "UPDATE meta SET value = ?1 WHERE key = 'sequence'",
-                   &self->store_sequence, why))
+                   &self->store_sequence, why)
+    ||  s_prepare (self->db, "SELECT fingerprint, status, version, tag, updated, error"
+                   " FROM idempotency WHERE collection = ?1 AND id = ?2 AND key = ?3"
+                   " AND created >= ?4", &self->key_lookup, why)
+    ||  s_prepare (self->db, "INSERT OR REPLACE INTO idempotency (collection, id, key,"
+                   " fingerprint, status, version, tag, updated, error, created)"
+                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                   &self->key_store, why)
+    ||  s_prepare (self->db, "DELETE FROM idempotency WHERE (collection, id, key) IN"
+                   " (SELECT collection, id, key FROM idempotency WHERE created < ?1"
+                   " ORDER BY created LIMIT " SHARD_STR (SHARD_PRUNE_ROWS) ")",
+                   &self->key_prune, why)
+    ||  s_prepare (self->db, "UPDATE meta SET value = value + 1 WHERE key = 'fences'",
+                   &self->fence, why))
         return -1;
     //  The files as they are now, for s_files_intact: the database, and
     //  the WAL once journal_mode=WAL made it (else at the first commit).
@@ -338,25 +546,96 @@ s_writer_close (writer_t *self)
 {
     sqlite3_stmt **stmts [] = {
         &self->begin, &self->commit, &self->rollback, &self->lookup,
-        &self->upsert, &self->remove, &self->store_sequence
+        &self->upsert, &self->remove, &self->store_sequence,
+        &self->key_lookup, &self->key_store, &self->key_prune, &self->fence
     };
     s_close (&self->db, stmts, sizeof stmts / sizeof stmts [0]);
 }
 
-//  Apply one write inside the open transaction. Returns -1 on a storage
-//  error (the whole batch then fails); precondition failures are outcomes.
-static int
-s_writer_apply (writer_t *self, write_t *write, int64_t now)
+//  Does `tag` stand in the `match` list (tags separated by spaces)?
+static bool
+s_match (const char *match, const char *tag)
 {
-    //  A write whose deadline passed while it waited (a stopped node, a
-    //  long queue) is not started: its caller has been told 504 already,
-    //  and applying it now would make that 504 a lie.
-    if (write->request->deadline && write->request->deadline <= now) {
-        write->status = 504;
-        write->error = "the deadline passed before the write was started: "
-                       "it was not applied";
-        return 0;
+    size_t length = strlen (tag);
+    for (const char *at = match; *at; ) {
+        size_t size = strcspn (at, " ");
+        if (size == length && memcmp (at, tag, size) == 0)
+            return true;
+        at += size;
+        at += strspn (at, " ");
     }
+    return false;
+}
+
+//  The first outcome of the write's idempotency key, when there is one
+//  (and it is not older than the keys' time to live). Returns 1 when the
+//  write is answered from it (the same request again, or 422 for another
+//  request under the same key), 0 when the key is new, -1 on an error.
+static int
+s_writer_replay (writer_t *self, write_t *write, int64_t now)
+{
+    sqlite3_stmt *stmt = self->key_lookup;
+    sqlite3_bind_text (stmt, 1, write->collection, -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 2, write->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 3, write->key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64 (stmt, 4, now - self->key_ttl_ms);
+    int rc = sqlite3_step (stmt);
+    int answer = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+    if (rc == SQLITE_ROW) {
+        const void *fingerprint = sqlite3_column_blob (stmt, 0);
+        bool same = sqlite3_column_bytes (stmt, 0) == SHA256_DIGEST_SIZE && fingerprint
+                 && memcmp (fingerprint, write->fingerprint, SHA256_DIGEST_SIZE) == 0;
+        if (!same) {
+            write->status = 422;
+            write->outcome = "not-applied";
+            write->error = "this Idempotency-Key was used for another request "
+                           "(method, preconditions or body): not applied";
+        }
+        else {
+            write->status = sqlite3_column_int (stmt, 1);
+            write->version = sqlite3_column_int64 (stmt, 2);
+            const char *tag = (const char *) sqlite3_column_text (stmt, 3);
+            snprintf (write->tag, sizeof write->tag, "%s", tag ? tag : "");
+            write->updated = sqlite3_column_int64 (stmt, 4);
+            const char *error = (const char *) sqlite3_column_text (stmt, 5);
+            if (error) {
+                write->error_text = strdup (error);
+                write->error = write->error_text;
+            }
+            write->replayed = true;
+        }
+    }
+    sqlite3_reset (stmt);
+    sqlite3_clear_bindings (stmt);
+    return answer;
+}
+
+//  Keeps the outcome of a keyed write, in the same transaction as the
+//  write: the key's outcome exists exactly when the write committed.
+static int
+s_writer_keep (writer_t *self, write_t *write, int64_t now)
+{
+    sqlite3_stmt *stmt = self->key_store;
+    sqlite3_bind_text (stmt, 1, write->collection, -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 2, write->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 3, write->key, -1, SQLITE_STATIC);
+    sqlite3_bind_blob (stmt, 4, write->fingerprint, SHA256_DIGEST_SIZE, SQLITE_STATIC);
+    sqlite3_bind_int (stmt, 5, write->status);
+    sqlite3_bind_int64 (stmt, 6, write->version);
+    sqlite3_bind_text (stmt, 7, write->tag, -1, SQLITE_STATIC);
+    sqlite3_bind_int64 (stmt, 8, write->updated);
+    if (write->error)
+        sqlite3_bind_text (stmt, 9, write->error, -1, SQLITE_STATIC);
+    sqlite3_bind_int64 (stmt, 10, now);
+    return s_step_done (stmt) ? 0 : -1;
+}
+
+//  Decides one write inside the open transaction and applies it. Returns
+//  -1 on a storage error (the whole batch then fails); precondition
+//  failures are outcomes.
+static int
+s_writer_decide (writer_t *self, write_t *write, int64_t now)
+{
     sqlite3_bind_text (self->lookup, 1, write->collection, -1, SQLITE_STATIC);
     sqlite3_bind_text (self->lookup, 2, write->id, -1, SQLITE_STATIC);
     int rc = sqlite3_step (self->lookup);
@@ -366,27 +645,24 @@ s_writer_apply (writer_t *self, write_t *write, int64_t now)
     sqlite3_clear_bindings (self->lookup);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         return -1;
+    char tag [SHARD_TAG_MAX];
+    snprintf (tag, sizeof tag, "%s.%" PRId64, self->incarnation, current);
 
     if (write->op == OP_DELETE && !exists) {
         write->status = 404;
         write->error = "no such document";
         return 0;
     }
-    if (write->create && exists) {
+    bool failed = (write->create && exists) || (write->exists && !exists)
+               || (write->match && (!exists || !s_match (write->match, tag)));
+    if (failed) {
         write->status = 412;
-        write->version = current;
-        write->error = "document exists";
-        return 0;
-    }
-    if (write->exists && !exists) {
-        write->status = 412;
-        write->error = "no such document";
-        return 0;
-    }
-    if (write->expect && (!exists || current != write->expect)) {
-        write->status = 412;
-        write->version = current;
-        write->error = exists ? "version does not match" : "no such document";
+        write->error = write->create ? "document exists"
+                     : !exists ? "no such document" : "version does not match";
+        if (exists) {
+            write->version = current;
+            memcpy (write->tag, tag, sizeof tag);
+        }
         return 0;
     }
     int64_t version = self->sequence + 1;
@@ -411,7 +687,33 @@ s_writer_apply (writer_t *self, write_t *write, int64_t now)
     write->status = write->op == OP_DELETE ? 204 : exists ? 200 : 201;
     write->version = version;
     write->updated = now;
+    snprintf (write->tag, sizeof write->tag, "%s.%" PRId64, self->incarnation, version);
     return 0;
+}
+
+//  Apply one write inside the open transaction: its key's first outcome,
+//  or the write decided now (and its outcome kept under its key).
+static int
+s_writer_apply (writer_t *self, write_t *write, int64_t now)
+{
+    //  A write whose deadline passed while it waited (a stopped node, a
+    //  long queue) is not started: its caller has been told 504 already,
+    //  and applying it now would make that 504 a lie.
+    if (write->request->deadline && write->request->deadline <= now) {
+        write->status = 504;
+        write->outcome = "not-applied";
+        write->error = "the deadline passed before the write was started: "
+                       "it was not applied";
+        return 0;
+    }
+    if (write->key) {
+        int replayed = s_writer_replay (self, write, now);
+        if (replayed)
+            return replayed < 0 ? -1 : 0;
+    }
+    if (s_writer_decide (self, write, now))
+        return -1;
+    return write->key ? s_writer_keep (self, write, now) : 0;
 }
 
 //  COMMITTING: the whole commit sequence for one batch.
@@ -451,9 +753,92 @@ s_files_intact (writer_t *self)
     return intact;
 }
 
+static int s_writer_open (writer_t *self, char **why);
+static void s_writer_close (writer_t *self);
+
+//  After a COMMIT that failed, the writer may not trust its connection,
+//  nor know whether the commit reached the file: an fsync that reports EIO
+//  leaves the WAL frames written, and a later restart would recover them
+//  as a commit nobody was told of. So it reopens the file, then commits a
+//  fence (a one-row change) at once: that commit's frames take the place
+//  of the failed one's, which can then never be recovered. True when the
+//  fence committed: the failed batch is verifiably not applied. False: the
+//  outcome is unknown (the fence failed too, or the file cannot be opened
+//  again: then the shard acknowledges nothing more until it is restarted).
+static bool
+s_writer_recover (writer_t *self)
+{
+    tiers_counter_add (self->failures, 1);
+    s_writer_close (self);
+    char was [SHARD_INCARNATION + 1];
+    memcpy (was, self->incarnation, sizeof was);
+    char *why = NULL;
+    if (s_writer_open (self, &why) == 0 && !streq (was, self->incarnation))
+        why = zsys_sprintf ("the file reopened as another incarnation (%s, was %s)",
+                            self->incarnation, was);
+    if (why) {
+        tiers_error ("cannot open the file again after a failed commit: %s; no write "
+                     "is acknowledged any more; restart the shard", why);
+        free (why);
+        s_writer_close (self);
+        self->broken = true;
+        return false;
+    }
+    bool fenced = s_step_done (self->begin) && s_step_done (self->fence)
+               && s_step_done (self->commit);
+    if (!fenced) {
+        tiers_error ("the fence after a failed commit failed too: %s",
+                     sqlite3_errmsg (self->db));
+        if (!sqlite3_get_autocommit (self->db))
+            s_step_done (self->rollback);
+    }
+    else
+        tiers_warn ("reopened %s after a failed commit; the fence committed, so that "
+                    "commit is not applied (sequence %" PRId64 ")", self->path,
+                    self->sequence);
+    return fenced;
+}
+
+//  Expired idempotency keys go, a bounded number at a time, inside the
+//  batch's transaction, at most once per SHARD_PRUNE_MS.
+static bool
+s_writer_prune (writer_t *self, int64_t now)
+{
+    if (now - self->pruned_at < SHARD_PRUNE_MS)
+        return true;
+    self->pruned_at = now;
+    sqlite3_bind_int64 (self->key_prune, 1, now - self->key_ttl_ms);
+    return s_step_done (self->key_prune);
+}
+
+//  A failed batch: every write gets the same answer.
+static void
+s_batch_fail (batch_t *batch, int status, const char *outcome, const char *error)
+{
+    for (size_t i = 0; i < batch->count; i++) {
+        write_t *write = batch->writes [i];
+        write->status = status;
+        write->version = write->updated = 0;
+        write->tag [0] = 0;
+        write->replayed = false;
+        write->outcome = outcome;
+        write->error = error;
+    }
+}
+
 static void
 s_writer_commit (writer_t *self, batch_t *batch)
 {
+    if (self->broken || self->file_lost) {
+        s_batch_fail (batch, 503, "not-applied", self->broken
+            ? "the shard could not open its file again after a failed commit: "
+              "this write was not applied, and none will be until it is restarted"
+            : "the shard's file was removed or replaced: this write was not applied, "
+              "and none will be until the shard is restarted");
+        tiers_counter_add (self->errors, batch->count);
+        batch->sequence = self->sequence;
+        return;
+    }
     int64_t started = tiers_clock_us ();
     int64_t saved = self->sequence;
     int64_t now = tiers_wire_now ();
@@ -462,32 +847,47 @@ s_writer_commit (writer_t *self, batch_t *batch)
         good = s_writer_apply (self, batch->writes [i], now) == 0;
     if (good) {
         sqlite3_bind_int64 (self->store_sequence, 1, self->sequence);
-        good = s_step_done (self->store_sequence);
+        good = s_step_done (self->store_sequence) && s_writer_prune (self, now);
     }
     bool intact = good && s_files_intact (self);
-    if (good && intact)
+    //  Up to here nothing has reached the file as a commit: a failure is
+    //  rolled back and verifiably not applied. From COMMIT on it is not.
+    bool committing = good && intact;
+    if (committing)
         good = s_step_done (self->commit);
     if (!good || !intact) {
-        if (intact)
-            tiers_error ("commit of %zu writes failed: %s", batch->count,
-                         sqlite3_errmsg (self->db));
+        if (intact || committing)
+            tiers_error ("%s of %zu writes failed: %s", committing ? "commit" : "transaction",
+                         batch->count, sqlite3_errmsg (self->db));
         if (!sqlite3_get_autocommit (self->db))
             s_step_done (self->rollback);
         self->sequence = saved;
-        for (size_t i = 0; i < batch->count; i++) {
-            write_t *write = batch->writes [i];
-            write->status = intact ? 500 : 503;
-            write->version = write->updated = 0;
-            write->error = intact ? "storage error"
-                                  : "the shard's file was removed or replaced: this "
-                                    "write was not applied, and none will be until "
-                                    "the shard is restarted";
-        }
+        if (!intact && !committing && good)
+            s_batch_fail (batch, 503, "not-applied",
+                          "the shard's file was removed or replaced: this write was not "
+                          "applied, and none will be until the shard is restarted");
+        else
+        if (!committing)
+            s_batch_fail (batch, 503, "not-applied", "the storage failed before the "
+                          "commit; the transaction was rolled back: not applied");
+        else
+        if (s_writer_recover (self))
+            s_batch_fail (batch, 503, "not-applied", "the storage failed while "
+                          "committing; the shard reopened its file and made sure "
+                          "this write was not applied");
+        else
+            s_batch_fail (batch, 500, "unknown", "the storage failed while committing: "
+                          "this write may or may not have been applied; retry it with "
+                          "the same Idempotency-Key, or read before writing again");
         tiers_counter_add (self->errors, batch->count);
     }
     else {
+        s_mark (self);
         tiers_counter_add (self->commits, 1);
         tiers_counter_add (self->writes, batch->count);
+        for (size_t i = 0; i < batch->count; i++)
+            if (batch->writes [i]->replayed)
+                tiers_counter_add (self->replays, 1);
         tiers_gauge_set (self->batch_size, (int64_t) batch->count);
         tiers_histogram_observe (self->commit_seconds,
                                  (tiers_clock_us () - started) / 1e6);
@@ -546,6 +946,7 @@ s_writer_actor (zsock_t *pipe, void *args)
                     handoff->count--;
                 }
                 handoff->committing = batch->count;
+                handoff->commit_started = tiers_clock_us ();
             }
         handoff->writer_idle = batch == NULL;
         pthread_mutex_unlock (&handoff->lock);
@@ -553,6 +954,8 @@ s_writer_actor (zsock_t *pipe, void *args)
             s_writer_commit (self, batch);
             pthread_mutex_lock (&handoff->lock);
             handoff->committing = 0;
+            handoff->commit_started = 0;
+            handoff->unwritable = self->broken || self->file_lost;
             s_batch_move (batch, BATCH_ANSWERING, NULL);
             pthread_mutex_unlock (&handoff->lock);
             zsock_send (pipe, "sp", "DONE", batch);
@@ -659,6 +1062,7 @@ s_write_destroy (write_t **write_p)
     if (write) {
         tiers_wire_destroy (&write->request);
         zmsg_destroy (&write->route);
+        free (write->error_text);
         free (write);
         *write_p = NULL;
     }
@@ -671,10 +1075,18 @@ s_write_answer (shard_t *self, write_t *write)
     tiers_wire_t *reply = tiers_wire_reply_to (write->request, write->status);
     if (write->version)
         tiers_wire_set_headerf (reply, "version", "%" PRId64, write->version);
+    if (write->tag [0])
+        tiers_wire_set_header (reply, "tag", write->tag, strlen (write->tag));
     if (write->updated)
         tiers_wire_set_headerf (reply, "updated", "%" PRId64, write->updated);
     if (write->error)
         tiers_wire_set_header (reply, "error", write->error, strlen (write->error));
+    if (write->outcome)
+        tiers_wire_set_header (reply, "outcome", write->outcome, strlen (write->outcome));
+    if (write->replayed)
+        tiers_wire_set_header (reply, "replayed", "1", 1);
+    if (write->status == 503)
+        tiers_wire_set_header (reply, "retry-after", "1", 1);
     s_send (self, &reply, write->route);
 }
 
@@ -711,8 +1123,9 @@ s_get (shard_t *self, tiers_wire_t *msg, zmsg_t *route,
     int rc = sqlite3_step (self->get);
     if (rc == SQLITE_ROW) {
         tiers_wire_t *reply = tiers_wire_reply_to (msg, 200);
-        tiers_wire_set_headerf (reply, "version", "%" PRId64,
-                                (int64_t) sqlite3_column_int64 (self->get, 0));
+        int64_t version = sqlite3_column_int64 (self->get, 0);
+        tiers_wire_set_headerf (reply, "version", "%" PRId64, version);
+        tiers_wire_set_headerf (reply, "tag", "%s.%" PRId64, self->incarnation, version);
         tiers_wire_set_headerf (reply, "updated", "%" PRId64,
                                 (int64_t) sqlite3_column_int64 (self->get, 1));
         const void *body = sqlite3_column_text (self->get, 2);
@@ -791,6 +1204,27 @@ s_text_json (text_t *text, const char *string)
     s_text_add (text, "\"", 1);
 }
 
+//  The one authoritative check of what is stored: a JSON text that jansson
+//  reads back (the read-api assembles lists with it), so I-JSON in
+//  practice: UTF-8, no number beyond int64 or double, no lone surrogate.
+//  A NUL byte is no JSON (\u0000 is). `error` (may be NULL) says why not.
+static bool
+s_ijson_why (const char *body, size_t size, json_error_t *error)
+{
+    json_t *doc = size && !memchr (body, 0, size)
+                ? json_loadb (body, size, JSON_DECODE_ANY | JSON_ALLOW_NUL, error)
+                : NULL;
+    json_decref (doc);
+    return doc != NULL;
+}
+
+static bool
+s_ijson (const char *body, size_t size)
+{
+    json_error_t error;
+    return s_ijson_why (body, size, &error);
+}
+
 static void
 s_list (shard_t *self, tiers_wire_t *msg, zmsg_t *route, const char *collection)
 {
@@ -835,18 +1269,28 @@ s_list (shard_t *self, tiers_wire_t *msg, zmsg_t *route, const char *collection)
         }
         //  Bound the page in bytes too: a page cut short counts as full,
         //  so the caller follows `next` to the rest.
-        if (count > 0 && page.size + body_size + 6 * strlen (id) + 64 > SHARD_PAGE_MAX) {
+        if (count > 0 && page.size + body_size + 6 * strlen (id) + 160 > SHARD_PAGE_MAX) {
             full = true;
             break;
         }
         last.size = 0;
         s_text_json (&last, id);
-        char number [48];
+        char number [128];
         snprintf (number, sizeof number, "%s{\"id\":", count ? "," : "");
         s_text_str (&page, number);
         s_text_add (&page, last.data, last.size);
-        snprintf (number, sizeof number, ",\"version\":%" PRId64 ",\"doc\":", version);
+        snprintf (number, sizeof number, ",\"version\":%" PRId64 ",\"etag\":\"\\\"%s.%"
+                  PRId64 "\\\"\"", version, self->incarnation, version);
         s_text_str (&page, number);
+        //  One stored document that is no I-JSON (written before the
+        //  shard checked, or by hand) must not break the whole page.
+        if (s_ijson (body, body_size))
+            s_text_str (&page, ",\"doc\":");
+        else {
+            s_text_str (&page, ",\"error\":\"the stored document is not I-JSON: "
+                               "GET it for its bytes\"");
+            body_size = 0;
+        }
         s_text_add (&page, body, body_size);
         s_text_str (&page, "}");
         count++;
@@ -924,6 +1368,51 @@ s_on_writer (shard_t *self)
     pthread_mutex_unlock (&handoff->lock);
 }
 
+//  Bytes 0x20..0x7e only.
+static bool
+s_printable (const char *text, size_t size)
+{
+    for (size_t i = 0; i < size; i++)
+        if (text [i] < 0x20 || text [i] > 0x7e)
+            return false;
+    return true;
+}
+
+//  A `match` list: at most SHARD_MATCH_MAX tags separated by spaces, each
+//  the bytes of an entity-tag (RFC 9110 etagc: no control, space or '"').
+//  Empty is a list that matches nothing. NULL when good, else why not.
+static const char *
+s_match_check (const char *match)
+{
+    size_t tags = 0;
+    for (const unsigned char *at = (const unsigned char *) match; *at; at++) {
+        if (*at == ' ')
+            continue;
+        if (at == (const unsigned char *) match || at [-1] == ' ')
+            tags++;
+        if (*at < 0x21 || *at == '"' || *at == 0x7f)
+            return "a tag holds a control character, a space or a quote";
+    }
+    return tags > SHARD_MATCH_MAX ? "more than 16 tags" : NULL;
+}
+
+//  What makes two requests under one idempotency key the same request:
+//  the operation, its preconditions and the body.
+static void
+s_fingerprint (write_t *write)
+{
+    struct sha256_ctx sha;
+    sha256_init (&sha);
+    char head [8] = { write->op == OP_PUT ? 'p' : 'd', 0,
+                      write->create ? '1' : '0', write->exists ? '1' : '0',
+                      write->match ? 'm' : '-', 0 };
+    sha256_update (&sha, 6, (const uint8_t *) head);
+    if (write->match)
+        sha256_update (&sha, strlen (write->match) + 1, (const uint8_t *) write->match);
+    sha256_update (&sha, write->request->body_size, write->request->body);
+    sha256_digest (&sha, SHA256_DIGEST_SIZE, write->fingerprint);
+}
+
 static void
 s_on_request (shard_t *self, tiers_wire_t *msg, zmsg_t **route_p)
 {
@@ -932,10 +1421,13 @@ s_on_request (shard_t *self, tiers_wire_t *msg, zmsg_t **route_p)
     bool bad = false;
     const char *op_name = tiers_wire_text (msg, "op", &bad);
     const char *version = tiers_wire_text (msg, "version", &bad);
+    const char *match = tiers_wire_text (msg, "match", &bad);
     const char *create = tiers_wire_text (msg, "create", &bad);
     const char *exists = tiers_wire_text (msg, "exists", &bad);
+    const char *key = tiers_wire_text (msg, "idempotency-key", &bad);
     if (bad) {
-        s_fail (self, msg, route, 400, "a header (op, version, create, exists) holds a NUL byte");
+        s_fail (self, msg, route, 400, "a header (op, match, create, exists, "
+                "idempotency-key) holds a NUL byte");
         return;
     }
     op_t op;
@@ -977,9 +1469,21 @@ s_on_request (shard_t *self, tiers_wire_t *msg, zmsg_t **route_p)
         s_get (self, msg, route, collection, id);
         return;
     }
-    int64_t expect = 0;
-    if (version && s_positive (version, &expect)) {
-        s_fail (self, msg, route, 400, "bad version: expected a positive decimal");
+    if (version) {
+        s_fail (self, msg, route, 400, "version is no precondition: send match, "
+                "the tags the document may have");
+        return;
+    }
+    const char *why_match = match ? s_match_check (match) : NULL;
+    if (why_match) {
+        s_fail (self, msg, route, 400, "bad match: %s", why_match);
+        return;
+    }
+    size_t key_size = key ? strlen (key) : 0;
+    if (key && (key_size == 0 || key_size > SHARD_IKEY_MAX
+             || !s_printable (key, key_size))) {
+        s_fail (self, msg, route, 400, "bad idempotency-key: expected 1..%d printable "
+                "ASCII characters", SHARD_IKEY_MAX);
         return;
     }
     if (create && !streq (create, "1") && !streq (create, "0")) {
@@ -995,22 +1499,13 @@ s_on_request (shard_t *self, tiers_wire_t *msg, zmsg_t **route_p)
             s_fail (self, msg, route, 413, "document over %zu bytes", self->max_doc);
             return;
         }
-        //  The one authoritative check of what is stored: a JSON text that
-        //  jansson reads back (the read-api assembles lists with it), so
-        //  I-JSON in practice: UTF-8, no number beyond int64 or double,
-        //  no lone surrogate. A NUL byte is no JSON (\u0000 is).
         json_error_t error = { .text = "a NUL byte is no JSON" };
-        json_t *doc = msg->body_size && !memchr (msg->body, 0, msg->body_size)
-                    ? json_loadb ((const char *) msg->body, msg->body_size,
-                                  JSON_DECODE_ANY | JSON_ALLOW_NUL, &error)
-                    : NULL;
-        if (!doc) {
+        if (!s_ijson_why ((const char *) msg->body, msg->body_size, &error)) {
             s_fail (self, msg, route, 400, "body is not a JSON document (I-JSON) "
                     "that can be served back%s%s", msg->body_size ? ": " : "",
                     msg->body_size ? error.text : "");
             return;
         }
-        json_decref (doc);
     }
     handoff_t *handoff = &self->handoff;
     pthread_mutex_lock (&handoff->lock);
@@ -1028,9 +1523,12 @@ s_on_request (shard_t *self, tiers_wire_t *msg, zmsg_t **route_p)
     write->op = op;
     write->collection = collection;
     write->id = id;
-    write->expect = expect;
+    write->match = match;
     write->create = create && streq (create, "1");
     write->exists = exists && streq (exists, "1");
+    write->key = key;
+    if (key)
+        s_fingerprint (write);
     pthread_mutex_lock (&handoff->lock);
     handoff->queue [(handoff->head + handoff->count) % SHARD_QUEUE_MAX] = write;
     handoff->count++;
@@ -1046,11 +1544,16 @@ s_on_status (shard_t *self, tiers_wire_t *msg, zmsg_t *route)
     s_text_json (&json, self->name);
     s_text_str (&json, ",\"slots\":");
     s_text_json (&json, self->slots);
-    char numbers [160];
+    char numbers [320];
     pthread_mutex_lock (&self->handoff.lock);
+    int64_t started = self->handoff.commit_started;
     snprintf (numbers, sizeof numbers,
-              ",\"sequence\":%" PRId64 ",\"queued\":%zu,\"committing\":%zu}",
-              self->sequence, self->handoff.count, self->handoff.committing);
+              ",\"incarnation\":\"%s\",\"sequence\":%" PRId64 ",\"queued\":%zu,"
+              "\"committing\":%zu,\"commit_ms\":%" PRId64 ",\"writable\":%s}",
+              self->incarnation, self->sequence, self->handoff.count,
+              self->handoff.committing,
+              started ? (tiers_clock_us () - started) / 1000 : (int64_t) 0,
+              self->handoff.unwritable ? "false" : "true");
     pthread_mutex_unlock (&self->handoff.lock);
     s_text_str (&json, numbers);
     tiers_wire_t *reply = tiers_wire_reply_to (msg, 200);
@@ -1173,6 +1676,8 @@ s_writer_start (shard_t *self, char **why)
     char *answer = zstr_recv (self->writer);
     if (answer && strncmp (answer, "OK ", 3) == 0) {
         self->sequence = strtoll (answer + 3, NULL, 10);
+        memcpy (self->incarnation, self->writer_state.incarnation,
+                sizeof self->incarnation);
         zstr_free (&answer);
         return 0;
     }
@@ -1204,7 +1709,7 @@ s_lock (shard_t *self, const char *path, char **why)
         char holder [32] = "";
         ssize_t size = pread (self->lock_fd, holder, sizeof holder - 1, 0);
         holder [size > 0 ? size : 0] = 0;
-        holder [strcspn (holder, "\n")] = 0;
+        holder [strcspn (holder, " \n")] = 0;
         *why = error == EWOULDBLOCK
              ? zsys_sprintf ("%s is served by another shard (pid %s, holding %s); "
                              "one file has one shard", path, *holder ? holder : "?",
@@ -1215,9 +1720,10 @@ s_lock (shard_t *self, const char *path, char **why)
         free (lock_path);
         return -1;
     }
-    char pid [32];
-    int length = snprintf (pid, sizeof pid, "%d\n", (int) getpid ());
-    if (ftruncate (self->lock_fd, 0) || pwrite (self->lock_fd, pid, (size_t) length, 0) != length)
+    //  The pid in a fixed width, so that the mark after it stays.
+    char pid [MARK_OFFSET + 1];
+    snprintf (pid, sizeof pid, "%-10d\n", (int) getpid ());
+    if (pwrite (self->lock_fd, pid, MARK_OFFSET, 0) != MARK_OFFSET)
         tiers_warn ("cannot write the pid into %s: %s", lock_path, strerror (errno));
     free (lock_path);
     return 0;
@@ -1280,6 +1786,14 @@ s_shard_actor (zsock_t *pipe, void *args_)
     writer_t *writer = &self->writer_state;
     snprintf (writer->name, sizeof writer->name, "%s/writer", args->name);
     writer->sync_full = !streq (sync, "normal");
+    writer->cluster = tiers_map_name (args->map);
+    writer->shard = entry->name;
+    writer->lock_fd = -1;
+    writer->key_ttl_ms = tiers_entry_int (entry, "idempotency_ttl", 24 * 3600 * 1000);
+    writer->replays = tiers_metrics_counter ("tiers_shard_replays_total", labels,
+        "Keyed writes answered with the first outcome of their Idempotency-Key");
+    writer->failures = tiers_metrics_counter ("tiers_shard_commit_failures_total", labels,
+        "Commits that failed in COMMIT (the shard then reopens its file and fences)");
     writer->commits = tiers_metrics_counter ("tiers_shard_commits_total", labels,
         "Transactions the shard committed");
     writer->writes = tiers_metrics_counter ("tiers_shard_writes_total", labels,
@@ -1295,8 +1809,10 @@ s_shard_actor (zsock_t *pipe, void *args_)
     writer->path = tiers_data_path (args->map, leaf);
 
     char *why = NULL;
-    if (s_lock (self, writer->path, &why) == 0)
+    if (s_lock (self, writer->path, &why) == 0) {
+        writer->lock_fd = self->lock_fd;
         self->router = tiers_port_bind (entry, "requests", &why);
+    }
     if (self->router && s_writer_start (self, &why) == 0)
         s_reader_open (self, writer->path, &why);
     if (why) {
@@ -1356,6 +1872,7 @@ static const tiers_key_t s_keys [] = {
     { "sync",    TIERS_KEY_ENUM,  false, 0, 0, "full|normal" },
     { "batch",   TIERS_KEY_INT,   false, 1, 10000, NULL },
     { "max_doc", TIERS_KEY_BYTES, false, 1, 15 * 1024 * 1024, NULL },
+    { "idempotency_ttl", TIERS_KEY_MS, false, 1000, 30LL * 24 * 3600 * 1000, NULL },
     { NULL, 0, false, 0, 0, NULL }
 };
 

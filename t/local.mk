@@ -53,3 +53,12 @@ t_unit_problem_t_SOURCES = t/unit/problem.c t/tap.h
 t_unit_problem_t_LDADD = $(TIERS_LIBS)
 t_unit_tags_t_SOURCES = t/unit/tags.c t/tap.h
 t_unit_tags_t_LDADD = $(TIERS_LIBS)
+# Storage faults through HTTP: EIO on fsync (the shim t/fault/eio.c,
+# LD_PRELOADed), kill -9, incarnations, Idempotency-Key.
+check_PROGRAMS += t/fault/eio.so
+t_fault_eio_so_SOURCES = t/fault/eio.c
+t_fault_eio_so_CFLAGS = -fPIC -O2
+t_fault_eio_so_LDFLAGS = -shared
+t_fault_eio_so_LDADD = -ldl
+TESTS += t/cluster/faults.sh
+EXTRA_DIST += t/cluster/faults.sh t/cluster/lib.sh

@@ -133,7 +133,7 @@ scenarios () {
     req PUT /v1/users/alice -H 'Content-Type: application/json' -d '{"name":"Alice"}'
     is "$code" 201 "$M: PUT new document is 201"
     etag1=$(hdr ETag)
-    ok "$(case "$etag1" in \"[0-9]*\") echo 0;; *) echo 1;; esac)" "$M: PUT gives a quoted ETag ($etag1)"
+    ok "$(case "$etag1" in \"[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f].[1-9]*\") echo 0;; *) echo 1;; esac)" "$M: PUT gives a quoted ETag INCARNATION.VERSION ($etag1)"
     is "$(hdr Location)" "/v1/users/alice" "$M: 201 carries Location"
     req GET /v1/users/alice
     is "$code" 200 "$M: GET is 200"

@@ -79,6 +79,27 @@ s_version (const tiers_wire_t *reply)
     return version ? strtoll (version, NULL, 10) : -1;
 }
 
+//  The reply's tag ("INCARNATION.VERSION") in `tag`, "" when none.
+static const char *
+s_tag (const tiers_wire_t *reply, char tag [64])
+{
+    const char *value = reply ? tiers_wire_header (reply, "tag") : NULL;
+    snprintf (tag, 64, "%s", value ? value : "");
+    return tag;
+}
+
+static zsock_t *s_dealer (const char *endpoint);
+
+//  Send and wait; the status (0 on timeout). The request is consumed.
+static int
+s_call_status (zsock_t *dealer, tiers_wire_t *request)
+{
+    tiers_wire_t *reply = s_call (dealer, request);
+    int status = reply ? reply->status : 0;
+    tiers_wire_destroy (&reply);
+    return status;
+}
+
 static zsock_t *
 s_dealer (const char *endpoint)
 {
@@ -403,6 +424,327 @@ s_test_lost_file (void)
     free (text);
 }
 
+//  --------------------------------------------------------------------------
+//  One shard alone in DIR (cluster CLUSTER, shard NAME, extra keys), for
+//  the identity, idempotency and list tests.
+typedef struct {
+    tiers_map_t *map;
+    tiers_node_t *node;
+    zsock_t *dealer;
+    char endpoint [64];
+} box_t;
+
+static int
+s_box_start (box_t *box, const char *dir, const char *cluster, const char *name,
+             const char *extra)
+{
+    memset (box, 0, sizeof *box);
+    snprintf (box->endpoint, sizeof box->endpoint, "inproc://box-%s", name);
+    char *text = zsys_sprintf ("cluster\n    name = %s\n    data = %s\nnode = box\n"
+                               "    shard = %s\n        bind = %s\n%s", cluster, dir,
+                               name, box->endpoint, extra ? extra : "");
+    char *errors = NULL;
+    box->map = tiers_map_parse (text, "box.map", &errors);
+    free (text);
+    if (!box->map) {
+        diag ("box.map: %s", errors ? errors : "?");
+        free (errors);
+        return -2;
+    }
+    box->node = tiers_node_new (box->map, NULL);
+    int rc = -1;
+    for (int tries = 0; tries < 40 && rc; tries++) {
+        rc = tiers_node_start (box->node);  //  inproc:// is freed by libzmq's
+        if (rc && !strstr (tiers_node_error (box->node), "ddress in use"))
+            break;                          //  reaper, a moment after a stop
+        if (rc)
+            zclock_sleep (50);
+    }
+    if (rc == 0)
+        box->dealer = s_dealer (box->endpoint);
+    return rc;
+}
+
+static void
+s_box_stop (box_t *box)
+{
+    zsock_destroy (&box->dealer);
+    tiers_node_destroy (&box->node);
+    tiers_map_destroy (&box->map);
+}
+
+static int
+s_copy_file (const char *from, const char *to)
+{
+    FILE *in = fopen (from, "rb"), *out = fopen (to, "wb");
+    char buffer [65536];
+    size_t size;
+    while (in && out && (size = fread (buffer, 1, sizeof buffer, in)) > 0)
+        fwrite (buffer, 1, size, out);
+    int rc = in && out ? 0 : -1;
+    if (in)
+        fclose (in);
+    if (out && fclose (out))
+        rc = -1;
+    return rc;
+}
+
+//  The file's identity: a new incarnation where the file cannot be the
+//  one this shard served last, so that no ETag of before matches.
+static void
+s_test_identity (void)
+{
+    char dir [PATH_MAX], path [PATH_MAX + 16], copy [PATH_MAX + 16], lock [PATH_MAX + 16];
+    snprintf (dir, sizeof dir, "%s/identity", s_dir);
+    snprintf (path, sizeof path, "%s/one.db", dir);
+    snprintf (copy, sizeof copy, "%s/one.db.saved", dir);
+    snprintf (lock, sizeof lock, "%s/one.db.lock", dir);
+    box_t box;
+    tiers_wire_t *reply = NULL;
+    char first [64], tag [64], match [80];
+    ok (s_box_start (&box, dir, "c1", "one", NULL) == 0, "identity: a new file");
+    s_do (box.dealer, "put", "d", "a", "{\"v\":1}", NULL, NULL, &reply);
+    s_tag (reply, first);
+    tiers_wire_destroy (&reply);
+    ok (strlen (first) == 14 && streq (first + 12, ".1"), "identity: the first write's tag "
+        "is INCARNATION.1 (%s)", first);
+    s_box_stop (&box);
+
+    //  A clean restart keeps the incarnation: tags of before still match.
+    ok (s_box_start (&box, dir, "c1", "one", NULL) == 0, "identity: restart");
+    is_int (s_do (box.dealer, "put", "d", "a", "{\"v\":2}", "match", first, &reply), 200,
+            "identity: after a restart, the tag of before still matches");
+    s_tag (reply, tag);
+    tiers_wire_destroy (&reply);
+    ok (strncmp (tag, first, 12) == 0, "... the same incarnation (%s)", tag);
+    s_box_stop (&box);
+
+    //  Another cluster or another shard is refused: names are the file's.
+    int rc = s_box_start (&box, dir, "c2", "one", NULL);
+    const char *error = box.node ? tiers_node_error (box.node) : NULL;
+    ok (rc == -1 && error && strstr (error, "belongs to shard 'one' of cluster 'c1'"),
+        "identity: another cluster's map is refused (%s)", error ? error : "?");
+    s_box_stop (&box);
+    char other [PATH_MAX + 16];
+    snprintf (other, sizeof other, "%s/two.db", dir);
+    s_copy_file (path, other);
+    rc = s_box_start (&box, dir, "c1", "two", NULL);
+    error = box.node ? tiers_node_error (box.node) : NULL;
+    ok (rc == -1 && error && strstr (error, "not to shard 'two'"),
+        "identity: a file copied to another shard's name is refused");
+    s_box_stop (&box);
+    unlink (other);
+
+    //  An empty data dir where the shard used to be: versions start again
+    //  at 1, under a new incarnation, so a tag of before matches nothing.
+    s_remove_dir (dir);
+    ok (s_box_start (&box, dir, "c1", "one", NULL) == 0, "identity: an empty data dir");
+    s_do (box.dealer, "put", "d", "a", "{\"v\":\"new\"}", NULL, NULL, &reply);
+    s_tag (reply, tag);
+    tiers_wire_destroy (&reply);
+    ok (streq (tag + 12, ".1") && strncmp (tag, first, 12) != 0,
+        "... versions start at 1 again, under a new incarnation (%s, was %s)", tag, first);
+    is_int (s_do (box.dealer, "put", "d", "a", "{\"v\":\"lost update\"}", "match", first,
+                  NULL), 412, "... and the old tag with the same version number is 412");
+    s_box_stop (&box);
+
+    //  A restored older copy of the file (the lock file's mark is ahead of
+    //  it): a new incarnation.
+    s_copy_file (path, copy);
+    strcpy (first, tag);
+    ok (s_box_start (&box, dir, "c1", "one", NULL) == 0, "identity: before a restore");
+    s_do (box.dealer, "put", "d", "b", "{}", NULL, NULL, NULL);
+    s_box_stop (&box);
+    ok (rename (copy, path) == 0, "identity: the older copy restored over the file");
+    ok (s_box_start (&box, dir, "c1", "one", NULL) == 0, "identity: restart on the copy");
+    s_do (box.dealer, "get", "d", "a", NULL, NULL, NULL, &reply);
+    s_tag (reply, tag);
+    tiers_wire_destroy (&reply);
+    ok (*tag && strncmp (tag, first, 12) != 0 && streq (tag + 12, first + 12),
+        "... the same version under a new incarnation (%s, was %s)", tag, first);
+    is_int (s_do (box.dealer, "get", "d", "b", NULL, NULL, NULL, NULL), 404,
+            "... (the copy is from before b was written)");
+    s_box_stop (&box);
+
+    //  The lock file gone: nothing says this file is the one served last.
+    strcpy (first, tag);
+    unlink (lock);
+    ok (s_box_start (&box, dir, "c1", "one", NULL) == 0, "identity: the lock file removed");
+    s_do (box.dealer, "get", "d", "a", NULL, NULL, NULL, &reply);
+    s_tag (reply, tag);
+    tiers_wire_destroy (&reply);
+    ok (*tag && strncmp (tag, first, 12) != 0, "... a new incarnation (%s, was %s)", tag, first);
+    snprintf (match, sizeof match, "%s", first);
+    is_int (s_do (box.dealer, "delete", "d", "a", NULL, "match", match, NULL), 412,
+            "... and a delete with the old tag is 412");
+    //  STATUS tells the incarnation.
+    tiers_wire_t *status = tiers_wire_new (TIERS_WIRE_STATUS);
+    tiers_wire_set_rid (status, "st");
+    reply = s_call (box.dealer, status);
+    char expect [64];
+    snprintf (expect, sizeof expect, "\"incarnation\":\"%.12s\"", tag);
+    ok (reply && reply->body && strstr ((char *) reply->body, expect)
+        && strstr ((char *) reply->body, "\"writable\":true"),
+        "STATUS tells the incarnation and that the shard is writable");
+    tiers_wire_destroy (&reply);
+    s_box_stop (&box);
+}
+
+//  Idempotency-Key: a repeat gets the first outcome, whatever happened to
+//  the document since; another request under the same key gets 422.
+static void
+s_test_idempotency (void)
+{
+    char dir [PATH_MAX];
+    snprintf (dir, sizeof dir, "%s/keys", s_dir);
+    box_t box;
+    ok (s_box_start (&box, dir, "c1", "keys", "        idempotency_ttl = 1s\n") == 0,
+        "keys: a shard with a 1 s time to live for keys");
+    tiers_wire_t *reply = NULL;
+    char tag [64], again [64];
+    tiers_wire_t *request = s_request ("put", "d", "a", "{\"n\":1}");
+    tiers_wire_set_header (request, "idempotency-key", "k1", 2);
+    reply = s_call (box.dealer, request);
+    is_int (reply ? reply->status : 0, 201, "keys: a keyed put -> 201");
+    s_tag (reply, tag);
+    ok (reply && !tiers_wire_header (reply, "replayed"), "... not a replay");
+    tiers_wire_destroy (&reply);
+    for (int i = 0; i < 2; i++) {
+        request = s_request ("put", "d", "a", "{\"n\":1}");
+        tiers_wire_set_header (request, "idempotency-key", "k1", 2);
+        reply = s_call (box.dealer, request);
+        is_int (reply ? reply->status : 0, 201, "keys: the same put again -> 201, "
+                "its first outcome (%d)", i + 1);
+        ok (streq (s_tag (reply, again), tag) && tiers_wire_header (reply, "replayed"),
+            "... with the first tag, marked replayed");
+        tiers_wire_destroy (&reply);
+    }
+    s_do (box.dealer, "get", "d", "a", NULL, NULL, NULL, &reply);
+    ok (streq (s_tag (reply, again), tag), "keys: the replays wrote nothing (%s)", again);
+    tiers_wire_destroy (&reply);
+    //  The document changes; the key's outcome does not.
+    is_int (s_do (box.dealer, "put", "d", "a", "{\"n\":2}", NULL, NULL, NULL), 200,
+            "keys: an unkeyed put changes the document");
+    request = s_request ("put", "d", "a", "{\"n\":1}");
+    tiers_wire_set_header (request, "idempotency-key", "k1", 2);
+    reply = s_call (box.dealer, request);
+    is_int (reply ? reply->status : 0, 201, "keys: the first put once more -> still 201");
+    tiers_wire_destroy (&reply);
+    s_do (box.dealer, "get", "d", "a", NULL, NULL, NULL, &reply);
+    is (reply ? (char *) reply->body : NULL, "{\"n\":2}", "... and the document is not "
+        "set back");
+    tiers_wire_destroy (&reply);
+    //  Another request under the key: 422, not applied.
+    const char *others [][3] = {
+        { "put", "{\"n\":3}", NULL },           //  another body
+        { "put", "{\"n\":1}", "create" },       //  another precondition
+        { "delete", NULL, NULL },               //  another method
+    };
+    for (size_t i = 0; i < 3; i++) {
+        request = s_request (others [i][0], "d", "a", others [i][1]);
+        tiers_wire_set_header (request, "idempotency-key", "k1", 2);
+        if (others [i][2])
+            tiers_wire_set_header (request, others [i][2], "1", 1);
+        reply = s_call (box.dealer, request);
+        const char *outcome = reply ? tiers_wire_header (reply, "outcome") : NULL;
+        ok (reply && reply->status == 422 && outcome && streq (outcome, "not-applied"),
+            "keys: %s under the same key -> 422 not-applied (%d)",
+            i == 0 ? "another body" : i == 1 ? "another precondition" : "another method",
+            reply ? reply->status : 0);
+        tiers_wire_destroy (&reply);
+    }
+    s_do (box.dealer, "get", "d", "a", NULL, NULL, NULL, &reply);
+    is (reply ? (char *) reply->body : NULL, "{\"n\":2}", "... none of them applied");
+    tiers_wire_destroy (&reply);
+    //  A key belongs to its document: the same key elsewhere is a new one.
+    request = s_request ("put", "d", "b", "{\"n\":1}");
+    tiers_wire_set_header (request, "idempotency-key", "k1", 2);
+    is_int (s_call_status (box.dealer, request), 201, "keys: the same key on another "
+            "document is its own");
+    //  A delete's outcome replays too (204, not the 404 a second delete gets).
+    for (int i = 0; i < 2; i++) {
+        request = s_request ("delete", "d", "b", NULL);
+        tiers_wire_set_header (request, "idempotency-key", "del", 3);
+        is_int (s_call_status (box.dealer, request), 204, "keys: a keyed delete -> 204 (%d)",
+                i + 1);
+    }
+    //  A failed precondition is an outcome as well.
+    for (int i = 0; i < 2; i++) {
+        request = s_request ("put", "d", "c", "{}");
+        tiers_wire_set_header (request, "idempotency-key", "pre", 3);
+        tiers_wire_set_header (request, "match", "nope.1", 6);
+        is_int (s_call_status (box.dealer, request), 412, "keys: a keyed put whose "
+                "precondition fails -> 412 (%d)", i + 1);
+    }
+    //  Bad keys
+    request = s_request ("put", "d", "c", "{}");
+    tiers_wire_set_header (request, "idempotency-key", "", 0);
+    is_int (s_call_status (box.dealer, request), 400, "keys: an empty key -> 400");
+    request = s_request ("put", "d", "c", "{}");
+    tiers_wire_set_header (request, "idempotency-key", "a\tb", 3);
+    is_int (s_call_status (box.dealer, request), 400, "keys: a control character -> 400");
+    char big [300];
+    memset (big, 'k', 256);
+    big [256] = 0;
+    request = s_request ("put", "d", "c", "{}");
+    tiers_wire_set_header (request, "idempotency-key", big, 256);
+    is_int (s_call_status (box.dealer, request), 400, "keys: 256 bytes -> 400");
+    s_box_stop (&box);
+
+    //  Keys outlive a restart (they are in the file, with the writes).
+    ok (s_box_start (&box, dir, "c1", "keys", "        idempotency_ttl = 1s\n") == 0,
+        "keys: restart");
+    request = s_request ("put", "d", "a", "{\"n\":1}");
+    tiers_wire_set_header (request, "idempotency-key", "k1", 2);
+    reply = s_call (box.dealer, request);
+    ok (reply && reply->status == 201 && streq (s_tag (reply, again), tag)
+        && tiers_wire_header (reply, "replayed"), "keys: after a restart, the repeat "
+        "still gets its first outcome");
+    tiers_wire_destroy (&reply);
+    //  ... for their time to live, then they are forgotten.
+    zclock_sleep (1100);
+    request = s_request ("put", "d", "a", "{\"n\":1}");
+    tiers_wire_set_header (request, "idempotency-key", "k1", 2);
+    reply = s_call (box.dealer, request);
+    ok (reply && reply->status == 200 && !tiers_wire_header (reply, "replayed"),
+        "keys: after the time to live the key is new again (200, applied)");
+    tiers_wire_destroy (&reply);
+    s_box_stop (&box);
+}
+
+//  A stored document that is not I-JSON (written before the shard checked,
+//  or by hand) is listed with an error, and the page stays JSON.
+static void
+s_test_bad_stored (void)
+{
+    char dir [PATH_MAX], path [PATH_MAX + 16];
+    snprintf (dir, sizeof dir, "%s/bad", s_dir);
+    snprintf (path, sizeof path, "%s/bad.db", dir);
+    box_t box;
+    ok (s_box_start (&box, dir, "c1", "bad", NULL) == 0, "bad stored: start");
+    s_do (box.dealer, "put", "d", "a", "{\"n\":1}", NULL, NULL, NULL);
+    s_do (box.dealer, "put", "d", "c", "{\"n\":3}", NULL, NULL, NULL);
+    s_box_stop (&box);
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open (path, &db);
+    rc = rc ? rc : sqlite3_exec (db, "INSERT INTO docs (collection, id, version, updated, body)"
+                                 " VALUES ('d', 'b', 99, 0, '\"\\ud800\"')", NULL, NULL, NULL);
+    sqlite3_close (db);
+    ok (rc == SQLITE_OK, "bad stored: a lone surrogate written into the file by hand");
+    ok (s_box_start (&box, dir, "c1", "bad", NULL) == 0, "bad stored: restart");
+    tiers_wire_t *reply = NULL;
+    is_int (s_do (box.dealer, "list", "d", NULL, NULL, NULL, NULL, &reply), 200,
+            "bad stored: the list is 200");
+    const char *body = reply && reply->body ? (const char *) reply->body : "";
+    ok (s_json_valid (body), "... valid JSON");
+    ok (strstr (body, "{\"id\":\"b\",\"version\":99,") && strstr (body, "not I-JSON")
+        && !strstr (body, "ud800"), "... the bad one listed with an error, without its bytes");
+    ok (strstr (body, "\"doc\":{\"n\":1}") && strstr (body, "\"doc\":{\"n\":3}")
+        && strstr (body, "\"etag\":\"\\\""), "... the others with their doc and etag");
+    tiers_wire_destroy (&reply);
+    s_box_stop (&box);
+}
+
 static tiers_node_t *
 s_start (tiers_map_t *map)
 {
@@ -458,17 +800,38 @@ main (void)
     ok (v2 > v1, "replace takes a higher version (%" PRId64 " > %" PRId64 ")", v2, v1);
     tiers_wire_destroy (&reply);
 
-    //  Preconditions
-    char version [32];
-    snprintf (version, sizeof version, "%" PRId64, v2);
-    is_int (s_do (dealer, "put", "users", "alice", "{\"name\":\"C\"}", "version", version, &reply),
-            200, "put with the current version -> 200");
+    //  Preconditions: `match`, the tags the document may have
+    char tag [64], tag3 [64], stale [160];
+    s_do (dealer, "get", "users", "alice", NULL, NULL, NULL, &reply);
+    s_tag (reply, tag);
+    tiers_wire_destroy (&reply);
+    size_t dot = strcspn (tag, ".");
+    ok (dot == 12 && strspn (tag, "0123456789abcdef") == 12 && atoll (tag + 13) == v2,
+        "the tag is INCARNATION.VERSION (%s)", tag);
+    snprintf (stale, sizeof stale, "x %s y", tag);
+    is_int (s_do (dealer, "put", "users", "alice", "{\"name\":\"C\"}", "match", stale, &reply),
+            200, "put with the current tag in the match list -> 200");
     int64_t v3 = s_version (reply);
+    s_tag (reply, tag3);
     tiers_wire_destroy (&reply);
-    is_int (s_do (dealer, "put", "users", "alice", "{\"name\":\"stale\"}", "version", version, &reply),
-            412, "put with a stale version -> 412");
+    is_int (s_do (dealer, "put", "users", "alice", "{\"name\":\"stale\"}", "match", tag, &reply),
+            412, "put with a stale tag -> 412");
     is_int (s_version (reply), v3, "412 tells the current version");
+    ok (streq (s_tag (reply, stale), tag3), "... and tag");
     tiers_wire_destroy (&reply);
+    snprintf (stale, sizeof stale, "%.12s.%" PRId64, tag3 [0] == 'f' ? "eeeeeeeeeeee"
+              : "ffffffffffff", v3);
+    is_int (s_do (dealer, "put", "users", "alice", "{\"name\":\"stale\"}", "match", stale, NULL),
+            412, "the current version under another incarnation -> 412");
+    is_int (s_do (dealer, "put", "users", "alice", "{\"name\":\"stale\"}", "match", "", NULL),
+            412, "an empty match list matches nothing -> 412");
+    is_int (s_do (dealer, "put", "users", "alice", "{}", "version", "3", NULL), 400,
+            "version is no precondition any more -> 400");
+    is_int (s_do (dealer, "put", "users", "alice", "{}", "match", "a \"b", NULL), 400,
+            "a quote in a match list -> 400");
+    is_int (s_do (dealer, "put", "users", "alice", "{}", "match",
+                  "1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17", NULL), 400,
+            "17 tags in a match list -> 400");
     s_do (dealer, "get", "users", "alice", NULL, NULL, NULL, &reply);
     is (reply ? (char *) reply->body : NULL, "{\"name\":\"C\"}", "stale put left the body unchanged");
     tiers_wire_destroy (&reply);
@@ -476,12 +839,12 @@ main (void)
             "create=1 on an existing document -> 412");
     is_int (s_do (dealer, "put", "users", "bob", "{}", "create", "1", NULL), 201,
             "create=1 on a new document -> 201");
-    is_int (s_do (dealer, "put", "users", "carol", "{}", "version", "1", NULL), 412,
-            "version on a missing document -> 412");
+    is_int (s_do (dealer, "put", "users", "carol", "{}", "match", tag, NULL), 412,
+            "match on a missing document -> 412");
 
     //  Delete
-    is_int (s_do (dealer, "delete", "users", "bob", NULL, "version", "999999", NULL), 412,
-            "delete with a wrong version -> 412");
+    is_int (s_do (dealer, "delete", "users", "bob", NULL, "match", tag, NULL), 412,
+            "delete with a wrong tag -> 412");
     is_int (s_do (dealer, "delete", "users", "bob", NULL, NULL, NULL, &reply), 204, "delete -> 204");
     int64_t deleted_at = s_version (reply);
     tiers_wire_destroy (&reply);
@@ -600,7 +963,7 @@ main (void)
             if (rand_r (&seed) % 3 == 0) {
                 const char *number = PICK (numbers);
                 if (number)
-                    tiers_wire_set_header (request, "version", number, strlen (number));
+                    tiers_wire_set_header (request, "match", number, strlen (number));
             }
             if (rand_r (&seed) % 3 == 0) {
                 const char *number = PICK (numbers);
@@ -840,6 +1203,9 @@ main (void)
     free (bad_dir);
 
     s_test_lost_file ();
+    s_test_identity ();
+    s_test_idempotency ();
+    s_test_bad_stored ();
     //  One file, one shard: a second map in this process on the same file
     //  is refused while the first serves it.
     tiers_node_t *first = tiers_node_new (map, NULL);

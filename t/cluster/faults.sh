@@ -1,0 +1,100 @@
+#!/bin/sh
+# faults.sh — what a write's answer promises when storage fails, with real
+# processes and curl: EIO on the shard's fsync (t/fault/eio.so, preloaded),
+# kill -9 after it, Idempotency-Key retries, and the shard file's
+# incarnation (an empty data dir must not make old ETags match). Prints TAP.
+
+dir=$(mktemp -d "${TMPDIR:-/tmp}/tiers-faults-XXXXXX")
+. "${top_srcdir:-.}/t/cluster/lib.sh"
+SHIM="$(cd "$top_builddir" && pwd)/t/fault/eio.so"
+# An ASan build wants its runtime first among the preloaded libraries.
+ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"; export ASAN_OPTIONS
+
+data="$dir/data"
+sed -e "s|data = ./tiers-data|data = $data|" "$top_srcdir/maps/single-box.map" >"$dir/one.map"
+echo 0 >"$dir/fail"
+start () {   # the single box, with the failing-fsync shim armed by $dir/fail
+    TIERS_FAULT_SYNC="$dir/fail" LD_PRELOAD="$SHIM" \
+        start_node "$dir/one.log" run -m "$dir/one.map" --http "${1:-127.0.0.1:0}" || return 1
+    box=$pid
+    base=$(sed -n 's|.*listening on \(http://[^ ]*\).*|\1|p' "$dir/one.log" | head -n 1)
+    [ -n "$base" ]
+}
+crash () { kill -9 "$box"; wait "$box" 2>/dev/null; forget "$box"; }
+left () { tr -d ' \n' <"$dir/fail"; }
+
+start; ok $? "the single box starts with the failing-disk shim"
+req PUT /v1/d/warm -d '{"n":0}'; is "$code" 201 "a write with a good disk is 201"
+
+# --- One failed fsync: the commit fails, the fence after it commits.
+echo 1 >"$dir/fail"
+req PUT /v1/d/one -d '{"n":1}'
+is "$code" 503 "EIO on the commit's fsync: 503"
+has '"type":"urn:tiers:problem:not-applied"'; ok $? "... problem type not-applied ($(body))"
+[ -n "$(hdr Retry-After)" ]; ok $? "... with Retry-After"
+is "$(left)" 0 "... the shim failed exactly one fsync"
+grep -q "fence committed" "$dir/one.log"; ok $? "... the shard reopened its file and fenced"
+req GET /v1/d/one; is "$code" 404 "the refused write is not there"
+req PUT /v1/d/after -d '{"n":2}'; is "$code" 201 "the next write is acknowledged (201)"
+crash
+start "${base#http://}"; ok $? "restart after kill -9"
+req GET /v1/d/one; is "$code" 404 "after kill -9 and restart the refused write is still not there"
+req GET /v1/d/after; is "$code" 200 "... and the acknowledged one is"
+
+# --- Two failed fsyncs: the commit and its fence. Unknown, and a keyed
+# retry settles it whichever way the file went.
+echo 2 >"$dir/fail"
+req PUT /v1/d/two -H 'Idempotency-Key: "k-two"' -d '{"n":3}'
+is "$code" 500 "EIO on the commit and on the fence: 500"
+has '"type":"urn:tiers:problem:outcome-unknown"'; ok $? "... problem type outcome-unknown"
+has 'Idempotency-Key'; ok $? "... telling the client how to retry"
+is "$(left)" 0 "... the shim failed two fsyncs"
+crash
+start "${base#http://}"; ok $? "restart after kill -9"
+req GET /v1/d/two; there=$code
+ok "$([ "$there" = 200 ] || [ "$there" = 404 ] && echo 0 || echo 1)" \
+   "after the restart the unknown write is there or not ($there)"
+req PUT /v1/d/two -H 'Idempotency-Key: "k-two"' -d '{"n":3}'
+if [ "$there" = 200 ]; then
+    is "$code:$(hdr Idempotent-Replayed)" "201:true" "the keyed retry replays the first outcome"
+else
+    is "$code:$(hdr Idempotent-Replayed)" "201:" "the keyed retry applies it, once"
+fi
+req GET /v1/d/two; is "$code:$(body)" '200:{"n":3}' "the document is there, once"
+
+# --- Idempotency-Key over HTTP
+req PUT /v1/d/k -H 'Idempotency-Key: "order-1"' -d '{"v":1}'
+is "$code" 201 "a keyed PUT is 201"; etag=$(hdr ETag)
+req PUT /v1/d/k -H 'Idempotency-Key: "order-1"' -d '{"v":1}'
+is "$code:$(hdr ETag):$(hdr Idempotent-Replayed)" "201:$etag:true" \
+   "the same PUT again: 201, the same ETag, Idempotent-Replayed: true"
+req PUT /v1/d/k -H 'Idempotency-Key: "order-1"' -d '{"v":2}'
+is "$code" 422 "the same key with another body: 422"
+has '"type":"urn:tiers:problem:idempotency-key-reused"'; ok $? "... problem type idempotency-key-reused"
+req GET /v1/d/k; is "$(body)" '{"v":1}' "... and it was not applied"
+req DELETE /v1/d/k -H 'Idempotency-Key: del-1'; is "$code" 204 "a keyed DELETE (bare key) is 204"
+req DELETE /v1/d/k -H 'Idempotency-Key: del-1'
+is "$code:$(hdr Idempotent-Replayed)" "204:true" "... again: 204 replayed, not 404"
+req PUT /v1/d/k -H 'Idempotency-Key: "unterminated' -d '{}'
+is "$code" 400 "a malformed Idempotency-Key is 400"
+req PUT /v1/d/k -H 'Idempotency-Key: "a"' -H 'Idempotency-Key: "b"' -d '{}'
+is "$code" 400 "two Idempotency-Key lines are 400"
+req GET /v1/d/k; is "$code" 404 "... neither changed anything"
+
+# --- The incarnation: an empty data dir where the shard used to be.
+req PUT /v1/d/inc -d '{"v":"old"}'; old=$(hdr ETag)
+t=${old#\"}; t=${t%\"}
+req GET '/v1/d?limit=1000'; has "\"etag\":\"\\\"$t\\\"\""; ok $? "a listing gives each document's etag"
+stop_pid "$box" TERM; forget "$box"
+rm -rf "$data"
+start "${base#http://}"; ok $? "restart on an empty data dir"
+grep -q "is new: incarnation" "$dir/one.log"; ok $? "... the shards say they start a new incarnation"
+req PUT /v1/d/inc -d '{"v":"new"}'; new=$(hdr ETag)
+ok "$([ "$new" != "$old" ] && echo 0 || echo 1)" "the same document's ETag differs ($old, $new)"
+req PUT /v1/d/inc -H "If-Match: $old" -d '{"v":"lost update"}'
+is "$code" 412 "If-Match with the ETag of before is 412"
+req GET /v1/d/inc; is "$(body)" '{"v":"new"}' "... and changed nothing"
+
+stop_pid "$box" TERM; forget "$box"
+echo "1..$n"
+[ "$failed" -eq 0 ]

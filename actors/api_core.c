@@ -37,6 +37,10 @@
 #include "metrics.h"
 #include "names.h"
 #include "problem.h"
+#include <jansson.h>
+
+#define PROBE_MS            1000    //  a READY probe waits this long for the shards
+#define PROBE_COMMIT_MS     2000    //  a commit running longer is not ready
 
 typedef struct {
     tiers_api_core_t *core;
@@ -214,11 +218,34 @@ tiers_api_etag (tiers_wire_t *reply, const char *tag)
         tiers_wire_set_headerf (reply, "etag", "\"%s\"", tag);
 }
 
+//  A READY probe (from the gateway's /ready): STATUS asked of every
+//  shard at once, gathered until all answered or PROBE_MS passed.
+struct _tiers_api_probe_t {
+    size_t pending;                         //  shards yet to answer
+    bool *answered;                         //  by shard index
+    json_t *shards;                         //  name -> its STATUS, and ok
+    json_t *problems;                       //  what is not ready, as text
+};
+
+static void
+s_probe_destroy (struct _tiers_api_probe_t **probe_p)
+{
+    struct _tiers_api_probe_t *probe = *probe_p;
+    if (probe) {
+        free (probe->answered);
+        json_decref (probe->shards);
+        json_decref (probe->problems);
+        free (probe);
+        *probe_p = NULL;
+    }
+}
+
 static void
 s_call_destroy (tiers_api_call_t **call_p)
 {
     tiers_api_call_t *call = *call_p;
     if (call) {
+        s_probe_destroy (&call->probe);
         if (call->hooks->call_free)
             call->hooks->call_free (call);
         zmsg_destroy (&call->route);
@@ -388,6 +415,119 @@ tiers_api_shard_error (tiers_api_core_t *self)
 }
 
 //  --------------------------------------------------------------------------
+//  Readiness: is every shard answering, writable, and not stuck in a commit?
+
+static void
+s_probe_problem (struct _tiers_api_probe_t *probe, const char *format, ...)
+{
+    char text [256];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (text, sizeof text, format, args);
+    va_end (args);
+    json_array_append_new (probe->problems, json_string (text));
+}
+
+//  Answers the probe: 200 when every shard is fine, else 503; the body is
+//  {"shards":{"s0":{...STATUS...,"ok":true}},"problems":["s1: ..."]}.
+static void
+s_probe_answer (tiers_api_core_t *self, tiers_api_call_t *call)
+{
+    struct _tiers_api_probe_t *probe = call->probe;
+    for (size_t i = 0; i < self->shard_count; i++)
+        if (!probe->answered [i]) {
+            const char *name = self->shards [i].entry->name;
+            json_object_set_new (probe->shards, name, json_pack ("{s:b}", "ok", 0));
+            s_probe_problem (probe, "shard %s: no answer within %d ms", name, PROBE_MS);
+        }
+    bool ready = json_array_size (probe->problems) == 0;
+    json_t *body = json_pack ("{s:O, s:O}", "shards", probe->shards,
+                              "problems", probe->problems);
+    char *text = body ? json_dumps (body, JSON_COMPACT) : NULL;
+    json_decref (body);
+    tiers_wire_t *reply = tiers_wire_reply_to (call->request, ready ? 200 : 503);
+    if (text)
+        tiers_wire_set_body (reply, text, strlen (text));
+    free (text);
+    if (!ready)
+        tiers_wire_set_header (reply, "retry-after", "1", 1);
+    tiers_api_reply (self, call, reply);
+    tiers_wire_destroy (&reply);
+}
+
+//  One shard's STATUS. Returns true when the probe was answered.
+static bool
+s_probe_status (tiers_api_core_t *self, tiers_api_call_t *call, size_t shard,
+                tiers_wire_t *answer)
+{
+    struct _tiers_api_probe_t *probe = call->probe;
+    if (probe->answered [shard])
+        return false;
+    probe->answered [shard] = true;
+    probe->pending--;
+    size_t problems = json_array_size (probe->problems);
+    const char *name = self->shards [shard].entry->name;
+    json_t *status = answer->status == 200 && answer->body_size
+        ? json_loadb ((const char *) answer->body, answer->body_size, 0, NULL) : NULL;
+    if (!json_is_object (status)) {
+        json_decref (status);
+        status = json_object ();
+        s_probe_problem (probe, "shard %s: answered %d to STATUS", name, answer->status);
+    }
+    else {
+        json_t *writable = json_object_get (status, "writable");
+        json_t *commit_ms = json_object_get (status, "commit_ms");
+        if (json_is_false (writable))
+            s_probe_problem (probe, "shard %s: acknowledges no writes (its file was "
+                             "removed, or could not be reopened after a failure)", name);
+        if (json_is_integer (commit_ms) && json_integer_value (commit_ms) > PROBE_COMMIT_MS)
+            s_probe_problem (probe, "shard %s: a commit has been running for %lld ms "
+                             "(a frozen or failing disk?)", name,
+                             (long long) json_integer_value (commit_ms));
+    }
+    json_object_set_new (status, "ok",
+                         json_boolean (json_array_size (probe->problems) == problems));
+    json_object_set_new (probe->shards, name, status);
+    if (probe->pending)
+        return false;
+    s_probe_answer (self, call);
+    return true;
+}
+
+//  READY: STATUS to every shard, with a deadline of at most PROBE_MS.
+//  Returns 0 when the probe waits for the shards.
+static int
+s_probe_start (tiers_api_core_t *self, tiers_api_call_t *call)
+{
+    struct _tiers_api_probe_t *probe = (struct _tiers_api_probe_t *) zmalloc (sizeof *probe);
+    assert (probe);
+    call->probe = probe;
+    probe->answered = (bool *) calloc (self->shard_count + 1, sizeof (bool));
+    probe->shards = json_object ();
+    probe->problems = json_array ();
+    assert (probe->answered && probe->shards && probe->problems);
+    int64_t bound = tiers_wire_now () + PROBE_MS;
+    if (!call->request->deadline || call->request->deadline > bound)
+        call->request->deadline = bound;
+    for (size_t i = 0; i < self->shard_count; i++) {
+        tiers_wire_t *message = tiers_wire_new (TIERS_WIRE_STATUS);
+        tiers_wire_set_rid (message, call->rid);
+        tiers_wire_set_service (message, self->shards [i].entry->name);
+        message->deadline = call->request->deadline;
+        if (tiers_api_shard_send (self, i, &message) == 0)
+            probe->pending++;
+        else {
+            probe->answered [i] = true;
+            s_probe_problem (probe, "shard %s: not reachable", self->shards [i].entry->name);
+        }
+    }
+    if (probe->pending)
+        return 0;
+    s_probe_answer (self, call);
+    return -1;
+}
+
+//  --------------------------------------------------------------------------
 //  A request from the balancer
 
 static void
@@ -410,6 +550,14 @@ s_start (tiers_api_core_t *self, tiers_wire_t *request, zmsg_t *route)
     if (bad) {
         tiers_api_problem (self, call, 400, "a header of the request holds a NUL byte");
         s_call_destroy (&call);
+        return;
+    }
+    const char *method = tiers_wire_header (request, "method");
+    if (method && streq (method, "READY")) {
+        if (s_probe_start (self, call))
+            s_call_destroy (&call);
+        else
+            zhashx_insert (self->calls, call->rid, call);
         return;
     }
     const char *collection = tiers_wire_header (request, "collection");
@@ -451,7 +599,10 @@ s_on_shard (void *arg)
         return true;
     }
     tiers_api_call_t *call = (tiers_api_call_t *) zhashx_lookup (self->calls, answer->rid);
-    if (call && self->hooks->answer (self, call, answer))
+    bool done = call && (call->probe
+        ? s_probe_status (self, call, (size_t) (link - self->shards), answer)
+        : self->hooks->answer (self, call, answer));
+    if (done)
         zhashx_delete (self->calls, answer->rid);
     tiers_wire_destroy (&answer);
     return true;
@@ -469,7 +620,10 @@ s_expire (tiers_api_core_t *self)
             zlistx_add_end (late, call);
     for (tiers_api_call_t *call = (tiers_api_call_t *) zlistx_first (late); call;
          call = (tiers_api_call_t *) zlistx_next (late)) {
-        tiers_api_problem (self, call, 504, "the shard did not answer in time");
+        if (call->probe)
+            s_probe_answer (self, call);    //  naming the shards that did not
+        else
+            tiers_api_problem (self, call, 504, "the shard did not answer in time");
         zhashx_delete (self->calls, call->rid);
     }
     zlistx_destroy (&late);

@@ -29,6 +29,7 @@ typedef struct {
     tiers_wire_t *request;                  //  the caller's request
     int64_t started;                        //  monotonic us
     const tiers_api_hooks_t *hooks;         //  of the side that made it
+    struct _tiers_api_probe_t *probe;       //  a READY probe, or NULL
 } tiers_api_call_t;
 
 struct _tiers_api_hooks_t {

@@ -242,8 +242,16 @@ s_forward_list (tiers_http_req_t *req, tiers_wire_t *msg, const char **detail)
 }
 
 //  Readiness: liveness (/health) says the gateway runs; /ready says it can
-//  serve, asking the balancer whether every pool its outlets send to has a
-//  live worker. 200 with the pools, or 503 naming the ones without.
+//  serve. Two questions in turn: the balancer, whether every pool its
+//  outlets send to has a live worker; then a read-api, whether every shard
+//  answers within a bound, takes writes and has no commit stuck (the
+//  API's READY probe, actors/api_core.c). 200 with pools and shards, or
+//  503 + Retry-After saying what is not ready.
+typedef struct {
+    bool asked_shards;          //  the balancer answered; now the shards
+    char pools [192];           //  the pools' JSON members, for the answer
+} ready_t;
+
 static bool
 s_match_ready (const char *path)
 {
@@ -268,8 +276,9 @@ s_workers (json_t *status, const char *pool)
     return json_is_integer (workers) ? json_integer_value (workers) : 0;
 }
 
+//  The balancer's STATUS: every pool with a worker? Then ask the shards.
 static void
-s_reply_ready (tiers_http_req_t *req, tiers_wire_t *reply)
+s_ready_pools (tiers_http_req_t *req, ready_t *ready, tiers_wire_t *reply)
 {
     outlets_t *outlets = (outlets_t *) tiers_http_arg (req);
     json_t *status = reply->status == 200
@@ -285,19 +294,69 @@ s_reply_ready (tiers_http_req_t *req, tiers_wire_t *reply)
         if (s_workers (status, pools [i]) < 1 && (i == 0 || !streq (pools [0], pools [1])))
             snprintf (missing + strlen (missing), sizeof missing - strlen (missing),
                       "%s%s", *missing ? ", " : "", pools [i]);
+    snprintf (ready->pools, sizeof ready->pools, "\"%s\":%lld,\"%s\":%lld",
+              pools [0], (long long) s_workers (status, pools [0]),
+              pools [1], (long long) s_workers (status, pools [1]));
+    json_decref (status);
     if (*missing) {
         char detail [192];
         snprintf (detail, sizeof detail, "no live worker in pool %s", missing);
         tiers_http_problem (req, 503, detail, NULL, "1");
+        return;
+    }
+    ready->asked_shards = true;
+    if (tiers_http_ask (req, outlets->read_pool, 0, "READY"))
+        tiers_http_problem (req, 503, "the balancer is not taking requests", NULL, "1");
+}
+
+//  A read-api's READY answer: {"shards":{...},"problems":[...]}.
+static void
+s_ready_shards (tiers_http_req_t *req, ready_t *ready, tiers_wire_t *reply)
+{
+    json_t *answer = json_loadb ((const char *) reply->body, reply->body_size, 0, NULL);
+    json_t *shards = json_object_get (answer, "shards");
+    json_t *problems = json_object_get (answer, "problems");
+    if (reply->status == 200 && json_is_object (shards)) {
+        char *members = json_dumps (shards, JSON_COMPACT);
+        char *text = members ? zsys_sprintf ("{\"status\":\"ready\",\"pools\":{%s},"
+                                             "\"shards\":%s}", ready->pools, members) : NULL;
+        if (text)
+            tiers_http_text (req, 200, "application/json", text, strlen (text));
+        else
+            tiers_http_problem (req, 500, "out of memory", NULL, NULL);
+        free (members);
+        free (text);
+    }
+    else
+    if (json_array_size (problems)) {
+        char detail [1024] = "";
+        size_t index;
+        json_t *problem;
+        json_array_foreach (problems, index, problem)
+            if (json_is_string (problem))
+                snprintf (detail + strlen (detail), sizeof detail - strlen (detail),
+                          "%s%s", *detail ? "; " : "", json_string_value (problem));
+        tiers_http_problem (req, 503, detail, NULL, "1");
     }
     else {
-        char text [192];
-        snprintf (text, sizeof text, "{\"status\":\"ready\",\"pools\":{\"%s\":%lld,\"%s\":%lld}}",
-                  pools [0], (long long) s_workers (status, pools [0]),
-                  pools [1], (long long) s_workers (status, pools [1]));
-        tiers_http_text (req, 200, "application/json", text, strlen (text));
+        const char *error = tiers_wire_header (reply, "error");
+        char detail [256];
+        snprintf (detail, sizeof detail, "the shards' readiness is unknown: %s pool "
+                  "answered %d%s%s", ((outlets_t *) tiers_http_arg (req))->read_pool, reply->status,
+                  error ? ": " : "", error ? error : "");
+        tiers_http_problem (req, 503, detail, NULL, "1");
     }
-    json_decref (status);
+    json_decref (answer);
+}
+
+static void
+s_reply_ready (tiers_http_req_t *req, tiers_wire_t *reply)
+{
+    ready_t *ready = (ready_t *) tiers_http_state (req);
+    if (ready->asked_shards)
+        s_ready_shards (req, ready, reply);
+    else
+        s_ready_pools (req, ready, reply);
 }
 
 static const tiers_http_route_t s_routes [] = {

@@ -75,6 +75,7 @@ struct _tiers_http_req_t {
     int held_status;
     int64_t started;            //  monotonic us
     int64_t deadline;           //  monotonic ms, FORWARDED only
+    bool asked;                 //  the reply hook asked another back end
     void *handle;               //  in face->forwarded, FORWARDED only
     uint64_t state_ [TIERS_HTTP_STATE_MAX / 8];     //  the route's
 };
@@ -831,13 +832,14 @@ s_on_dealer (void *arg)
     request_t *req = reply->kind == TIERS_WIRE_REPLY
                    ? (request_t *) zhashx_lookup (self->table, reply->rid) : NULL;
     if (req) {
+        req->asked = false;
         if (req->route && req->route->reply)
             req->route->reply (req, reply);
         else
             s_on_reply (self, req, reply);
-        //  A route's reply hook that forgot to answer must not leave the
-        //  connection suspended for ever.
-        if (req->state == REQ_FORWARDED)
+        //  A route's reply hook that forgot to answer (and did not ask on)
+        //  must not leave the connection suspended for ever.
+        if (req->state == REQ_FORWARDED && !req->asked)
             tiers_http_problem (req, 502, "the route did not answer", NULL, NULL);
     }
     else {
@@ -1110,4 +1112,26 @@ tiers_http_forward_to (tiers_http_req_t *req, const char *pool, bool keep_body)
     assert (req->state == REQ_RECEIVING);
     req->pool = pool;
     req->keep_body = keep_body;
+}
+
+int
+tiers_http_ask (tiers_http_req_t *req, const char *pool, int kind, const char *method)
+{
+    assert (req->state == REQ_FORWARDED);
+    face_t *self = req->face;
+    tiers_wire_t *msg = tiers_wire_new (kind ? kind : TIERS_WIRE_REQUEST);
+    tiers_wire_set_rid (msg, req->key);
+    if (req->rid_given)
+        tiers_wire_set_header (msg, "request-id", req->rid, strlen (req->rid));
+    tiers_wire_set_service (msg, pool);
+    int64_t left = req->deadline - zclock_mono ();
+    msg->deadline = tiers_wire_now () + (left > 1 ? left : 1);
+    tiers_wire_set_header (msg, "method", method, strlen (method));
+    int rc = tiers_wire_send (msg, self->dealer, NULL);
+    tiers_wire_destroy (&msg);
+    if (rc == 0) {
+        req->pool = pool;       //  for the 504's detail
+        req->asked = true;
+    }
+    return rc;
 }

@@ -99,6 +99,11 @@ void *tiers_http_state (tiers_http_req_t *req);
 //  Forward the request to `pool` at its last call; keep the body (at most
 //  max_body) and send it as the wire body when keep_body.
 void tiers_http_forward_to (tiers_http_req_t *req, const char *pool, bool keep_body);
+//  From a route's reply hook: ask another back end for the same request
+//  (`kind` 0 = a REQUEST to `pool` with header method = `method`), within
+//  what is left of its deadline; its reply comes to the hook again. Returns
+//  0, or -1 when it cannot be sent (then the hook must answer).
+int tiers_http_ask (tiers_http_req_t *req, const char *pool, int kind, const char *method);
 //  Answers (exactly once per request; the result is for MHD).
 enum MHD_Result tiers_http_problem (tiers_http_req_t *req, int status, const char *detail,
                                     const char *allow, const char *retry_after);

@@ -81,6 +81,24 @@ req PUT /v1/d/k -H 'Idempotency-Key: "a"' -H 'Idempotency-Key: "b"' -d '{}'
 is "$code" 400 "two Idempotency-Key lines are 400"
 req GET /v1/d/k; is "$code" 404 "... neither changed anything"
 
+# --- Readiness asks the shards: a frozen disk (every WAL fsync waits).
+req GET /ready; is "$code" 200 "/ready is 200 with every shard fine"
+has '"shards":{"s0":{'; ok $? "... and shows the shards ($(body | cut -c1-160))"
+echo hang >"$dir/fail"
+curl -s -m 20 -o "$dir/hung.out" -w '%{http_code}' -X PUT -d '{"n":"hung"}' \
+    "$base/v1/d/hung" >"$dir/hung.code" 2>/dev/null &
+hung=$!; pids="$pids $hung"
+i=0; code=200
+while [ $i -lt 50 ] && [ "$code" = 200 ]; do sleep 0.2; req GET /ready; i=$((i + 1)); done
+is "$code" 503 "/ready is 503 while a commit hangs on a frozen disk"
+has 'a commit has been running for'; ok $? "... saying so ($(body | cut -c1-200))"
+[ -n "$(hdr Retry-After)" ]; ok $? "... with Retry-After"
+req GET /health; is "$code" 200 "/health (liveness) stays 200"
+echo 0 >"$dir/fail"
+wait "$hung"; forget "$hung"
+is "$(cat "$dir/hung.code")" 201 "the hung write completes when the disk thaws (201)"
+req GET /ready; is "$code" 200 "/ready is 200 again"
+
 # --- The incarnation: an empty data dir where the shard used to be.
 req PUT /v1/d/inc -d '{"v":"old"}'; old=$(hdr ETag)
 t=${old#\"}; t=${t%\"}
@@ -94,6 +112,14 @@ ok "$([ "$new" != "$old" ] && echo 0 || echo 1)" "the same document's ETag diffe
 req PUT /v1/d/inc -H "If-Match: $old" -d '{"v":"lost update"}'
 is "$code" 412 "If-Match with the ETag of before is 412"
 req GET /v1/d/inc; is "$(body)" '{"v":"new"}' "... and changed nothing"
+
+# --- A shard whose file was removed takes no writes: not ready.
+rm -f "$data/s0.db" "$data/s0.db-wal"
+i=0; while [ $i -lt 300 ]; do   # a write to s0 makes it notice (at its next commit)
+    req PUT "/v1/d/x$i" -d '{}'; [ "$code" = 503 ] && break; i=$((i + 1)); done
+is "$code" 503 "a write to the shard whose file was removed is 503"
+req GET /ready; is "$code" 503 "/ready is 503"
+has 'shard s0: acknowledges no writes'; ok $? "... naming the shard"
 
 stop_pid "$box" TERM; forget "$box"
 echo "1..$n"

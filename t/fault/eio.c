@@ -2,7 +2,9 @@
 
     fsync() and fdatasync() of a file whose name ends in "-wal" (a shard's
     write-ahead log) fail with EIO while the number in the file named by
-    $TIERS_FAULT_SYNC is above zero; each failure counts it down. The
+    $TIERS_FAULT_SYNC is above zero; each failure counts it down. While
+    that file says "hang", they wait (a frozen disk, as under fsfreeze),
+    and go on when it says something else. The
     bytes written before stay where write() put them, in the page cache,
     which is what a real EIO on fsync leaves behind too: the kernel's copy
     is there, whether the disk has it is unknown. Every other call goes to
@@ -36,6 +38,17 @@ s_fail (int fd)
     if (strcmp (path + size - 4, "-wal") != 0)
         return 0;
     int fail = 0;
+    while (1) {                 //  "hang": wait until it says otherwise
+        char word [8] = "";
+        FILE *file = fopen (control, "r");
+        if (file && fscanf (file, "%7s", word) != 1)
+            word [0] = 0;
+        if (file)
+            fclose (file);
+        if (strcmp (word, "hang") != 0)
+            break;
+        usleep (20000);
+    }
     pthread_mutex_lock (&s_lock);
     FILE *file = fopen (control, "r+");
     long left = 0;

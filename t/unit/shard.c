@@ -455,7 +455,7 @@ s_box_start (box_t *box, const char *dir, const char *cluster, const char *name,
     int rc = -1;
     for (int tries = 0; tries < 40 && rc; tries++) {
         rc = tiers_node_start (box->node);  //  inproc:// is freed by libzmq's
-        if (rc && !strstr (tiers_node_error (box->node), "ddress in use"))
+        if (rc && !strstr (tiers_node_error (box->node), "in use"))
             break;                          //  reaper, a moment after a stop
         if (rc)
             zclock_sleep (50);

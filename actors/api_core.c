@@ -419,6 +419,10 @@ tiers_api_shard_error (tiers_api_core_t *self)
 
 static void
 s_probe_problem (struct _tiers_api_probe_t *probe, const char *format, ...)
+    __attribute__ ((format (printf, 2, 3)));
+
+static void
+s_probe_problem (struct _tiers_api_probe_t *probe, const char *format, ...)
 {
     char text [256];
     va_list args;

@@ -317,7 +317,7 @@ s_ready_shards (tiers_http_req_t *req, ready_t *ready, tiers_wire_t *reply)
     json_t *shards = json_object_get (answer, "shards");
     json_t *problems = json_object_get (answer, "problems");
     if (reply->status == 200 && json_is_object (shards)) {
-        char *members = json_dumps (shards, JSON_COMPACT);
+        char *members = json_dumps (shards, JSON_COMPACT | JSON_SORT_KEYS);
         char *text = members ? zsys_sprintf ("{\"status\":\"ready\",\"pools\":{%s},"
                                              "\"shards\":%s}", ready->pools, members) : NULL;
         if (text)

@@ -122,5 +122,33 @@ req GET /ready; is "$code" 503 "/ready is 503"
 has 'shard s0: acknowledges no writes'; ok $? "... naming the shard"
 
 stop_pid "$box" TERM; forget "$box"
+
+# --- A stopped storage node (SIGSTOP): the gateway's 504 must stay true.
+# The split map, two processes; the writes queued at the stopped node have
+# passed their deadline when it comes back, and are not applied.
+p1=$("$TOOL" freeport); p2=$("$TOOL" freeport); p3=$("$TOOL" freeport)
+sed -e "s|data = ./tiers-data|data = $dir/apart-data|" \
+    -e "s|127.0.0.1:7101|127.0.0.1:$p1|" -e "s|127.0.0.1:7102|127.0.0.1:$p2|" \
+    -e "s|127.0.0.1:9101|127.0.0.1:$p3|" \
+    -e "s|^        http = 127.0.0.1:8080|        http = 127.0.0.1:8080\n        deadline = 1s|" \
+    "$top_srcdir/maps/storage-apart.map" >"$dir/two.map"
+start_node "$dir/storage.log" run -m "$dir/two.map" -n storage; ok $? "split: the storage node starts"
+storage=$pid
+start_node "$dir/web.log" run -m "$dir/two.map" -n web --http 127.0.0.1:0; ok $? "split: the web node starts"
+web=$pid
+base=$(sed -n 's|.*listening on \(http://[^ ]*\).*|\1|p' "$dir/web.log" | head -n 1)
+i=0; while [ $i -lt 50 ]; do req GET /ready; [ "$code" = 200 ] && break; sleep 0.1; i=$((i + 1)); done
+is "$code" 200 "split: /ready is 200"
+kill -STOP "$storage"
+req PUT /v1/d/frozen -d '{"n":1}'; is "$code" 504 "split: a PUT while the storage node is stopped is 504"
+req GET /ready; is "$code" 503 "split: /ready is 503 while the storage node is stopped"
+has 'shard s0: no answer within'; ok $? "... the shards did not answer ($(body | cut -c1-160))"
+req GET /health; is "$code" 200 "split: /health stays 200"
+kill -CONT "$storage"
+sleep 1
+req GET /v1/d/frozen; is "$code" 404 "split: after SIGCONT the write that got 504 was not applied"
+req PUT /v1/d/frozen -d '{"n":2}'; is "$code" 201 "split: writes go on (201)"
+stop_pid "$web" TERM; ok $? "split: the web node stops"
+stop_pid "$storage" TERM; ok $? "split: the storage node stops"
 echo "1..$n"
 [ "$failed" -eq 0 ]

@@ -18,29 +18,9 @@
 # Prints TAP. Every process started here is killed by pid on exit, also
 # when a test fails.
 
-: "${top_builddir:=.}"
-: "${top_srcdir:=.}"
-TIERS="$top_builddir/tiers"
-TOOL="$top_builddir/t/cluster/tool"
 dir=$(mktemp -d "${TMPDIR:-/tmp}/tiers-edge-XXXXXX")
-pids=""
-cleanup () {
-    for p in $pids; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-    [ -n "${KEEP:-}" ] || rm -rf "$dir"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+. "${top_srcdir:-.}/t/cluster/lib.sh"
 
-n=0; failed=0
-ok () {   # ok STATUS DESCRIPTION
-    n=$((n + 1))
-    if [ "$1" -eq 0 ]; then echo "ok $n - $2"
-    else echo "not ok $n - $2"; failed=$((failed + 1)); fi
-}
-is () {   # is GOT EXPECTED DESCRIPTION
-    if [ "$1" = "$2" ]; then ok 0 "$3"
-    else ok 1 "$3"; echo "#      got: '$1'"; echo "# expected: '$2'"; fi
-}
 within () { # within VALUE LOW HIGH DESCRIPTION
     if [ -n "$1" ] && [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]; then ok 0 "$4"
     else ok 1 "$4"; echo "#      got: '$1', expected $2 to $3"; fi
@@ -49,35 +29,15 @@ field () { # field NAME FILE: the value of NAME=VALUE in the tool's summary
     sed -n "s/.*[ ^]$1=\([0-9]*\).*/\1/p; s/^$1=\([0-9]*\).*/\1/p" "$2" | head -n 1
 }
 
-start_node () {   # start_node LOG ULIMITS ARGS...: sets $pid
-    log=$1; limits=$2; shift 2
-    : >"$log"
-    # shellcheck disable=SC2086
-    sh -c "${limits:-:}; exec \"\$0\" \"\$@\"" "$TIERS" "$@" >>"$log" 2>&1 &
-    pid=$!
-    pids="$pids $pid"
-    i=0
-    while [ $i -lt 600 ] && ! grep -q "; ready" "$log"; do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.05; i=$((i + 1))
-    done
-    grep -q "; ready" "$log" && return 0
-    echo "# $* : not ready"; sed 's/^/# /' "$log" | tail -n 10
-    return 1
-}
-stop_pid () {     # stop_pid PID: SIGTERM, up to 10 s; the exit status
-    kill -TERM "$1" 2>/dev/null
-    i=0
-    while [ $i -lt 100 ] && kill -0 "$1" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
-    if kill -0 "$1" 2>/dev/null; then
-        kill -9 "$1" 2>/dev/null; wait "$1" 2>/dev/null; forget "$1"; return 124
-    fi
-    wait "$1"; status=$?
-    forget "$1"
+limited () {      # limited SOFT HARD LOG ARGS...: start_node under those
+    # descriptor limits (a wrapper that sets them and execs tiers, same pid)
+    printf '#!/bin/sh\nulimit -S -n %s && ulimit -H -n %s && exec "%s" "$@"\n' \
+        "$1" "$2" "$(cd "$(dirname "$TIERS")" && pwd)/$(basename "$TIERS")" >"$dir/limited"
+    chmod +x "$dir/limited"
+    real=$TIERS; TIERS="$dir/limited"; shift 2
+    start_node "$@"; status=$?
+    TIERS=$real
     return $status
-}
-forget () {       # forget PID: reaped, so the exit trap must not kill it
-    pids=$(echo " $pids " | sed "s/ $1 / /g")
 }
 background () {   # background OUT COMMAND...: output in OUT.tmp; sets $bg
     out=$1; shift
@@ -123,7 +83,7 @@ port=$("$TOOL" freeport)
         per_client = 1000
 EOF
 } >"$dir/limits.map"
-if start_node "$dir/limits.log" "" run -m "$dir/limits.map"; then
+if start_node "$dir/limits.log" run -m "$dir/limits.map"; then
     web=$pid
     base="http://127.0.0.1:$port"
     # 120 clients at once, each a PUT of its own document, all held open:
@@ -163,7 +123,7 @@ if start_node "$dir/limits.log" "" run -m "$dir/limits.map"; then
     curl -s -m 2 "$base/metrics" >"$dir/metrics"
     grep -q '^tiers_gateway_refused_total{limit="connections"} 71$' "$dir/metrics"
     ok $? "connections: tiers_gateway_refused_total counts the 71 refusals"
-    stop_pid "$web"; ok $? "connections: node stops with exit 0"
+    stop_pid "$web" TERM; ok $? "connections: node stops with exit 0"
 else
     ok 1 "connections: cluster started"
 fi
@@ -179,7 +139,7 @@ port=$("$TOOL" freeport)
         per_client = 1000
 EOF
 } >"$dir/fds.map"
-if start_node "$dir/fds.log" "ulimit -S -n 200 && ulimit -H -n 300" run -m "$dir/fds.map"; then
+if limited 200 300 "$dir/fds.log" run -m "$dir/fds.map"; then
     web=$pid
     limits=$(awk '/^Max open files/ { print $4 "/" $5 }' "/proc/$web/limits")
     is "$limits" "300/300" "descriptors: the soft limit (200) is raised to the hard one (300)"
@@ -193,7 +153,7 @@ if start_node "$dir/fds.log" "ulimit -S -n 200 && ulimit -H -n 300" run -m "$dir
     is "$(field ok "$dir/flood")" "$limit" "descriptors: ... $limit served"
     is "$(field busy "$dir/flood")" "$((400 - ${limit:-0}))" "descriptors: ... the rest 503"
     is "$(code "http://127.0.0.1:$port/health")" 200 "descriptors: served after the flood"
-    stop_pid "$web"; ok $? "descriptors: node stops with exit 0"
+    stop_pid "$web" TERM; ok $? "descriptors: node stops with exit 0"
 else
     ok 1 "descriptors: cluster started"
 fi
@@ -223,11 +183,11 @@ EOF
 EOF
 } >"$dir/deadlines.map"
 up=0
-start_node "$dir/box.log" "" run -m "$dir/slow.map" -n box || up=1
-start_node "$dir/ops.log" "" run -m "$dir/slow.map" -n ops || up=1
+start_node "$dir/box.log" run -m "$dir/slow.map" -n box || up=1
+start_node "$dir/ops.log" run -m "$dir/slow.map" -n ops || up=1
 ok $up "trickle: gateway a and the exporter started"
 up=0
-start_node "$dir/deadlines.log" "" run -m "$dir/deadlines.map" || up=1
+start_node "$dir/deadlines.log" run -m "$dir/deadlines.map" || up=1
 ok $up "trickle: gateway b started"
 grep -q "a: 256 connections (file descriptor limit [0-9]*), 8 per client" "$dir/box.log"
 ok $? "trickle: 256 connections give 8 per client by default"
@@ -284,7 +244,7 @@ ok $? "trickle: ... and 2 bodies"
 curl -s -m 2 "http://127.0.0.1:$pe/metrics" >"$dir/metrics"
 grep -q '^tiers_exporter_refused_total{limit="per_client"} 64$' "$dir/metrics"
 ok $? "trickle: the exporter counts its own (tiers_exporter_refused_total)"
-for p in $(echo "$pids"); do stop_pid "$p"; ok $? "trickle: node stops with exit 0"; done
+for p in $(echo "$pids"); do stop_pid "$p" TERM; ok $? "trickle: node stops with exit 0"; done
 
 echo "1..$n"
 [ $failed -eq 0 ]

@@ -13,86 +13,73 @@
     GET (and HEAD) /metrics in Prometheus text format and /health; anything
     else is a problem+json 404, another method a 405 with Allow.
 
-    It touches no ZeroMQ socket but its pipe, so libmicrohttpd runs in its
-    own thread (MHD_USE_INTERNAL_POLLING_THREAD) and the actor thread only
-    waits for $TERM. Rendering takes the registry's lock; the counters are
-    atomics that the actors keep adding to meanwhile.
+    It is an HTTP face (gateway/http.h) with a route table of two routes
+    and no balancer: the same listener, the same connection limits (503
+    with Retry-After past them), the same deadlines for a request head and
+    body (408), the same problem+json, request ids and metrics
+    (tiers_exporter_*) as the gateway. Its limits are fixed, for a port
+    that scrapers use: few connections, few per address, small requests.
+    It runs in the actor's thread, in the actor's reactor; rendering takes
+    the registry's lock, and the counters are atomics that the other actors
+    keep adding to meanwhile.
 */
 #include "exporter.h"
+#include "http.h"
 #include "map.h"
 #include "node.h"
 #include "log.h"
 #include "metrics.h"
-#include "problem.h"
+#include "reactor.h"
 #include <microhttpd.h>
-#include <netdb.h>
 #include <string.h>
 
-#define EXPORTER_CONNECTIONS    64      //  scrapers are few
-#define EXPORTER_TIMEOUT_S      10
+//  Scrapers are few and ask small questions. One address may hold an
+//  eighth of the connections: it takes eight to fill the port, and a
+//  trickling one is cut at the head deadline all the same.
+#define EXPORTER_CONNECTIONS    64
+#define EXPORTER_PER_CLIENT     8
+#define EXPORTER_TIMEOUT_S      10          //  idle
+#define EXPORTER_HEAD_MS        10000
+#define EXPORTER_BODY_RATE      1024        //  bytes/s (a body is dropped)
+
+static bool
+s_match_metrics (const char *path)
+{
+    return streq (path, "/metrics");
+}
+
+static bool
+s_match_health (const char *path)
+{
+    return streq (path, "/health");
+}
 
 static enum MHD_Result
-s_send (struct MHD_Connection *connection, unsigned int status,
-        const char *type, const char *body, const char *allow)
+s_begin_metrics (tiers_http_req_t *req, const char *path)
 {
-    struct MHD_Response *response = MHD_create_response_from_buffer (
-        strlen (body), (void *) body, MHD_RESPMEM_MUST_COPY);
-    if (!response)
-        return MHD_NO;
-    MHD_add_response_header (response, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-    if (allow)
-        MHD_add_response_header (response, MHD_HTTP_HEADER_ALLOW, allow);
-    enum MHD_Result rc = MHD_queue_response (connection, status, response);
-    MHD_destroy_response (response);
+    if (!tiers_http_reading (req))
+        return tiers_http_problem (req, 405, "only GET and HEAD", "GET, HEAD", NULL);
+    char *text = tiers_metrics_render ();
+    enum MHD_Result rc = tiers_http_text (req, 200,
+        "text/plain; version=0.0.4; charset=utf-8", text ? text : "",
+        text ? strlen (text) : 0);
+    free (text);
     return rc;
 }
 
-//  RFC 9457 problem details (runtime/problem.h); no request ids here.
 static enum MHD_Result
-s_problem (struct MHD_Connection *connection, unsigned int status,
-           const char *detail, const char *allow)
+s_begin_health (tiers_http_req_t *req, const char *path)
 {
-    char *body = tiers_problem_json ((int) status, detail, NULL);
-    if (!body)
-        return MHD_NO;
-    enum MHD_Result rc = s_send (connection, status, "application/problem+json",
-                                 body, allow);
-    free (body);
-    return rc;
+    if (!tiers_http_reading (req))
+        return tiers_http_problem (req, 405, "only GET and HEAD", "GET, HEAD", NULL);
+    const char *ok = "{\"status\":\"ok\"}";
+    return tiers_http_text (req, 200, "application/json", ok, strlen (ok));
 }
 
-static enum MHD_Result
-s_access (void *cls, struct MHD_Connection *connection, const char *url,
-          const char *method, const char *version, const char *upload_data,
-          size_t *upload_data_size, void **con_cls)
-{
-    (void) cls; (void) version; (void) upload_data;
-    //  The first call only sees the headers; answer on the last one, so
-    //  that a body (which nobody should send) is read and dropped first.
-    if (!*con_cls) {
-        *con_cls = connection;
-        return MHD_YES;
-    }
-    if (*upload_data_size) {
-        *upload_data_size = 0;
-        return MHD_YES;
-    }
-    bool get = streq (method, "GET") || streq (method, "HEAD");
-    if (streq (url, "/metrics") || streq (url, "/health")) {
-        if (!get)
-            return s_problem (connection, 405, "only GET and HEAD", "GET, HEAD");
-        if (streq (url, "/health"))
-            return s_send (connection, 200, "application/json",
-                           "{\"status\":\"ok\"}", NULL);
-        char *text = tiers_metrics_render ();
-        enum MHD_Result rc = s_send (connection, 200,
-                                     "text/plain; version=0.0.4; charset=utf-8",
-                                     text ? text : "", NULL);
-        free (text);
-        return rc;
-    }
-    return s_problem (connection, 404, "the exporter serves /metrics and /health", NULL);
-}
+static const tiers_http_route_t s_routes [] = {
+    { "metrics", s_match_metrics, s_begin_metrics, NULL, NULL, 0, NULL },
+    { "health",  s_match_health,  s_begin_health,  NULL, NULL, 0, NULL },
+};
 
 static void
 s_exporter_actor (zsock_t *pipe, void *args_)
@@ -106,31 +93,32 @@ s_exporter_actor (zsock_t *pipe, void *args_)
         tiers_actor_failed (pipe, "bad http address '%s'", http ? http : "");
         return;
     }
-    char service [16];
-    snprintf (service, sizeof service, "%d", port);
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
-    struct addrinfo *found = NULL;
-    if (getaddrinfo (host, service, &hints, &found) || !found) {
-        tiers_actor_failed (pipe, "cannot resolve %s", http);
+    tiers_http_config_t config = {
+        .name = args->name,
+        .host = host,
+        .port = port,
+        .max_body = 1024,
+        .max_url = 1024,
+        .max_header = 8 * 1024,
+        .connections = EXPORTER_CONNECTIONS,
+        .per_client = EXPORTER_PER_CLIENT,
+        .idle_timeout_s = EXPORTER_TIMEOUT_S,
+        .head_timeout_ms = EXPORTER_HEAD_MS,
+        .min_body_rate = EXPORTER_BODY_RATE,
+        .deadline_ms = 1000,
+        .routes = s_routes,
+        .route_count = sizeof s_routes / sizeof s_routes [0],
+        .metrics = "exporter",
+        .not_found = "the exporter serves /metrics and /health"
+    };
+    char *why = NULL;
+    tiers_http_t *face = tiers_http_new (&config, &why);
+    if (!face) {
+        tiers_actor_failed (pipe, "%s", why);
+        free (why);
         return;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
-    if (found->ai_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    struct MHD_Daemon *daemon = MHD_start_daemon (flags, (uint16_t) port, NULL, NULL,
-        s_access, NULL,
-        MHD_OPTION_SOCK_ADDR, found->ai_addr,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int) EXPORTER_CONNECTIONS,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) EXPORTER_TIMEOUT_S,
-        MHD_OPTION_END);
-    freeaddrinfo (found);
-    if (!daemon) {
-        tiers_actor_failed (pipe, "cannot listen on %s", http);
-        return;
-    }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info (daemon, MHD_DAEMON_INFO_BIND_PORT);
-    int bound = info ? info->port : port;
+    int bound = tiers_http_port (face);
     bool v6 = strchr (host, ':') != NULL;
     tiers_info ("metrics on http://%s%s%s:%d/metrics", v6 ? "[" : "", host, v6 ? "]" : "",
                 bound);
@@ -138,9 +126,12 @@ s_exporter_actor (zsock_t *pipe, void *args_)
             v6 ? "[" : "", host, v6 ? "]" : "", bound);
     fflush (stdout);
     tiers_actor_ready (pipe);
-    while (!tiers_actor_stopping (pipe))
-        ;                           //  other commands: nothing to do
-    MHD_stop_daemon (daemon);
+
+    tiers_reactor_t *reactor = tiers_reactor_new (pipe);
+    tiers_http_attach (face, reactor);
+    tiers_reactor_run (reactor);
+    tiers_reactor_destroy (&reactor);
+    tiers_http_destroy (&face);
 }
 
 static const tiers_key_t s_keys [] = {

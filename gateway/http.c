@@ -31,13 +31,40 @@
     A suspended connection never times out in MHD and does not notice the
     client leaving: that is why the face keeps its own deadline per
     forwarded request.
+
+    The life of one connection (its conn_t, MHD's socket context), for
+    the other end of the same problem: a client that is slow to send.
+    MHD's idle timeout starts again at every byte, so a client trickling
+    a byte every few seconds would hold its connection for ever; each
+    phase of sending therefore has a deadline of its own:
+
+        (accepted by the listener, handed to MHD)
+        HEAD        until the first request's head is complete: at most
+                    head_timeout from the accept
+        BODY        while a request's body comes: every head_timeout, at
+                    least min_body_rate x head_timeout bytes more of it
+        BUSY        the request is being handled, forwarded or answered:
+                    no deadline here (the request's own deadline is)
+        WAIT        kept alive after an answer, until the next head is
+                    complete: at most idle_timeout + head_timeout (the
+                    idle wait for its first byte, then its head)
+
+        HEAD, WAIT --head complete--> BODY (a body follows) or BUSY
+        BODY --body complete--> BUSY --answer sent--> WAIT
+        HEAD, WAIT, BODY --deadline--> CUT: answered 408 straight on the
+                    socket (unless MHD has an answer of its own on the way)
+                    and shut down; MHD sees the end and closes it
+
+    Each of HEAD, WAIT and BODY is a FIFO whose entries all got the same
+    interval, so its head is always the nearest deadline: checking costs
+    nothing while nothing is due. A connection is in at most one FIFO.
 */
 #include "http.h"
+#include "listener.h"
 #include "log.h"
 #include "metrics.h"
 #include "problem.h"
 #include <microhttpd.h>
-#include <netdb.h>
 #include <sys/random.h>
 
 #define GW_MAX_RID          64          //  a client's own X-Request-Id
@@ -46,14 +73,36 @@
 //  (so that the face, not MHD, answers those over it), MHD's record of
 //  each header line, and room to build the answer's headers.
 #define GW_POOL(max_header) (2 * (max_header) + GW_MAX_HEADER_LINES * 64 + 8192)
+#define GW_ACCEPT_BURST     64          //  connections taken per pass
 
 typedef enum { REQ_RECEIVING, REQ_FORWARDED, REQ_ANSWERED } req_state_t;
+typedef enum { CONN_HEAD, CONN_BODY, CONN_BUSY, CONN_WAIT } conn_phase_t;
 
 typedef struct _tiers_http_t face_t;
+typedef struct _tiers_http_req_t request_t;
+typedef struct _conn_t conn_t;
+
+struct _conn_t {
+    face_t *face;
+    struct MHD_Connection *connection;
+    int fd;
+    tiers_client_t *client;     //  its address's count in the listener
+    conn_phase_t phase;
+    conn_t *prev, *next;        //  in the phase's FIFO (not when BUSY)
+    int64_t due;                //  monotonic ms: the phase's deadline
+    request_t *req;             //  the request in progress, if any
+    uint64_t mark;              //  BODY: body bytes at the last check
+    bool cut;                   //  timed out: its requests are refused
+};
+
+typedef struct {
+    conn_t *head, *tail;
+} fifo_t;
 
 struct _tiers_http_req_t {
     face_t *face;
     struct MHD_Connection *connection;
+    conn_t *conn;               //  the connection's deadlines
     req_state_t state;
     const tiers_http_route_t *route;    //  NULL: no route took it
     size_t label;               //  route index; route_count for "other"
@@ -79,7 +128,6 @@ struct _tiers_http_req_t {
     void *handle;               //  in face->forwarded, FORWARDED only
     uint64_t state_ [TIERS_HTTP_STATE_MAX / 8];     //  the route's
 };
-typedef struct _tiers_http_req_t request_t;
 
 struct _tiers_http_t {
     char name [96];
@@ -87,18 +135,25 @@ struct _tiers_http_t {
     zsock_t *dealer;                //  to the balancer
     struct MHD_Daemon *daemon;
     int epoll_fd;
+    tiers_listener_t *listener;     //  accepts for MHD
     char host [256];
     int port;
     bool reuse_port;
     const tiers_http_route_t *routes;
     size_t route_count;
     void *arg;
+    const char *not_found;
     //  Limits (doc/http.md)
     uint64_t max_body;
     size_t max_url;
     size_t max_header;
     unsigned connections, per_client, idle_timeout_s;
+    int64_t head_timeout_ms;
+    uint64_t min_body_rate;
     int64_t deadline_ms;
+    //  Connections (see the file head)
+    fifo_t heads, bodies, waits;
+    tiers_arrival_t *adding;        //  the one MHD_add_connection is taking
     //  Forwarded requests
     zhashx_t *table;                //  key -> request_t * (not owned)
     zlistx_t *forwarded;            //  request_t *, oldest (= nearest deadline) first
@@ -106,10 +161,13 @@ struct _tiers_http_t {
     bool stopping;
     size_t closing;                 //  answered at shutdown, not yet completed
     //  Metrics
+    char metrics [32];              //  tiers_<metrics>_requests_total, ...
     zhashx_t *counters;             //  "label|status" -> tiers_counter_t *
     tiers_histogram_t **latency;    //  per route, and one for "other"
-    tiers_gauge_t *inflight;
+    tiers_gauge_t *inflight, *open;
     tiers_counter_t *late, *malformed;
+    tiers_counter_t *refused_full, *refused_client, *refused_fds;
+    tiers_counter_t *cut_head, *cut_body;
     bool running;                   //  MHD started: its messages are per client
     //  The loop
     tiers_reactor_t *reactor;
@@ -178,6 +236,15 @@ s_problem_new (request_t *req, int status, const char *detail)
     return response;
 }
 
+//  "tiers_<metrics>_<what>": a face's metrics carry its listener's word
+//  (tiers_gateway_requests_total, tiers_exporter_requests_total).
+static const char *
+s_metric (face_t *self, const char *what, char *name, size_t size)
+{
+    snprintf (name, size, "tiers_%s_%s", self->metrics, what);
+    return name;
+}
+
 static void
 s_count (face_t *self, request_t *req, int status)
 {
@@ -188,8 +255,9 @@ s_count (face_t *self, request_t *req, int status)
         char labels [96];
         snprintf (labels, sizeof labels, "route=\"%s\",status=\"%d\"",
                   req->route ? req->route->name : "other", status);
-        counter = tiers_metrics_counter ("tiers_gateway_requests_total", labels,
-                                         "HTTP requests answered, by route and status");
+        char name [64];
+        counter = tiers_metrics_counter (s_metric (self, "requests_total", name, sizeof name),
+                                         labels, "HTTP requests answered, by route and status");
         zhashx_insert (self->counters, key, counter);
     }
     tiers_counter_add (counter, 1);
@@ -335,6 +403,227 @@ s_on_reply (face_t *self, request_t *req, tiers_wire_t *reply)
             MHD_add_response_header (response, "Idempotent-Replayed", "true");
     }
     s_respond (req, status, response);
+}
+
+//  --------------------------------------------------------------------------
+//  Connections: who comes in (the listener), and how long each may take
+//  to send its requests (the phases of the file head)
+
+static fifo_t *
+s_fifo (face_t *self, conn_phase_t phase)
+{
+    return phase == CONN_HEAD ? &self->heads
+         : phase == CONN_BODY ? &self->bodies
+         : phase == CONN_WAIT ? &self->waits : NULL;
+}
+
+//  Into `phase`, due interval_ms from now (BUSY has no deadline). Every
+//  entry of a FIFO gets the same interval, so the FIFO stays in deadline
+//  order.
+static void
+s_conn_enter (conn_t *conn, conn_phase_t phase, int64_t interval_ms)
+{
+    face_t *self = conn->face;
+    fifo_t *fifo = s_fifo (self, conn->phase);
+    if (fifo) {
+        if (conn->prev)
+            conn->prev->next = conn->next;
+        else
+            fifo->head = conn->next;
+        if (conn->next)
+            conn->next->prev = conn->prev;
+        else
+            fifo->tail = conn->prev;
+        conn->prev = conn->next = NULL;
+    }
+    conn->phase = phase;
+    fifo = s_fifo (self, phase);
+    if (fifo) {
+        conn->due = zclock_mono () + interval_ms;
+        conn->prev = fifo->tail;
+        if (fifo->tail)
+            fifo->tail->next = conn;
+        else
+            fifo->head = conn;
+        fifo->tail = conn;
+    }
+}
+
+static conn_t *
+s_conn_of (struct MHD_Connection *connection)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info (connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return info ? (conn_t *) info->socket_context : NULL;
+}
+
+//  MHD starts a connection (only ever inside MHD_add_connection: MHD has
+//  no listening socket of its own) and closes it (at its cleanup, before
+//  it closes the socket).
+static void
+s_on_connection (void *cls, struct MHD_Connection *connection, void **socket_context,
+                 enum MHD_ConnectionNotificationCode code)
+{
+    face_t *self = (face_t *) cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        assert (self->adding);
+        conn_t *conn = (conn_t *) zmalloc (sizeof *conn);
+        assert (conn);
+        conn->face = self;
+        conn->connection = connection;
+        conn->fd = self->adding->fd;
+        conn->client = self->adding->client;
+        self->adding->client = NULL;        //  the connection holds it now
+        conn->phase = CONN_BUSY;
+        s_conn_enter (conn, CONN_HEAD, self->head_timeout_ms);
+        *socket_context = conn;
+        tiers_gauge_add (self->open, 1);
+    }
+    else {
+        conn_t *conn = (conn_t *) *socket_context;
+        if (!conn)
+            return;
+        s_conn_enter (conn, CONN_BUSY, 0);
+        tiers_listener_release (self->listener, conn->client);
+        tiers_gauge_add (self->open, -1);
+        free (conn);
+        *socket_context = NULL;
+    }
+}
+
+//  Over a limit: 503 with Retry-After on the socket, and closed. The
+//  request was never read, so nothing of it can have been applied.
+static void
+s_refuse (face_t *self, tiers_arrival_t *arrival, tiers_admit_t admit)
+{
+    char rid [GW_MAX_RID + 1];
+    char detail [160];
+    tiers_counter_t *counter;
+    s_rid_generate (self, rid, sizeof rid);
+    if (admit == TIERS_ADMIT_FULL) {
+        snprintf (detail, sizeof detail, "the server is at its limit of %u connections; "
+                  "nothing was read", self->connections);
+        counter = self->refused_full;
+    }
+    else
+    if (admit == TIERS_ADMIT_CLIENT) {
+        snprintf (detail, sizeof detail, "your address is at the limit of %u connections "
+                  "per client; nothing was read", self->per_client);
+        counter = self->refused_client;
+    }
+    else {
+        snprintf (detail, sizeof detail, "the server is out of file descriptors; "
+                  "nothing was read");
+        counter = self->refused_fds;
+    }
+    tiers_listener_refuse (arrival->fd, 503, detail, rid, "1");
+    tiers_counter_add (counter, 1);
+}
+
+//  The listening socket stirred: take what waits (a burst at a time, so
+//  that a flood cannot hold the loop), hand the admitted to MHD, answer
+//  the others at once.
+static void
+s_on_listen (void *arg)
+{
+    face_t *self = (face_t *) arg;
+    for (int i = 0; i < GW_ACCEPT_BURST; i++) {
+        tiers_arrival_t arrival;
+        tiers_admit_t admit = tiers_listener_accept (self->listener, &arrival);
+        if (admit == TIERS_ADMIT_NONE)
+            break;
+        if (admit != TIERS_ADMIT_OK) {
+            s_refuse (self, &arrival, admit);
+            continue;
+        }
+        self->adding = &arrival;
+        MHD_add_connection (self->daemon, arrival.fd, (struct sockaddr *) &arrival.addr,
+                            arrival.addr_size);
+        self->adding = NULL;
+        //  MHD closes what it cannot take; if it did so before it told us
+        //  of the connection, its client count is still ours to give back.
+        if (arrival.client)
+            tiers_listener_release (self->listener, arrival.client);
+        self->http_ready = true;            //  MHD reads it in this pass
+    }
+}
+
+//  A connection past its deadline: 408 on the socket, unless MHD has an
+//  answer of its own on the way (its 400 or 431 page), then shut down
+//  both ways, which MHD takes for the client's end: it closes the
+//  connection at its next run (and refuses a request it still finds in
+//  what was read: the connection is marked cut).
+static void
+s_cut (face_t *self, conn_t *conn, const char *detail, tiers_counter_t *counter)
+{
+    s_conn_enter (conn, CONN_BUSY, 0);
+    conn->cut = true;
+    if (!MHD_get_connection_info (conn->connection, MHD_CONNECTION_INFO_HTTP_STATUS)) {
+        char rid [GW_MAX_RID + 1];
+        if (conn->req)
+            snprintf (rid, sizeof rid, "%s", conn->req->rid);
+        else
+            s_rid_generate (self, rid, sizeof rid);
+        tiers_listener_answer (conn->fd, 408, detail, rid, NULL);
+    }
+    shutdown (conn->fd, SHUT_RDWR);
+    tiers_counter_add (counter, 1);
+    self->http_ready = true;
+}
+
+//  The phases' deadlines: the FIFOs' heads, while they are due.
+static void
+s_check_connections (face_t *self)
+{
+    int64_t now = zclock_mono ();
+    char detail [128];
+    conn_t *conn;
+    while ((conn = self->heads.head) && conn->due <= now) {
+        snprintf (detail, sizeof detail, "the request head was not complete within %"
+                  PRId64 " ms", self->head_timeout_ms);
+        s_cut (self, conn, detail, self->cut_head);
+    }
+    while ((conn = self->waits.head) && conn->due <= now) {
+        snprintf (detail, sizeof detail, "the next request head was not complete within %"
+                  PRId64 " ms of the last answer",
+                  (int64_t) self->idle_timeout_s * 1000 + self->head_timeout_ms);
+        s_cut (self, conn, detail, self->cut_head);
+    }
+    //  A body must bring min_body_rate bytes a second, counted over each
+    //  head_timeout: a stall of a moment is forgiven, a trickle is not.
+    uint64_t need = self->min_body_rate * (uint64_t) self->head_timeout_ms / 1000;
+    while ((conn = self->bodies.head) && conn->due <= now) {
+        uint64_t got = conn->req->received - conn->mark;
+        if (got < need) {
+            snprintf (detail, sizeof detail, "the body came at %" PRIu64 " bytes/s; the "
+                      "minimum is %" PRIu64, got * 1000 / (uint64_t) self->head_timeout_ms,
+                      self->min_body_rate);
+            s_cut (self, conn, detail, self->cut_body);
+        }
+        else {
+            conn->mark = conn->req->received;
+            s_conn_enter (conn, CONN_BODY, self->head_timeout_ms);
+        }
+    }
+}
+
+//  Milliseconds until the nearest phase deadline or the listener's wake,
+//  if sooner than `timeout`.
+static long
+s_connections_timeout (face_t *self, long timeout)
+{
+    int64_t now = zclock_mono ();
+    const fifo_t *fifos [3] = { &self->heads, &self->bodies, &self->waits };
+    for (int i = 0; i < 3; i++)
+        if (fifos [i]->head) {
+            int64_t left = fifos [i]->head->due - now;
+            if (left < timeout)
+                timeout = left > 0 ? (long) left : 0;
+        }
+    long wake = tiers_listener_wake (self->listener);
+    if (wake >= 0 && wake < timeout)
+        timeout = wake;
+    return timeout;
 }
 
 //  --------------------------------------------------------------------------
@@ -539,7 +828,7 @@ s_on_first_call (face_t *self, request_t *req, const char *url,
                                    "different values", NULL, NULL);
     }
     if (!req->route)
-        return tiers_http_problem (req, 404, "no such route", NULL, NULL);
+        return tiers_http_problem (req, 404, self->not_found, NULL, NULL);
     enum MHD_Result rc = req->route->begin (req, url);
     if (req->state != REQ_RECEIVING)
         return rc;
@@ -739,11 +1028,19 @@ s_access (void *cls, struct MHD_Connection *connection, const char *url,
     face_t *self = (face_t *) cls;
     request_t *req = (request_t *) *con_cls;
     if (!req) {
+        conn_t *conn = s_conn_of (connection);
+        if (conn && conn->cut)
+            return MHD_NO;          //  timed out: no more requests from it
         req = (request_t *) zmalloc (sizeof *req);
         if (!req)
             return MHD_NO;
         req->face = self;
         req->connection = connection;
+        req->conn = conn;
+        if (conn) {                 //  the head is complete
+            conn->req = req;
+            s_conn_enter (conn, CONN_BUSY, 0);
+        }
         req->state = REQ_RECEIVING;
         req->started = tiers_clock_us ();
         *con_cls = req;
@@ -758,8 +1055,16 @@ s_access (void *cls, struct MHD_Connection *connection, const char *url,
             ? tiers_http_problem (req, 503, "the gateway is shutting down", NULL, "1")
             : s_on_first_call (self, req, url, method, version);
         req->first_call = false;
+        if (conn && req->has_body && req->state == REQ_RECEIVING && self->min_body_rate) {
+            conn->mark = 0;
+            s_conn_enter (conn, CONN_BODY, self->head_timeout_ms);
+        }
         return rc;
     }
+    if (req->conn && req->conn->cut)
+        return MHD_NO;
+    if (*upload_data_size == 0 && req->conn && req->conn->phase == CONN_BODY)
+        s_conn_enter (req->conn, CONN_BUSY, 0);         //  the body is complete
     if (req->held && *upload_data_size == 0) {
         struct MHD_Response *response = req->held;
         req->held = NULL;
@@ -785,6 +1090,16 @@ s_completed (void *cls, struct MHD_Connection *connection, void **con_cls,
         return;
     if (req->state == REQ_FORWARDED)    //  cannot happen: we resume first
         s_forget (self, req);
+    conn_t *conn = req->conn;
+    if (conn) {
+        //  Kept alive: the wait for the next request starts now.
+        conn->req = NULL;
+        if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && !conn->cut)
+            s_conn_enter (conn, CONN_WAIT,
+                          (int64_t) self->idle_timeout_s * 1000 + self->head_timeout_ms);
+        else
+            s_conn_enter (conn, CONN_BUSY, 0);
+    }
     if (req->draining)
         self->closing--;
     tiers_gauge_add (self->inflight, -1);
@@ -876,7 +1191,7 @@ s_expire (face_t *self)
 }
 
 //  Milliseconds zmq_poll may sleep: MHD's own timers, the nearest
-//  deadline, and at most a second.
+//  deadline of a request or a connection, and at most a second.
 static long
 s_poll_timeout (face_t *self)
 {
@@ -890,7 +1205,7 @@ s_poll_timeout (face_t *self)
         if (left < timeout)
             timeout = left > 0 ? (long) left : 0;
     }
-    return timeout;
+    return s_connections_timeout (self, timeout);
 }
 
 //  Shutdown: every suspended request gets 503, MHD sends what it can for
@@ -898,13 +1213,15 @@ s_poll_timeout (face_t *self)
 static int s_expire (face_t *self);
 static long s_poll_timeout (face_t *self);
 
-//  After each pass: deadlines, then MHD when a connection stirred, when
-//  replies resumed some, and when its own timers are due.
+//  After each pass: deadlines (requests', then connections'), then MHD
+//  when a connection stirred or was cut, when replies resumed some, and
+//  when its own timers are due.
 static int
 s_on_pass (void *arg)
 {
     face_t *self = (face_t *) arg;
     self->replies += s_expire (self);
+    s_check_connections (self);
     if (self->http_ready || self->replies || self->timeout == 0
     ||  tiers_reactor_timed_out (self->reactor)) {
         self->http_ready = false;
@@ -919,6 +1236,7 @@ static void
 s_drain (face_t *self)
 {
     self->stopping = true;
+    tiers_listener_close (self->listener);     //  no one new
     request_t *req;
     while ((req = (request_t *) zlistx_first (self->forwarded))) {
         req->draining = true;
@@ -934,50 +1252,32 @@ s_drain (face_t *self)
     }
 }
 
+//  MHD without a listening socket of its own: the listener accepts and
+//  hands it what it admits (MHD_add_connection), which is how clients
+//  beyond the limits get an answer instead of the kernel's accept queue.
 static int
 s_start_daemon (face_t *self)
 {
-    bool reuse = self->reuse_port;
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
-    struct addrinfo *found = NULL;
-    char service [16];
-    snprintf (service, sizeof service, "%d", self->port);
-    const char *host = streq (self->host, "*") || !*self->host ? NULL : self->host;
-    int rc = getaddrinfo (host, service, &hints, &found);
-    if (rc || !found) {
-        tiers_error ("cannot resolve %s: %s", self->host, gai_strerror (rc));
-        return -1;
-    }
-    unsigned flags = MHD_USE_EPOLL | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-    if (found->ai_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    self->daemon = MHD_start_daemon (flags, (uint16_t) self->port, NULL, NULL,
+    unsigned flags = MHD_USE_EPOLL | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME
+                   | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET;
+    self->daemon = MHD_start_daemon (flags, 0, NULL, NULL,
         s_access, self,
         MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, self,    //  first, or MHD complains
-        MHD_OPTION_SOCK_ADDR, found->ai_addr,
-        //  An explicit 0 would make MHD *refuse* SO_REUSEADDR, and a restart
-        //  after a crash would then fail while old connections sit in
-        //  TIME_WAIT; one instance leaves the option out (MHD's default is
-        //  SO_REUSEADDR), several ask for SO_REUSEPORT to share the port.
-        reuse ? MHD_OPTION_LISTENING_ADDRESS_REUSE : MHD_OPTION_CONNECTION_LIMIT,
-        reuse ? 1u : (unsigned int) self->connections,
+        //  The listener admits within the same limit; at MHD's own it
+        //  would close connections without a word, which cannot happen
+        //  since both count the same connections.
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int) self->connections,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int) self->per_client,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) self->idle_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) GW_POOL (self->max_header),
         MHD_OPTION_NOTIFY_COMPLETED, s_completed, self,
+        MHD_OPTION_NOTIFY_CONNECTION, s_on_connection, self,
         MHD_OPTION_UNESCAPE_CALLBACK, s_unescape, NULL,
         MHD_OPTION_END);
-    freeaddrinfo (found);
     if (!self->daemon)
         return -1;
     const union MHD_DaemonInfo *info =
         MHD_get_daemon_info (self->daemon, MHD_DAEMON_INFO_EPOLL_FD);
     self->epoll_fd = info ? info->epoll_fd : -1;
-    info = MHD_get_daemon_info (self->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    if (info && info->port)
-        self->port = info->port;
     if (self->epoll_fd < 0) {
         MHD_stop_daemon (self->daemon);
         self->daemon = NULL;
@@ -986,13 +1286,24 @@ s_start_daemon (face_t *self)
     return 0;
 }
 
+//  The default per_client: a thirty-second of the connections, from 8 (a
+//  few browsers behind one address) to 256 (a large NAT; more is the
+//  map's to say). Then no fewer than 32 addresses can fill the listener,
+//  however slowly they send, and each can still open what a browser does.
+static unsigned
+s_per_client_share (unsigned connections)
+{
+    unsigned share = connections / 32;
+    return share < 8 ? 8 : share > 256 ? 256 : share;
+}
+
 //  --------------------------------------------------------------------------
 //  The face
 
 tiers_http_t *
 tiers_http_new (const tiers_http_config_t *config, char **why)
 {
-    assert (config && config->dealer && config->routes);
+    assert (config && config->routes);
     *why = NULL;
     face_t *self = (face_t *) zmalloc (sizeof *self);
     assert (self);
@@ -1005,38 +1316,82 @@ tiers_http_new (const tiers_http_config_t *config, char **why)
     self->routes = config->routes;
     self->route_count = config->route_count;
     self->arg = config->arg;
+    self->not_found = config->not_found ? config->not_found : "no such route";
+    snprintf (self->metrics, sizeof self->metrics, "%s",
+              config->metrics ? config->metrics : "gateway");
     self->max_body = config->max_body;
     self->max_url = config->max_url;
     self->max_header = config->max_header;
-    self->connections = config->connections;
-    self->per_client = config->per_client;
     self->idle_timeout_s = config->idle_timeout_s ? config->idle_timeout_s : 1;
+    self->head_timeout_ms = config->head_timeout_ms > 0 ? config->head_timeout_ms : 10000;
+    self->min_body_rate = config->min_body_rate;
     self->deadline_ms = config->deadline_ms;
-    if (s_start_daemon (self)) {
-        *why = zsys_sprintf ("cannot listen on %s:%d (port in use, or address "
-                             "not local?)", self->host, self->port);
+    //  As many connections as the descriptors allow, unless the map says
+    //  fewer: past the budget a connection would find no descriptor.
+    size_t limit = 0;
+    size_t budget = tiers_listener_budget (&limit);
+    self->connections = config->connections ? config->connections
+                                            : (unsigned) (budget < UINT_MAX ? budget : UINT_MAX);
+    if (self->connections > budget) {
+        tiers_warn ("connections = %u is more than the file descriptors allow (limit %zu): "
+                    "%zu", self->connections, limit, budget);
+        self->connections = (unsigned) budget;
+    }
+    self->per_client = config->per_client ? config->per_client
+                                          : s_per_client_share (self->connections);
+    char *reason = NULL;
+    self->listener = tiers_listener_new (self->host, self->port, self->reuse_port,
+                                         self->connections, self->per_client, &reason);
+    if (!self->listener) {
+        *why = zsys_sprintf ("cannot listen on %s:%d: %s", self->host, self->port,
+                             reason ? reason : "?");
+        zstr_free (&reason);
         free (self);
         return NULL;
     }
+    self->port = tiers_listener_port (self->listener);
+    if (s_start_daemon (self)) {
+        *why = zsys_sprintf ("cannot start libmicrohttpd on %s:%d", self->host, self->port);
+        tiers_listener_destroy (&self->listener);
+        free (self);
+        return NULL;
+    }
+    tiers_info ("%u connections (file descriptor limit %zu), %u per client, head_timeout "
+                "%" PRId64 " ms, min_body_rate %" PRIu64 " bytes/s", self->connections, limit,
+                self->per_client, self->head_timeout_ms, self->min_body_rate);
     self->table = zhashx_new ();
     self->forwarded = zlistx_new ();
     self->counters = zhashx_new ();
     self->latency = (tiers_histogram_t **) calloc (self->route_count + 1,
                                                    sizeof (tiers_histogram_t *));
     assert (self->latency);
+    char name [64];
     for (size_t route = 0; route <= self->route_count; route++) {
         char labels [96];
         snprintf (labels, sizeof labels, "route=\"%s\"", route < self->route_count
                   ? self->routes [route].name : "other");
-        self->latency [route] = tiers_metrics_histogram ("tiers_gateway_latency_seconds",
+        self->latency [route] = tiers_metrics_histogram (
+            s_metric (self, "latency_seconds", name, sizeof name),
             labels, "Time from a request's first byte to its response");
     }
-    self->inflight = tiers_metrics_gauge ("tiers_gateway_inflight", NULL,
-        "HTTP requests being received, forwarded or answered");
-    self->late = tiers_metrics_counter ("tiers_gateway_late_replies_total", NULL,
-        "Replies dropped because their request was already answered");
-    self->malformed = tiers_metrics_counter ("tiers_gateway_malformed_total", NULL,
-        "Malformed messages from the balancer, dropped");
+    self->inflight = tiers_metrics_gauge (s_metric (self, "inflight", name, sizeof name),
+        NULL, "HTTP requests being received, forwarded or answered");
+    self->open = tiers_metrics_gauge (s_metric (self, "connections", name, sizeof name),
+        NULL, "HTTP connections open");
+    self->late = tiers_metrics_counter (s_metric (self, "late_replies_total", name,
+        sizeof name), NULL, "Replies dropped because their request was already answered");
+    self->malformed = tiers_metrics_counter (s_metric (self, "malformed_total", name,
+        sizeof name), NULL, "Malformed messages from the balancer, dropped");
+    s_metric (self, "refused_total", name, sizeof name);
+    const char *refused = "Connections answered 503 and closed at once, by the limit they met";
+    self->refused_full = tiers_metrics_counter (name, "limit=\"connections\"", refused);
+    self->refused_client = tiers_metrics_counter (name, "limit=\"per_client\"", refused);
+    self->refused_fds = tiers_metrics_counter (name, "limit=\"descriptors\"", refused);
+    s_metric (self, "timeouts_total", name, sizeof name);
+    const char *timeouts = "Connections answered 408 and closed: a request head or body "
+                           "too slow";
+    self->cut_head = tiers_metrics_counter (name, "phase=\"head\"", timeouts);
+    self->cut_body = tiers_metrics_counter (name, "phase=\"body\"", timeouts);
     self->running = true;
     return self;
 }
@@ -1048,7 +1403,8 @@ tiers_http_destroy (tiers_http_t **self_p)
     face_t *self = *self_p;
     if (self) {
         s_drain (self);
-        MHD_stop_daemon (self->daemon);
+        MHD_stop_daemon (self->daemon);         //  releases every connection
+        tiers_listener_destroy (&self->listener);
         zlistx_destroy (&self->forwarded);
         zhashx_destroy (&self->table);
         zhashx_destroy (&self->counters);
@@ -1070,8 +1426,10 @@ tiers_http_attach (tiers_http_t *self, tiers_reactor_t *reactor)
 {
     assert (self && reactor);
     self->reactor = reactor;
-    tiers_reactor_reader (reactor, self->dealer, 0, s_on_dealer, self);
+    if (self->dealer)
+        tiers_reactor_reader (reactor, self->dealer, 0, s_on_dealer, self);
     tiers_reactor_fd (reactor, self->epoll_fd, s_on_http, self);
+    tiers_reactor_fd (reactor, tiers_listener_fd (self->listener), s_on_listen, self);
     tiers_reactor_set_pass (reactor, s_on_pass, self);
     self->timeout = s_poll_timeout (self);
 }
@@ -1109,7 +1467,7 @@ tiers_http_state (tiers_http_req_t *req)
 void
 tiers_http_forward_to (tiers_http_req_t *req, const char *pool, bool keep_body)
 {
-    assert (req->state == REQ_RECEIVING);
+    assert (req->state == REQ_RECEIVING && req->face->dealer);
     req->pool = pool;
     req->keep_body = keep_body;
 }

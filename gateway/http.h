@@ -8,9 +8,11 @@
     every listener shares — the MHD loop in the actor's reactor, suspend
     and resume, request ids (X-Request-Id), the table of forwarded requests
     with their deadlines (504), the limits (URL 414, headers 431, bodies
-    413, framing 400/501), problem+json answers, the wire reply turned
-    into the HTTP response, shutdown (503 to whoever waits) and the
-    tiers_gateway_* metrics — and asks a ROUTE TABLE everything else.
+    413, framing 400/501), who may connect (gateway/listener.h: 503 past
+    the connection limits), how long a connection may take to send its
+    request (408), problem+json answers, the wire reply turned into the
+    HTTP response, shutdown (503 to whoever waits) and the tiers_gateway_*
+    metrics — and asks a ROUTE TABLE everything else.
 
     A route says which requests it takes (match), checks them when their
     headers are in (begin: answer at once, or pick a pool with
@@ -69,12 +71,21 @@ typedef struct {
     bool reuse_port;            //  several instances share the port
     uint64_t max_body;
     size_t max_url, max_header;
-    unsigned connections, per_client, idle_timeout_s;
+    unsigned connections;       //  0 = what the file descriptors allow
+    unsigned per_client;        //  0 = a share of connections (doc/http.md)
+    unsigned idle_timeout_s;
+    int64_t head_timeout_ms;    //  a request head must be complete within
+    uint64_t min_body_rate;     //  bytes/s a body must keep up (0 = any)
     int64_t deadline_ms;        //  a forwarded request is answered 504 after
-    zsock_t *dealer;            //  to the balancer (the caller owns it)
+    zsock_t *dealer;            //  to the balancer (the caller owns it; NULL
+                                //  when no route forwards)
     const tiers_http_route_t *routes;   //  tried in order
     size_t route_count;
     void *arg;                  //  for the routes: tiers_http_arg
+    const char *metrics;        //  the metrics' middle word: "gateway" ->
+                                //  tiers_gateway_requests_total, ...
+    const char *not_found;      //  detail of the 404 no route takes (NULL:
+                                //  "no such route")
 } tiers_http_config_t;
 
 //  Starts listening. NULL + *why (malloc'ed) when MHD cannot.

@@ -47,6 +47,9 @@ t_cluster_gateway_t_SOURCES = t/cluster/gateway.c t/cluster/harness.c t/cluster/
 t_cluster_gateway_t_LDADD = $(TIERS_LIBS)
 TESTS += t/cluster/api.sh
 EXTRA_DIST += t/cluster/api.sh
+# The edge against floods and slow clients (raw sockets: tool flood, trickle).
+TESTS += t/cluster/edge.sh
+EXTRA_DIST += t/cluster/edge.sh
 t_cluster_wire_api_t_SOURCES = t/cluster/wire_api.c t/cluster/harness.c t/cluster/harness.h t/tap.h
 t_cluster_wire_api_t_LDADD = $(TIERS_LIBS)
 t_unit_poller_t_SOURCES = t/unit/poller.c t/tap.h

@@ -16,8 +16,13 @@
                   (it also runs once before the first wait)
 
     The bounded burst is what keeps one busy socket from starving the
-    others, the timers and the pipe. A handler never blocks and never calls
-    tiers_poller_sent: sends go through wire.c or sock.c, which do.
+    others and the pipe. Timers do not wait for the end of a burst: a
+    timer that is due runs between two messages of one (after a handler
+    returned, so the actor's state is whole), so a heartbeat never waits
+    behind more than one message however long the burst. A timer must
+    therefore not assume the readers have run dry. A handler never blocks
+    and never calls tiers_poller_sent: sends go through wire.c or sock.c,
+    which do.
 
     A reactor belongs to the actor thread that made it, like its sockets.
 */
@@ -57,7 +62,8 @@ void tiers_reactor_set_socket (tiers_reactor_t *self, int reader, void *socket);
 //  Adds a plain descriptor (level-triggered): `fn` runs in each pass in
 //  which it is readable.
 int tiers_reactor_fd (tiers_reactor_t *self, int fd, tiers_event_fn *fn, void *arg);
-//  A repeating timer, first due `interval_ms` from now.
+//  A repeating timer, first due `interval_ms` from now; it may run between
+//  two messages of a burst (see above).
 int tiers_reactor_timer (tiers_reactor_t *self, int interval_ms,
                          tiers_event_fn *fn, void *arg);
 void tiers_reactor_set_pass (tiers_reactor_t *self, tiers_pass_fn *fn, void *arg);

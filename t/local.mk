@@ -73,3 +73,7 @@ t_fault_eio_so_LDFLAGS = -shared
 t_fault_eio_so_LDADD = -ldl
 TESTS += t/cluster/faults.sh
 EXTRA_DIST += t/cluster/faults.sh t/cluster/lib.sh
+# The reactor: timers between the messages of a burst (issue 10, item 13).
+UNIT_TESTS += t/unit/reactor.t
+t_unit_reactor_t_SOURCES = t/unit/reactor.c t/tap.h
+t_unit_reactor_t_LDADD = $(TIERS_LIBS)

@@ -659,7 +659,9 @@ s_on_service (void *arg)
     return true;
 }
 
-//  After each pass: deadlines (a 10 ms sweep), heartbeats, reconnects.
+//  After each pass: deadlines (a 10 ms sweep), and the link to the balancer
+//  (tiers_service_pass: READY again when it went quiet). The heartbeats
+//  themselves go from the service's timer, also in the middle of a burst.
 static int
 s_on_pass (void *arg)
 {
@@ -754,7 +756,7 @@ tiers_api_run (zsock_t *pipe, void *args_, const tiers_api_hooks_t *hooks)
         .name = args->name,
         .capacity = (int) tiers_entry_int (args->entry, "capacity", 64),
         .heartbeat_ms = (int) tiers_entry_int (args->entry, "heartbeat", heartbeat),
-        .liveness = 3
+        .liveness = (int) tiers_entry_int (args->entry, "liveness", 3)
     };
     self->service = tiers_service_new (&config);
     tiers_actor_ready (pipe);
@@ -787,6 +789,7 @@ const tiers_key_t tiers_api_keys [] = {
     { "capacity",  TIERS_KEY_INT,    false, 1, 10000, NULL },
     { "pool",      TIERS_KEY_NAME,   false, 0, TIERS_WIRE_MAX_SERVICE, NULL },
     { "heartbeat", TIERS_KEY_MS,     false, 10, 60000, NULL },
+    { "liveness",  TIERS_KEY_INT,    false, 1, 100, NULL },
     { NULL, 0, false, 0, 0, NULL }
 };
 

@@ -53,8 +53,8 @@ struct _tiers_api_hooks_t {
 //  The actor body of a side: runs one instance until $TERM.
 void tiers_api_run (zsock_t *pipe, void *args, const tiers_api_hooks_t *hooks);
 
-//  The keys and links both kinds declare: capacity, pool, heartbeat; the
-//  balancer (TIERS_LINK_BALANCER) and every shard ("shards").
+//  The keys and links both kinds declare: capacity, pool, heartbeat,
+//  liveness; the balancer (TIERS_LINK_BALANCER) and every shard ("shards").
 extern const tiers_key_t tiers_api_keys [];
 extern const tiers_link_t tiers_api_links [];
 

@@ -13,15 +13,34 @@
             worker -> balancer   [worker][caller][reply]
             balancer -> caller   [caller][reply]
 
-    The worker table is a state machine, one entry per worker identity:
+    The worker table is a state machine, one entry per worker identity.
+    A window is heartbeat x liveness; any message from a worker (a reply
+    as much as a heartbeat) proves it alive and sets expires = now + window.
 
         (unknown) --READY--> ACTIVE
         ACTIVE: credit = capacity - in-flight requests.
-                credit > 0  <=>  the worker is on its pool's ready list
+                ACTIVE and credit > 0  <=>  on its pool's ready list
                 (LRU order: dispatch from the head, append at the tail).
-                Any message from it sets expires = now + heartbeat*liveness.
-        ACTIVE --BYE, or now > expires, or unroutable--> (removed): every
-                in-flight request it held is answered 502 "worker lost".
+        ACTIVE --now > expires--> SILENT: silent for a window. Off the
+                ready list, so it gets no new requests, but it keeps those
+                in flight, and is still heartbeated; expires = now + window.
+        SILENT --any message--> ACTIVE: it was busy, not gone. Its
+                requests are still its own; their replies go to their
+                callers.
+        ACTIVE or SILENT --BYE, or its connection gone (a send to it fails
+                EHOSTUNREACH), or (SILENT) now > expires--> (removed): every
+                request it still held is answered 502 "worker lost".
+                Removed other than by BYE (or a READY for another pool),
+                it is counted lost (tiers_balancer_workers_lost_total).
+    pool->workers counts the ACTIVE workers (the live ones), pool->silent
+    the SILENT ones; a pool with neither answers 503 at once, one with only
+    SILENT workers queues (they may speak again).
+
+    Silence is the balancer's judgement, so its own stalls do not count: a
+    tick that comes late (the process paused, its core taken, one long
+    message) adds its lateness to every window, since the workers' words
+    were waiting unread meanwhile. The reactor runs the tick between the
+    messages of a burst, so a busy balancer ticks on time.
 
     Requests, each answered exactly once:
         QUEUED    in its pool's queue (length <= `queue`; beyond it the
@@ -31,8 +50,8 @@
                   late reply is dropped (the worker's credit comes back
                   only when its reply arrives or it is removed);
                   --worker removed--> answered 502.
-    A pool with no live worker answers 503 at once. Anything malformed is
-    answered 400 when it has a return route, and counted.
+    Anything malformed is answered 400 when it has a return route, and
+    counted.
 */
 #include "kind.h"
 #include "map.h"
@@ -63,13 +82,18 @@ typedef struct {
     bool answered;              //  INFLIGHT and already answered 504
 } item_t;
 
+typedef enum { W_ACTIVE, W_SILENT } worker_state_t;
+
 typedef struct {
     char key [2 * 255 + 1];     //  identity in hex (at most 255 bytes)
     zframe_t *identity;
     char name [TIERS_WIRE_MAX_RID + 1];
     pool_t *pool;
+    worker_state_t state;
     int capacity, credit;
-    int64_t expires;            //  monotonic ms
+    int64_t expires;            //  monotonic ms: ACTIVE goes SILENT after
+                                //  it, SILENT is removed after it
+    const char *leaving;        //  why it is removed, in the tick's list
     zlistx_t *inflight;         //  item_t *, oldest first
     zhashx_t *by_key;           //  item key -> its handle in `inflight`
     void *ready_handle;         //  handle in pool->ready, or NULL
@@ -79,8 +103,10 @@ struct _pool_t {
     char name [TIERS_WIRE_MAX_SERVICE + 1];
     zlistx_t *ready;            //  worker_t * with credit > 0, LRU first
     zlistx_t *queue;            //  item_t *, oldest first
-    size_t workers;
+    size_t workers;             //  ACTIVE workers
+    size_t silent;              //  SILENT workers
     tiers_gauge_t *depth, *worker_gauge;
+    tiers_counter_t *went_silent, *lost;
     tiers_histogram_t *latency;
     tiers_counter_t *answered [6];  //  by status class: 1xx .. 5xx, cached
     uint16_t answered_status [6];
@@ -93,9 +119,12 @@ typedef struct {
     zhashx_t *pools;            //  name -> pool_t
     zhashx_t *workers;          //  key -> worker_t
     int heartbeat_ms, liveness;
+    int64_t window;             //  heartbeat x liveness
     size_t queue_max;
     int64_t default_timeout_ms;
     int64_t heartbeat_at;
+    int tick_ms;
+    int64_t ticked_at;          //  the last tick, monotonic ms
     tiers_counter_t *malformed, *unroutable;
     zhashx_t *counters;         //  "pool|status" -> tiers_counter_t *
 } balancer_t;
@@ -225,6 +254,12 @@ s_pool (balancer_t *self, const char *name)
                                                   "Live workers in the pool");
         pool->latency = tiers_metrics_histogram ("tiers_balancer_latency_seconds",
             labels, "Time from a request's arrival to its answer");
+        pool->went_silent = tiers_metrics_counter (
+            "tiers_balancer_workers_silent_total", labels, "Workers silent for "
+            "heartbeat x liveness, taken off the pool until they speak again");
+        pool->lost = tiers_metrics_counter ("tiers_balancer_workers_lost_total",
+            labels, "Workers removed without a BYE (silent for two windows, or "
+            "their connection gone); their requests in flight were answered 502");
         zhashx_insert (self->pools, name, pool);
     }
     return pool;
@@ -247,14 +282,83 @@ s_pool_free (void **item)
     }
 }
 
-static void s_worker_remove (balancer_t *self, worker_t *worker, const char *why);
+static void s_worker_remove (balancer_t *self, worker_t *worker, const char *why,
+                             bool lost);
+
+//  Credit is what the capacity leaves beside the requests in flight (a
+//  READY may have lowered the capacity below them). An ACTIVE worker with
+//  credit is on its pool's ready list, and nobody else is.
+static void
+s_worker_credit (worker_t *worker)
+{
+    int inflight = (int) zlistx_size (worker->inflight);
+    worker->credit = worker->capacity > inflight ? worker->capacity - inflight : 0;
+    bool ready = worker->state == W_ACTIVE && worker->credit > 0;
+    if (ready && !worker->ready_handle)
+        worker->ready_handle = zlistx_add_end (worker->pool->ready, worker);
+    else
+    if (!ready && worker->ready_handle) {
+        zlistx_delete (worker->pool->ready, worker->ready_handle);
+        worker->ready_handle = NULL;
+    }
+}
+
+//  The one place a worker already in the table changes state (see the
+//  file head); joining and removal count in s_on_ready / s_worker_remove.
+static void
+s_worker_move (worker_t *worker, worker_state_t to)
+{
+    pool_t *pool = worker->pool;
+    if (to == W_SILENT) {
+        assert (worker->state == W_ACTIVE && pool->workers > 0);
+        pool->workers--;
+        pool->silent++;
+    }
+    else {
+        assert (to == W_ACTIVE && worker->state == W_SILENT && pool->silent > 0);
+        pool->silent--;
+        pool->workers++;
+    }
+    worker->state = to;
+    s_worker_credit (worker);
+    tiers_gauge_set (pool->worker_gauge, (int64_t) pool->workers);
+}
+
+//  Any message from a worker proves it alive. Returns true when it was
+//  SILENT and is ACTIVE again.
+static bool
+s_worker_heard (balancer_t *self, worker_t *worker)
+{
+    worker->expires = zclock_mono () + self->window;
+    if (worker->state == W_ACTIVE)
+        return false;
+    s_worker_move (worker, W_ACTIVE);
+    tiers_info ("worker %s of pool '%s' spoke again: it was busy, not gone "
+                "(%zu requests in flight are still its own)", worker->name,
+                worker->pool->name, zlistx_size (worker->inflight));
+    return true;
+}
+
+//  Silent for a window: no new requests until it speaks again; what it
+//  holds waits one more window.
+static void
+s_worker_silent (balancer_t *self, worker_t *worker, int64_t now)
+{
+    s_worker_move (worker, W_SILENT);
+    worker->expires = now + self->window;
+    tiers_counter_add (worker->pool->went_silent, 1);
+    tiers_info ("worker %s of pool '%s' silent for a window (heartbeat x "
+                "liveness, %lld ms): no new requests until it speaks; its %zu "
+                "in flight wait one window more", worker->name, worker->pool->name,
+                (long long) self->window, zlistx_size (worker->inflight));
+}
 
 //  Give one request to the worker (which has credit): it becomes INFLIGHT.
 //  Returns -1 when nothing can be sent now (the request is queued again).
 static int
 s_dispatch (balancer_t *self, worker_t *worker, item_t *item)
 {
-    assert (worker->credit > 0);
+    assert (worker->state == W_ACTIVE && worker->credit > 0);
     if (s_forward (self, worker->identity, item->route, &item->payload)) {
         //  The request goes back to the front of the queue, still whole.
         //  A worker that is gone (ROUTER_MANDATORY says so at once) leaves
@@ -266,7 +370,7 @@ s_dispatch (balancer_t *self, worker_t *worker, item_t *item)
         zlistx_add_start (pool->queue, item);
         if (error != EHOSTUNREACH)
             return -1;
-        s_worker_remove (self, worker, "unreachable");
+        s_worker_remove (self, worker, "unreachable", true);
         return 0;
     }
     worker->credit--;
@@ -298,8 +402,9 @@ s_pump (balancer_t *self, pool_t *pool)
     tiers_gauge_set (pool->depth, (int64_t) zlistx_size (pool->queue));
 }
 
+//  Out of the table; `lost` when it went without a BYE (counted).
 static void
-s_worker_remove (balancer_t *self, worker_t *worker, const char *why)
+s_worker_remove (balancer_t *self, worker_t *worker, const char *why, bool lost)
 {
     pool_t *pool = worker->pool;
     tiers_info ("worker %s left pool '%s': %s", worker->name, pool->name, why);
@@ -314,11 +419,20 @@ s_worker_remove (balancer_t *self, worker_t *worker, const char *why)
     zhashx_purge (worker->by_key);
     if (worker->ready_handle)
         zlistx_delete (pool->ready, worker->ready_handle);
-    pool->workers--;
+    if (worker->state == W_ACTIVE) {
+        assert (pool->workers > 0);
+        pool->workers--;
+    }
+    else {
+        assert (pool->silent > 0);
+        pool->silent--;
+    }
     tiers_gauge_set (pool->worker_gauge, (int64_t) pool->workers);
+    if (lost)
+        tiers_counter_add (pool->lost, 1);
     zhashx_delete (self->workers, worker->key);
     //  A pool without workers cannot serve its queue: fail it now.
-    if (pool->workers == 0) {
+    if (pool->workers + pool->silent == 0) {
         item_t *queued;
         while ((queued = (item_t *) zlistx_first (pool->queue))) {
             zlistx_delete (pool->queue, zlistx_cursor (pool->queue));
@@ -371,22 +485,13 @@ s_on_ready (balancer_t *self, zframe_t *identity, const char *key,
     if (worker && streq (worker->pool->name, msg->service)) {
         //  READY again from the same worker for the same pool: a new
         //  capacity, nothing lost (its requests in flight stay its own).
-        int inflight = (int) zlistx_size (worker->inflight);
         worker->capacity = (int) credit;
-        worker->credit = worker->capacity > inflight ? worker->capacity - inflight : 0;
-        worker->expires = zclock_mono () + (int64_t) self->heartbeat_ms * self->liveness;
-        if (worker->credit > 0 && !worker->ready_handle)
-            worker->ready_handle = zlistx_add_end (worker->pool->ready, worker);
-        else
-        if (worker->credit == 0 && worker->ready_handle) {
-            zlistx_delete (worker->pool->ready, worker->ready_handle);
-            worker->ready_handle = NULL;
-        }
+        s_worker_credit (worker);
         s_pump (self, worker->pool);
         return;
     }
     if (worker)
-        s_worker_remove (self, worker, "joined another pool");
+        s_worker_remove (self, worker, "joined another pool", false);
     if (!zhashx_lookup (self->pools, msg->service)
     &&  zhashx_size (self->pools) >= BALANCER_POOLS_MAX) {
         s_answer (self, route, msg->rid, msg->service, 503, "too many pools");
@@ -398,8 +503,9 @@ s_on_ready (balancer_t *self, zframe_t *identity, const char *key,
     snprintf (worker->name, sizeof worker->name, "%.*s", TIERS_WIRE_MAX_RID, *msg->rid ? msg->rid : key);
     worker->identity = zframe_dup (identity);
     worker->pool = s_pool (self, msg->service);
+    worker->state = W_ACTIVE;               //  (unknown) -> ACTIVE
     worker->capacity = worker->credit = (int) credit;
-    worker->expires = zclock_mono () + (int64_t) self->heartbeat_ms * self->liveness;
+    worker->expires = zclock_mono () + self->window;
     worker->inflight = zlistx_new ();
     worker->by_key = zhashx_new ();
     zhashx_insert (self->workers, key, worker);
@@ -456,12 +562,7 @@ s_on_reply (balancer_t *self, worker_t *worker, tiers_wire_t *msg, zmsg_t *route
                                  (tiers_clock_us () - item->started) / 1e6);
     }
     s_item_destroy (&item);
-    //  Credit is what the capacity leaves beside the requests in flight
-    //  (a READY may have lowered the capacity below them).
-    int inflight = (int) zlistx_size (worker->inflight);
-    worker->credit = worker->capacity > inflight ? worker->capacity - inflight : 0;
-    if (worker->credit > 0 && !worker->ready_handle)
-        worker->ready_handle = zlistx_add_end (worker->pool->ready, worker);
+    s_worker_credit (worker);
     s_pump (self, worker->pool);
 }
 
@@ -479,7 +580,7 @@ s_on_request (balancer_t *self, tiers_wire_t *msg, zmsg_t **route_p,
         return;
     }
     pool_t *pool = (pool_t *) zhashx_lookup (self->pools, msg->service);
-    if (!pool || pool->workers == 0) {
+    if (!pool || pool->workers + pool->silent == 0) {
         s_answer (self, *route_p, msg->rid, msg->service, 503, "no workers in pool");
         return;
     }
@@ -513,14 +614,16 @@ s_on_request (balancer_t *self, tiers_wire_t *msg, zmsg_t **route_p,
 static void
 s_on_status (balancer_t *self, tiers_wire_t *msg, zmsg_t *route)
 {
-    //  {"pools":{"read":{"workers":2,"ready":1,"queued":0}}}
+    //  {"pools":{"read":{"workers":2,"ready":1,"queued":0,"silent":0}}}
     char *json = strdup ("{\"pools\":{");
     bool first = true;
     for (pool_t *pool = (pool_t *) zhashx_first (self->pools); pool;
          pool = (pool_t *) zhashx_next (self->pools)) {
-        char *more = zsys_sprintf ("%s%s\"%s\":{\"workers\":%zu,\"ready\":%zu,\"queued\":%zu}",
+        char *more = zsys_sprintf ("%s%s\"%s\":{\"workers\":%zu,\"ready\":%zu,"
+                                   "\"queued\":%zu,\"silent\":%zu}",
                                    json, first ? "" : ",", pool->name, pool->workers,
-                                   zlistx_size (pool->ready), zlistx_size (pool->queue));
+                                   zlistx_size (pool->ready), zlistx_size (pool->queue),
+                                   pool->silent);
         free (json);
         json = more;
         first = false;
@@ -594,8 +697,7 @@ s_on_router (void *arg)
     char key [2 * 255 + 1];         //  identities are at most 255 bytes
     s_hex (identity, key);
     worker_t *worker = (worker_t *) zhashx_lookup (self->workers, key);
-    if (worker)
-        worker->expires = zclock_mono () + (int64_t) self->heartbeat_ms * self->liveness;
+    bool revived = worker && s_worker_heard (self, worker);
 
     if (!msg) {
         tiers_counter_add (self->malformed, 1);
@@ -621,7 +723,9 @@ s_on_router (void *arg)
             s_on_ready (self, identity, key, msg, route);
             break;
         case TIERS_WIRE_HEARTBEAT:
-            break;                  //  expiry already refreshed
+            if (revived)            //  expiry already refreshed
+                s_pump (self, worker->pool);
+            break;
         case TIERS_WIRE_REPLY:
             if (worker)
                 s_on_reply (self, worker, msg, route, &payload);
@@ -632,7 +736,7 @@ s_on_router (void *arg)
             break;
         case TIERS_WIRE_BYE:
             if (worker)
-                s_worker_remove (self, worker, "said bye");
+                s_worker_remove (self, worker, "said bye", false);
             break;
         case TIERS_WIRE_STATUS:
             s_on_status (self, msg, route);
@@ -647,7 +751,9 @@ s_on_router (void *arg)
     return true;
 }
 
-//  Heartbeats out, dead workers out, late requests answered.
+//  Heartbeats out, silent workers judged, late requests answered. Runs
+//  every tick_ms, also between the messages of a burst (the reactor's
+//  timers do), so the balancer's heartbeats never wait behind its work.
 static void
 s_tick (void *arg)
 {
@@ -657,22 +763,42 @@ s_tick (void *arg)
     bool beat = mono >= self->heartbeat_at;
     if (beat)
         self->heartbeat_at = mono + self->heartbeat_ms;
+    //  However late this tick is, the balancer was not reading meanwhile:
+    //  what its workers said then waits unread, so it is not their silence.
+    int64_t late = mono - self->ticked_at - self->tick_ms;
+    self->ticked_at = mono;
 
-    zlistx_t *dead = zlistx_new ();
+    zlistx_t *leaving = zlistx_new ();
     for (worker_t *worker = (worker_t *) zhashx_first (self->workers); worker;
          worker = (worker_t *) zhashx_next (self->workers)) {
+        if (late > 0)
+            worker->expires += late;
         if (mono > worker->expires) {
-            zlistx_add_end (dead, worker);
-            continue;
+            if (worker->state == W_ACTIVE)
+                s_worker_silent (self, worker, mono);
+            else {
+                worker->leaving = "silent for two windows";
+                zlistx_add_end (leaving, worker);
+                continue;
+            }
         }
+        //  SILENT ones too: one that is only busy hears us and stays.
         if (beat) {
             tiers_wire_t *heartbeat = tiers_wire_new (TIERS_WIRE_HEARTBEAT);
             zmsg_t *envelope = zmsg_new ();
             zmsg_append (envelope, &(zframe_t *) { zframe_dup (worker->identity) });
-            if (tiers_wire_send (heartbeat, self->router, envelope))
-                tiers_counter_add (self->unroutable, 1);
+            int rc = tiers_wire_send (heartbeat, self->router, envelope);
+            int error = zmq_errno ();
             zmsg_destroy (&envelope);
             tiers_wire_destroy (&heartbeat);
+            if (rc) {
+                tiers_counter_add (self->unroutable, 1);
+                if (error == EHOSTUNREACH) {        //  its connection is gone
+                    worker->leaving = "unreachable";
+                    zlistx_add_end (leaving, worker);
+                    continue;
+                }
+            }
         }
         for (item_t *item = (item_t *) zlistx_first (worker->inflight); item;
              item = (item_t *) zlistx_next (worker->inflight))
@@ -682,10 +808,10 @@ s_tick (void *arg)
                 item->answered = true;
             }
     }
-    for (worker_t *worker = (worker_t *) zlistx_first (dead); worker;
-         worker = (worker_t *) zlistx_next (dead))
-        s_worker_remove (self, worker, "missed its heartbeats");
-    zlistx_destroy (&dead);
+    for (worker_t *worker = (worker_t *) zlistx_first (leaving); worker;
+         worker = (worker_t *) zlistx_next (leaving))
+        s_worker_remove (self, worker, worker->leaving, true);
+    zlistx_destroy (&leaving);
 
     for (pool_t *pool = (pool_t *) zhashx_first (self->pools); pool;
          pool = (pool_t *) zhashx_next (self->pools)) {
@@ -715,6 +841,7 @@ s_balancer_actor (zsock_t *pipe, void *args_)
     long long heartbeat = tiers_map_cluster_number (args->map, "heartbeat");
     self->heartbeat_ms = (int) tiers_entry_int (args->entry, "heartbeat", heartbeat);
     self->liveness = (int) tiers_entry_int (args->entry, "liveness", 3);
+    self->window = (int64_t) self->heartbeat_ms * self->liveness;
     self->queue_max = (size_t) tiers_entry_int (args->entry, "queue", 100);
     self->default_timeout_ms = tiers_entry_int (args->entry, "timeout", 5000);
 
@@ -739,11 +866,12 @@ s_balancer_actor (zsock_t *pipe, void *args_)
                 args->entry->bind, self->heartbeat_ms, self->liveness, self->queue_max);
     tiers_actor_ready (pipe);
 
-    //  The reactor's bounded burst per wake-up keeps the ticks on time.
-    int tick_ms = self->heartbeat_ms < 50 ? self->heartbeat_ms : 50;
+    //  The reactor runs the tick between the messages of a burst, too.
+    self->tick_ms = self->heartbeat_ms < 50 ? self->heartbeat_ms : 50;
+    self->ticked_at = zclock_mono ();
     tiers_reactor_t *reactor = tiers_reactor_new (pipe);
     tiers_reactor_reader (reactor, self->router, 0, s_on_router, self);
-    tiers_reactor_timer (reactor, tick_ms, s_tick, self);
+    tiers_reactor_timer (reactor, self->tick_ms, s_tick, self);
     tiers_reactor_run (reactor);
     tiers_reactor_destroy (&reactor);
     //  Shutting down: whoever still waits gets an answer, not silence.

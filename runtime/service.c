@@ -3,13 +3,28 @@
     States of the link to the balancer:
         JOINED    socket connected, READY sent; every message from the
                   balancer pushes `expires` to now + heartbeat x liveness.
-        WAITING   socket closed after the balancer went quiet; at
-                  `reconnect_at` a new socket connects and READY is sent
-                  again (back to JOINED). The wait doubles up to 32 s.
+        QUIET     the balancer said nothing past `expires`. The socket is
+                  kept: libzmq reconnects its transport by itself, and a
+                  balancer that only paused still holds this worker's
+                  requests in flight, whose replies must go out on this
+                  socket (a new one would be a stranger to it). What a
+                  restarted balancer lacks is a READY, so READY is said
+                  again at `ready_at`: at once, then 1 s later, doubling
+                  to 32 s. Heartbeats and replies go on.
+        WAITING   no socket: making one failed; at `reconnect_at` another
+                  try, the wait doubling up to 32 s.
         FROZEN    (tests) neither answers nor heartbeats.
-    Transitions: JOINED -> WAITING (silence), WAITING -> JOINED (a new
-    socket), WAITING -> WAITING (no socket could be made), any -> FROZEN.
-    Invariant: in JOINED there is exactly one socket; in WAITING none.
+    Transitions: WAITING -> JOINED (a socket made), WAITING -> WAITING
+    (none could be made), JOINED -> QUIET (silence), QUIET -> JOINED (any
+    message from the balancer but an error answer), any -> FROZEN.
+    Invariant: in JOINED and QUIET there is exactly one socket; in WAITING
+    none.
+
+    Silence is judged only with nothing left unread on the socket: unread
+    input is the balancer speaking, heard late by a worker that was busy
+    elsewhere. Heartbeats go out from a reactor timer, which runs between
+    the messages of a burst too, so a worker busy with a long burst still
+    beats.
 */
 #include "service.h"
 #include "reactor.h"
@@ -20,7 +35,7 @@
 #define BACKOFF_MIN_MS  1000
 #define BACKOFF_MAX_MS  32000
 
-typedef enum { S_JOINED, S_WAITING, S_FROZEN } s_state_t;
+typedef enum { S_JOINED, S_QUIET, S_WAITING, S_FROZEN } s_state_t;
 
 static void s_move (tiers_service_t *self, s_state_t to);
 
@@ -33,7 +48,8 @@ struct _tiers_service_t {
     s_state_t state;
     int64_t expires;            //  balancer presumed gone after this
     int64_t heartbeat_at;       //  next heartbeat to send
-    int64_t reconnect_at;
+    int64_t reconnect_at;       //  WAITING: the next try for a socket
+    int64_t ready_at;           //  QUIET: the next READY
     int backoff_ms;
     tiers_counter_t *malformed;
 };
@@ -43,8 +59,10 @@ static void
 s_move (tiers_service_t *self, s_state_t to)
 {
     assert (to == S_FROZEN
-         || (to == S_WAITING && !self->sock && self->state != S_FROZEN)
-         || (to == S_JOINED && self->sock && self->state == S_WAITING));
+         || (to == S_WAITING && !self->sock && self->state == S_WAITING)
+         || (to == S_JOINED && self->sock
+             && (self->state == S_WAITING || self->state == S_QUIET))
+         || (to == S_QUIET && self->sock && self->state == S_JOINED));
     self->state = to;
 }
 
@@ -58,6 +76,23 @@ s_send_kind (tiers_service_t *self, int kind)
         tiers_wire_set_headerf (msg, "capacity", "%d", self->capacity);
     tiers_wire_send (msg, self->sock, NULL);
     tiers_wire_destroy (&msg);
+}
+
+//  A heartbeat, when one is due and there is a link to send it on.
+static void
+s_beat (tiers_service_t *self, int64_t now)
+{
+    if ((self->state == S_JOINED || self->state == S_QUIET)
+    &&  now >= self->heartbeat_at) {
+        s_send_kind (self, TIERS_WIRE_HEARTBEAT);
+        self->heartbeat_at = now + self->heartbeat_ms;
+    }
+}
+
+static void
+s_on_beat (void *arg)
+{
+    s_beat ((tiers_service_t *) arg, zclock_mono ());
 }
 
 static void
@@ -110,7 +145,7 @@ tiers_service_destroy (tiers_service_t **self_p)
     assert (self_p);
     tiers_service_t *self = *self_p;
     if (self) {
-        if (self->sock && self->state == S_JOINED)
+        if (self->sock && (self->state == S_JOINED || self->state == S_QUIET))
             s_send_kind (self, TIERS_WIRE_BYE);
         zsock_destroy (&self->sock);
         free (self->endpoint);
@@ -152,9 +187,25 @@ s_take (tiers_service_t *self, tiers_wire_t *msg, zmsg_t *route,
         zmsg_destroy (&route);
         return NULL;
     }
-    //  Anything from the balancer proves it is alive.
+    //  An error answer is the balancer refusing our READY (a bad capacity,
+    //  too many pools, an address where the map places no worker): we are
+    //  not in the pool. It does not count as hearing the balancer, so the
+    //  link goes QUIET and READY is said again, ever less often.
+    if (msg->kind == TIERS_WIRE_REPLY && msg->status >= 400) {
+        const char *reason = tiers_wire_header (msg, "error");
+        tiers_warn ("the balancer at %s refused this worker: %u %s", self->endpoint,
+                    msg->status, reason ? reason : "");
+        tiers_wire_destroy (&msg);
+        zmsg_destroy (&route);
+        return NULL;
+    }
+    //  Anything else from the balancer proves it is alive.
     self->expires = zclock_mono () + (int64_t) self->heartbeat_ms * self->liveness;
     self->backoff_ms = BACKOFF_MIN_MS;
+    if (self->state == S_QUIET) {
+        s_move (self, S_JOINED);
+        tiers_info ("the balancer at %s speaks again", self->endpoint);
+    }
     if (msg->kind == TIERS_WIRE_REQUEST) {
         *route_p = route;
         return msg;
@@ -205,7 +256,7 @@ tiers_service_reply (tiers_service_t *self, zmsg_t **route_p,
 {
     assert (self && route_p);
     int rc = -1;
-    if (self->sock && self->state == S_JOINED)
+    if (self->sock && (self->state == S_JOINED || self->state == S_QUIET))
         rc = tiers_wire_send (reply, self->sock, *route_p);
     zmsg_destroy (route_p);
     return rc;
@@ -226,22 +277,29 @@ tiers_service_tick (tiers_service_t *self)
         if (self->state == S_WAITING)
             return self->backoff_ms;
     }
-    if (now >= self->expires) {
-        tiers_warn ("balancer at %s silent for %d ms; reconnecting in %d ms",
-                    self->endpoint, self->heartbeat_ms * self->liveness,
-                    self->backoff_ms);
-        zsock_destroy (&self->sock);
-        s_move (self, S_WAITING);
-        self->reconnect_at = now + self->backoff_ms;
+    //  Input not read yet is the balancer speaking: read it before judging
+    //  (a pass at once; the poller looks at the socket again).
+    if (self->state == S_JOINED && now >= self->expires) {
+        if (tiers_sock_input_waiting (self->sock))
+            return 0;
+        tiers_warn ("the balancer at %s said nothing for %lld ms; saying READY "
+                    "again now, and less and less often until it answers",
+                    self->endpoint, (long long) (now - self->expires)
+                    + (long long) self->heartbeat_ms * self->liveness);
+        s_move (self, S_QUIET);
+        self->ready_at = now;
+    }
+    if (self->state == S_QUIET && now >= self->ready_at) {
+        tiers_debug ("READY again to the balancer at %s", self->endpoint);
+        s_send_kind (self, TIERS_WIRE_READY);
+        self->ready_at = now + self->backoff_ms;
         if (self->backoff_ms < BACKOFF_MAX_MS)
-            self->backoff_ms *= 2;      //  for the next time
-        return (int) (self->reconnect_at - now);
+            self->backoff_ms *= 2;
     }
-    if (now >= self->heartbeat_at) {
-        s_send_kind (self, TIERS_WIRE_HEARTBEAT);
-        self->heartbeat_at = now + self->heartbeat_ms;
-    }
-    int64_t next = self->heartbeat_at < self->expires ? self->heartbeat_at : self->expires;
+    s_beat (self, now);
+    int64_t next = self->state == S_QUIET ? self->ready_at : self->expires;
+    if (self->heartbeat_at < next)
+        next = self->heartbeat_at;
     return next > now ? (int) (next - now) : 0;
 }
 
@@ -326,6 +384,10 @@ tiers_service_attach (tiers_service_t *self, tiers_reactor_t *reactor,
 {
     assert (self && reactor && fn);
     self->watched_joins = self->joins;
+    //  Four looks per heartbeat: a beat is at most a quarter late (and one
+    //  message's work, when the timer waits between two of a burst).
+    int interval = self->heartbeat_ms / 4 > 0 ? self->heartbeat_ms / 4 : 1;
+    tiers_reactor_timer (reactor, interval, s_on_beat, self);
     return tiers_reactor_reader (reactor, self->sock, 0, fn, arg);
 }
 

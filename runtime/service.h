@@ -3,13 +3,15 @@
     A service instance (read-api, write-api, a test echo worker, ...) joins
     one pool of the balancer: it connects a DEALER, announces READY with its
     capacity (how many requests it takes at once), answers requests, and
-    heartbeats. When it hears nothing from the balancer for
-    heartbeat x liveness it assumes the balancer is gone: it closes the
-    socket, waits (1 s, doubling to 32 s) and joins again — the Paranoid
-    Pirate worker of the zguide.
+    heartbeats — the Paranoid Pirate worker of the zguide, with one change:
+    when it hears nothing from the balancer for heartbeat x liveness it
+    keeps its socket and says READY again (at once, then after 1 s,
+    doubling to 32 s). libzmq reconnects the transport by itself; a new
+    socket would only make the worker a stranger to a balancer that merely
+    paused, and lose the replies to the requests it holds.
 
-    The socket changes on reconnect: take tiers_service_sock() afresh for
-    every poll.
+    The socket changes only when one could not be made (out of
+    descriptors): take tiers_service_sock() afresh for every poll.
 */
 #ifndef TIERS_SERVICE_H
 #define TIERS_SERVICE_H
@@ -26,7 +28,7 @@ typedef struct {
     const char *name;           //  this instance, for logs and replies
     int capacity;               //  requests taken at once (>= 1)
     int heartbeat_ms;           //  default 1000
-    int liveness;               //  missed heartbeats before reconnect; default 3
+    int liveness;               //  silent heartbeats before READY again; default 3
 } tiers_service_config_t;
 
 tiers_service_t *tiers_service_new (const tiers_service_config_t *config);
@@ -50,8 +52,11 @@ int tiers_service_try_recv (tiers_service_t *self, zmsg_t **route_p,
 //  Sends a reply along the route (route destroyed, reply not consumed).
 int tiers_service_reply (tiers_service_t *self, zmsg_t **route_p,
                          const tiers_wire_t *reply);
-//  Heartbeats and reconnects; call at least every heartbeat. Returns the
-//  milliseconds until it wants to be called again.
+//  Heartbeats, READY again to a silent balancer, a new socket when one
+//  could not be made; call at least every heartbeat. The balancer is
+//  judged silent only when nothing is left unread on the socket (then it
+//  returns 0: read first). Returns the milliseconds until it wants to be
+//  called again.
 int tiers_service_tick (tiers_service_t *self);
 //  Stop taking work without leaving (tests simulate a hung process).
 void tiers_service_freeze (tiers_service_t *self);
@@ -65,12 +70,14 @@ void tiers_service_run (tiers_service_t *self, zsock_t *pipe,
                         tiers_service_fn *handler, void *arg);
 
 //  Watch the service's socket in a reactor: `fn` takes one message (with
-//  tiers_service_try_recv). Returns the reader's handle.
+//  tiers_service_try_recv). Also adds the reactor timer that sends the
+//  heartbeats (it runs between the messages of a burst, so a worker busy
+//  with one still beats). Returns the reader's handle.
 int tiers_service_attach (tiers_service_t *self, tiers_reactor_t *reactor,
                           tiers_reader_fn *fn, void *arg);
-//  For the reactor's pass hook: heartbeats and reconnects
-//  (tiers_service_tick), and the reader moved to a new socket after a
-//  reconnect. Returns the milliseconds until it wants the next pass.
+//  For the reactor's pass hook: tiers_service_tick, and the reader moved
+//  to a new socket when one was made. Returns the milliseconds until it
+//  wants the next pass.
 int tiers_service_pass (tiers_service_t *self, tiers_reactor_t *reactor, int reader);
 
 //  The link of a kind whose entries join (or call) a pool of the balancer:

@@ -112,3 +112,16 @@ tiers_sock_send_str (void *sock, const char *text)
     tiers_poller_sent (sock);
     return zstr_send (sock, text);
 }
+
+bool
+tiers_sock_input_waiting (void *sock)
+{
+    void *handle = sock ? zsock_resolve (sock) : NULL;
+    if (!handle)
+        return false;
+    tiers_poller_sent (handle);
+    int events = 0;
+    size_t size = sizeof events;
+    return zmq_getsockopt (handle, ZMQ_EVENTS, &events, &size) == 0
+        && (events & ZMQ_POLLIN) != 0;
+}

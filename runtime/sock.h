@@ -47,5 +47,9 @@ void tiers_sock_flush (zsock_t *sock, int ms);
 //  zstr_send: 0, or -1 with zmq_errno() set (the frame is kept then).
 int tiers_sock_send_frame (zframe_t **frame_p, void *sock, int flags);
 int tiers_sock_send_str (void *sock, const char *text);
+//  Whether a message waits to be read on the socket (NULL: false). Asking
+//  libzmq may take the wake-up its ZMQ_FD owed the poller, as a send may:
+//  the poller is told to look at the socket again before it sleeps.
+bool tiers_sock_input_waiting (void *sock);
 
 #endif

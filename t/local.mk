@@ -73,7 +73,14 @@ t_fault_eio_so_LDFLAGS = -shared
 t_fault_eio_so_LDADD = -ldl
 TESTS += t/cluster/faults.sh
 EXTRA_DIST += t/cluster/faults.sh t/cluster/lib.sh
-# The reactor: timers between the messages of a burst (issue 10, item 13).
-UNIT_TESTS += t/unit/reactor.t
+# The reactor (timers between the messages of a burst) and the worker side
+# of the balancer protocol (a quiet balancer keeps its link): issue 10,
+# item 13.
+UNIT_TESTS += t/unit/reactor.t t/unit/service.t
 t_unit_reactor_t_SOURCES = t/unit/reactor.c t/tap.h
 t_unit_reactor_t_LDADD = $(TIERS_LIBS)
+t_unit_service_t_SOURCES = t/unit/service.c t/tap.h
+t_unit_service_t_LDADD = $(TIERS_LIBS)
+# Heartbeats under 64 concurrent 1 MB PUTs (issue 10, item 13).
+TESTS += t/cluster/heartbeat.sh
+EXTRA_DIST += t/cluster/heartbeat.sh

@@ -7,7 +7,9 @@
 
     echo: a worker of a balancer pool that answers every request with its
     body after `delay`, naming itself in the "worker" header. It keeps
-    `capacity` requests at once and never sleeps, so $TERM is prompt.
+    `capacity` requests at once and never sleeps, so $TERM is prompt; but
+    on the command "STALL <ms>" its thread blocks that long (a worker busy
+    with one long piece of work: it neither reads, nor beats, nor answers).
 */
 #include "../tap.h"
 #include "harness.h"
@@ -66,6 +68,8 @@ s_echo_actor (zsock_t *pipe, void *args_)
                 tiers_service_freeze (service);
                 frozen = true;
             }
+            if (command && strncmp (command, "STALL ", 6) == 0)
+                zclock_sleep (atoi (command + 6));
             zstr_free (&command);
             if (stop)
                 break;
@@ -244,6 +248,40 @@ s_kill_far (cluster_t *c)
     else
         ok (zstr_send (tiers_node_actor (c->node, "far"), "FREEZE") == 0,
             "%s: freeze worker far", c->label);
+}
+
+//  Stall the worker "far" for `ms`: block its thread, or stop its process;
+//  meanwhile a second caller (`watch`, on lb: no other answers to drop)
+//  sees it go silent.
+static void
+s_stall_far (cluster_t *c, int ms)
+{
+    zsock_t *watch = zsock_new_dealer (c->lb);
+    zsock_set_linger (watch, 0);
+    int64_t until = zclock_mono () + ms;
+    if (c->split)
+        ok (kill (c->pids [2], SIGSTOP) == 0, "%s: SIGSTOP the node of worker far",
+            c->label);
+    else
+        ok (zstr_sendf (tiers_node_actor (c->node, "far"), "STALL %d", ms) == 0,
+            "%s: stall worker far for %d ms", c->label, ms);
+    bool silent = false;
+    while (zclock_mono () < until - 50 && !silent) {
+        char *json = h_status (watch);
+        silent = json && strstr (json, "\"echo\":{\"workers\":2,")
+                      && strstr (json, "\"silent\":1}");
+        free (json);
+        if (!silent)
+            zclock_sleep (20);
+    }
+    ok (silent, "%s: silent past its window, it leaves the pool for now "
+        "(\"workers\":2, \"silent\":1)", c->label);
+    int64_t left = until - zclock_mono ();
+    if (left > 0)
+        zclock_sleep ((int) left);
+    if (c->split)
+        ok (kill (c->pids [2], SIGCONT) == 0, "%s: SIGCONT", c->label);
+    zsock_destroy (&watch);
 }
 
 static int
@@ -435,6 +473,31 @@ s_scenarios (cluster_t *c)
     }
     ok (h_wait_workers (client, "echo", 3, 3000) == 0, "%s: the balancer serves on", L);
 
+    //  4c. A worker busy past its window (500 ms) but alive: it goes silent
+    //      (off the pool: "silent":1), keeps its request, and when it
+    //      speaks again its reply reaches the caller: 200, not 502.
+    ok (h_wait_workers (client, "echo", 3, 3000) == 0,
+        "%s: 3 workers before the stall", L);
+    for (int i = 0; i < 3; i++) {
+        request = h_request ("echo", "busy", 0);
+        tiers_wire_send (request, zsock_resolve (client), NULL);
+        tiers_wire_destroy (&request);
+    }
+    zclock_sleep (100);             //  each worker holds one request now
+    s_stall_far (c, 750);
+    got = h_collect (client, replies, 3, 3000);
+    is_int (s_count_status (replies, got, 200), 3,
+            "%s: after the stall all 3 are answered 200 (%d answers)", L, got);
+    bool far_answered = false;
+    for (int i = 0; i < got; i++)
+        if (replies [i]->status == 200 && tiers_wire_header (replies [i], "worker")
+        &&  streq (tiers_wire_header (replies [i], "worker"), "far"))
+            far_answered = true;
+    ok (far_answered, "%s: the stalled worker's own reply reached its caller", L);
+    s_free_replies (replies, got);
+    ok (h_wait_workers (client, "echo", 3, 1000) == 0,
+        "%s: it is back in the pool, not dropped", L);
+
     //  5. A worker that dies mid-request: its request fails back (502),
     //     it is dropped within its heartbeat window, the pool keeps serving.
     ok (h_wait_workers (client, "echo", 3, 3000) == 0, "%s: still 3 workers", L);
@@ -540,7 +603,7 @@ s_scenarios (cluster_t *c)
         zclock_sleep (200);
         ok (s_start_node (c, 0) == 0, "%s: balancer node restarted", L);
         ok (h_wait_workers (client, "echo", 2, 15000) == 0,
-            "%s: workers reconnected with back-off and rejoined", L);
+            "%s: workers said READY again (with back-off) and rejoined", L);
         request = h_request ("echo", "again", 0);
         reply = tiers_call (client, request, 3000);
         ok (reply && reply->status == 200, "%s: served after the balancer restart", L);

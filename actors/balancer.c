@@ -17,7 +17,8 @@
     A window is heartbeat x liveness; any message from a worker (a reply
     as much as a heartbeat) proves it alive and sets expires = now + window.
 
-        (unknown) --READY--> ACTIVE
+        (unknown) --READY from an address the map places a worker at-->
+                ACTIVE
         ACTIVE: credit = capacity - in-flight requests.
                 ACTIVE and credit > 0  <=>  on its pool's ready list
                 (LRU order: dispatch from the head, append at the tail).
@@ -52,6 +53,11 @@
                   --worker removed--> answered 502.
     Anything malformed is answered 400 when it has a return route, and
     counted.
+
+    Until CURVE (the security rung) anybody who reaches the port can speak
+    here, so a READY is taken only from an address the map places one of
+    this balancer's workers at, where the balancer can tell (doc/security.md
+    says what that set is, and what it does not close). Others get 403.
 */
 #include "kind.h"
 #include "map.h"
@@ -62,9 +68,12 @@
 #include "log.h"
 #include "metrics.h"
 #include <ctype.h>
+#include <arpa/inet.h>
+#include <netdb.h>
 
 #define BALANCER_POOLS_MAX  256     //  pools are made by READY; bounded
 #define KEY_IDENTITY_MAX    32      //  libzmq's own identities are 5 bytes
+#define REFUSAL_LOG_MS      1000    //  one line a second about refused READYs
 
 typedef struct _pool_t pool_t;
 
@@ -112,6 +121,15 @@ struct _pool_t {
     uint16_t answered_status [6];
 };
 
+//  Where the map places this balancer's workers: the addresses a READY
+//  may come from (IPv4 as IPv4-mapped IPv6, ::ffff:a.b.c.d).
+typedef struct {
+    bool on;                    //  false: not checked, `why` says why
+    struct in6_addr *addresses;
+    size_t count;
+    char why [512];
+} guard_t;
+
 typedef struct {
     char name [96];
     zsock_t *pipe;
@@ -125,7 +143,10 @@ typedef struct {
     int64_t heartbeat_at;
     int tick_ms;
     int64_t ticked_at;          //  the last tick, monotonic ms
-    tiers_counter_t *malformed, *unroutable;
+    guard_t guard;
+    int64_t refusal_log_at;     //  the next line about a refusal, not before
+    size_t refusals_unlogged;   //  refused since the last line
+    tiers_counter_t *malformed, *unroutable, *refused;
     zhashx_t *counters;         //  "pool|status" -> tiers_counter_t *
 } balancer_t;
 
@@ -216,10 +237,10 @@ s_forward (balancer_t *self, zframe_t *first, zmsg_t *route, zframe_t **payload_
     return tiers_sock_send_frame (payload_p, handle, 0);
 }
 
-//  Answer a caller with an error (or timeout) status from the balancer.
+//  An error (or timeout) status from the balancer itself, not counted.
 static void
-s_answer (balancer_t *self, zmsg_t *route, const char *rid, const char *pool,
-          int status, const char *reason)
+s_reply_error (balancer_t *self, zmsg_t *route, const char *rid, const char *pool,
+               int status, const char *reason)
 {
     tiers_wire_t *reply = tiers_wire_new (TIERS_WIRE_REPLY);
     tiers_wire_set_rid (reply, rid);
@@ -231,6 +252,14 @@ s_answer (balancer_t *self, zmsg_t *route, const char *rid, const char *pool,
     if (tiers_wire_send (reply, self->router, route))
         tiers_counter_add (self->unroutable, 1);
     tiers_wire_destroy (&reply);
+}
+
+//  Answer a caller with an error (or timeout) status, counted.
+static void
+s_answer (balancer_t *self, zmsg_t *route, const char *rid, const char *pool,
+          int status, const char *reason)
+{
+    s_reply_error (self, route, rid, pool, status, reason);
     s_count (self, pool, status);
 }
 
@@ -462,10 +491,258 @@ s_worker_free (void **item)
     }
 }
 
+//  --------------------------------------------------------------------------
+//  Where the map places workers (doc/security.md)
+//
+//  The set of addresses a READY may come from, made once at start from the
+//  map: for every node that runs a worker of this balancer (an entry whose
+//  links reach it and whose kind sends no requests to pools, as the
+//  gateway's outlets do: the APIs, whose kinds name a `.pool`, and any kind
+//  the map cannot tell from them), the hosts of every tcp://
+//  endpoint that node's entries bind and of their concrete HTTP listeners,
+//  names resolved; for the balancer's own node also the loopback addresses
+//  (127.0.0.1, ::1), where its threads connect from. The check is off when
+//  the balancer cannot tell (its port is not tcp://: libzmq gives no peer
+//  address on inproc://, and no IP on ipc://) or the map cannot say (a
+//  worker's node binds nothing on tcp://, or a host does not resolve).
+
+static void
+s_guard_add (guard_t *guard, const struct in6_addr *address)
+{
+    for (size_t i = 0; i < guard->count; i++)
+        if (memcmp (&guard->addresses [i], address, sizeof *address) == 0)
+            return;
+    guard->addresses = (struct in6_addr *) realloc (guard->addresses,
+                       (guard->count + 1) * sizeof *address);
+    assert (guard->addresses);
+    guard->addresses [guard->count++] = *address;
+}
+
+static void
+s_guard_add_v4 (guard_t *guard, const struct in_addr *v4)
+{
+    struct in6_addr mapped;
+    memset (&mapped, 0, sizeof mapped);
+    mapped.s6_addr [10] = 0xff;
+    mapped.s6_addr [11] = 0xff;
+    memcpy (&mapped.s6_addr [12], v4, 4);
+    s_guard_add (guard, &mapped);
+}
+
+//  An IP address as text (a zone after '%' ignored) into IPv6 form;
+//  false for anything else.
+static bool
+s_guard_parse (const char *text, struct in6_addr *address)
+{
+    char copy [INET6_ADDRSTRLEN + 1];
+    size_t length = strcspn (text, "%");
+    if (length >= sizeof copy)
+        return false;
+    memcpy (copy, text, length);
+    copy [length] = 0;
+    if (inet_pton (AF_INET6, copy, address) == 1)
+        return true;
+    struct in_addr v4;
+    if (inet_pton (AF_INET, copy, &v4) != 1)
+        return false;
+    memset (address, 0, sizeof *address);
+    address->s6_addr [10] = 0xff;
+    address->s6_addr [11] = 0xff;
+    memcpy (&address->s6_addr [12], &v4, 4);
+    return true;
+}
+
+//  A host of the map (an address, or a name to resolve). Returns 0 or -1.
+static int
+s_guard_add_host (guard_t *guard, const char *host)
+{
+    struct in6_addr address;
+    if (s_guard_parse (host, &address)) {
+        s_guard_add (guard, &address);
+        return 0;
+    }
+    struct addrinfo hints, *found = NULL;
+    memset (&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo (host, NULL, &hints, &found) || !found)
+        return -1;
+    for (struct addrinfo *one = found; one; one = one->ai_next)
+        if (one->ai_family == AF_INET)
+            s_guard_add_v4 (guard, &((struct sockaddr_in *) one->ai_addr)->sin_addr);
+        else
+        if (one->ai_family == AF_INET6)
+            s_guard_add (guard, &((struct sockaddr_in6 *) one->ai_addr)->sin6_addr);
+    freeaddrinfo (found);
+    return 0;
+}
+
+//  The addresses of a node: the hosts its entries bind tcp:// endpoints
+//  and HTTP listeners at. Returns how many hosts it has, or -1 when one
+//  does not resolve (that one is left in `host`).
+static int
+s_guard_add_node (guard_t *guard, const tiers_map_t *map, const char *node,
+                  char *host, size_t host_size)
+{
+    int hosts = 0;
+    for (size_t i = 0; i < tiers_map_entry_count (map); i++) {
+        const tiers_entry_t *entry = tiers_map_entry (map, i);
+        if (!streq (entry->node, node))
+            continue;
+        int port;
+        for (size_t p = 0; p < tiers_kind_port_count (entry->kind); p++) {
+            const char *bind = entry->binds [p];
+            if (!bind || !tiers_has_prefix (bind, "tcp://")
+            ||  tiers_hostport_split (bind + 6, host, host_size, &port))
+                continue;
+            if (s_guard_add_host (guard, host))
+                return -1;
+            hosts++;
+        }
+        const char *key = entry->kind->listener;
+        const char *listener = key ? tiers_entry_get (entry, key, NULL) : NULL;
+        if (!listener || tiers_hostport_split (listener, host, host_size, &port)
+        ||  tiers_host_is_wildcard (host))
+            continue;
+        if (s_guard_add_host (guard, host))
+            return -1;
+        hosts++;
+    }
+    return hosts;
+}
+
+//  Is `entry` a worker of the balancer `me`: does it link to it without
+//  being a caller (a kind with outlets)?
+static bool
+s_worker_of (const tiers_entry_t *entry, const tiers_entry_t *me)
+{
+    if (entry->kind->outlets && !entry->kind->pool)
+        return false;
+    for (size_t l = 0; l < tiers_kind_link_count (entry->kind); l++)
+        for (size_t t = 0; t < entry->target_count [l]; t++)
+            if (entry->targets [l][t].entry == me)
+                return true;
+    return false;
+}
+
+static void
+s_guard_init (guard_t *guard, const tiers_map_t *map, const tiers_entry_t *me)
+{
+    memset (guard, 0, sizeof *guard);
+    if (!tiers_has_prefix (me->bind, "tcp://")) {
+        snprintf (guard->why, sizeof guard->why, "its port is %.*s: libzmq tells "
+                  "no peer's IP address there (only on tcp://)",
+                  (int) strcspn (me->bind, ":") + 3, me->bind);
+        return;
+    }
+    zlistx_t *nodes = zlistx_new ();        //  node names seen
+    zlistx_set_comparator (nodes, (zlistx_comparator_fn *) strcmp);
+    for (size_t i = 0; i < tiers_map_entry_count (map); i++) {
+        const tiers_entry_t *entry = tiers_map_entry (map, i);
+        if (!s_worker_of (entry, me)
+        ||  zlistx_find (nodes, entry->node))
+            continue;
+        zlistx_add_end (nodes, entry->node);
+        bool own = streq (entry->node, me->node);
+        if (own) {
+            struct in_addr loopback = { htonl (INADDR_LOOPBACK) };
+            s_guard_add_v4 (guard, &loopback);
+            s_guard_add (guard, &in6addr_loopback);
+        }
+        char host [256];
+        int hosts = s_guard_add_node (guard, map, entry->node, host, sizeof host);
+        if (hosts < 0)
+            snprintf (guard->why, sizeof guard->why, "the address '%s' of node %s "
+                      "(where %s '%s' runs) does not resolve", host,
+                      entry->node, entry->kind->name, entry->name);
+        else
+        if (hosts == 0 && !own)
+            snprintf (guard->why, sizeof guard->why, "node %s, where %s '%s' runs, "
+                      "binds no tcp:// endpoint and no HTTP listener: the map does "
+                      "not say at which address it is", entry->node,
+                      entry->kind->name, entry->name);
+        if (*guard->why)
+            break;
+    }
+    zlistx_destroy (&nodes);
+    guard->on = !*guard->why;
+    if (!guard->on) {
+        free (guard->addresses);
+        guard->addresses = NULL;
+        guard->count = 0;
+    }
+}
+
+//  May a READY come from `peer` (libzmq's Peer-Address, or NULL)? A peer
+//  that is no IP address (ipc://) cannot be told, so it may.
+static bool
+s_guard_allows (const guard_t *guard, const char *peer)
+{
+    struct in6_addr address;
+    if (!guard->on || !peer || !s_guard_parse (peer, &address))
+        return true;
+    for (size_t i = 0; i < guard->count; i++)
+        if (memcmp (&guard->addresses [i], &address, sizeof address) == 0)
+            return true;
+    return false;
+}
+
+//  The set for the start's log line: "127.0.0.1, ::1".
+static char *
+s_guard_text (const guard_t *guard)
+{
+    char *text = strdup ("");
+    for (size_t i = 0; i < guard->count && text; i++) {
+        char one [INET6_ADDRSTRLEN];
+        const struct in6_addr *address = &guard->addresses [i];
+        if (IN6_IS_ADDR_V4MAPPED (address))
+            inet_ntop (AF_INET, &address->s6_addr [12], one, sizeof one);
+        else
+            inet_ntop (AF_INET6, address, one, sizeof one);
+        char *more = zsys_sprintf ("%s%s%s", text, i ? ", " : "", one);
+        free (text);
+        text = more;
+    }
+    return text;
+}
+
+//  A READY from elsewhere: an error on the wire, a count, and a line (at
+//  most one a second, saying how many it left out).
+static void
+s_refuse (balancer_t *self, zmsg_t *route, const tiers_wire_t *msg, const char *peer)
+{
+    tiers_counter_add (self->refused, 1);
+    char reason [160];
+    snprintf (reason, sizeof reason, "READY from %s, an address where the map "
+              "places no worker of this balancer", peer);
+    s_reply_error (self, route, msg->rid, msg->service, 403, reason);
+    int64_t now = zclock_mono ();
+    if (now < self->refusal_log_at) {
+        self->refusals_unlogged++;
+        return;
+    }
+    bool named = tiers_pool_name_ok (msg->service, TIERS_WIRE_MAX_SERVICE);
+    char more [64] = "";
+    if (self->refusals_unlogged)
+        snprintf (more, sizeof more, " (and %zu more since the last line)",
+                  self->refusals_unlogged);
+    tiers_warn ("refused a READY for pool '%s' from %s: the map places no worker "
+                "there%s", named ? msg->service : "?", peer, more);
+    self->refusal_log_at = now + REFUSAL_LOG_MS;
+    self->refusals_unlogged = 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Messages
+
 static void
 s_on_ready (balancer_t *self, zframe_t *identity, const char *key,
-            tiers_wire_t *msg, zmsg_t *route)
+            tiers_wire_t *msg, zmsg_t *route, const char *peer)
 {
+    if (!s_guard_allows (&self->guard, peer)) {
+        s_refuse (self, route, msg, peer);
+        return;
+    }
     if (!*msg->service) {
         s_answer (self, route, msg->rid, "", 400, "READY without a pool name");
         return;
@@ -720,7 +997,9 @@ s_on_router (void *arg)
                 s_on_request (self, msg, &route, &payload);
             break;
         case TIERS_WIRE_READY:
-            s_on_ready (self, identity, key, msg, route);
+            //  The peer's address, for the guard: only a READY asks.
+            s_on_ready (self, identity, key, msg, route,
+                        self->guard.on ? zframe_meta (payload, "Peer-Address") : NULL);
             break;
         case TIERS_WIRE_HEARTBEAT:
             if (revived)            //  expiry already refreshed
@@ -861,9 +1140,20 @@ s_balancer_actor (zsock_t *pipe, void *args_)
         "Malformed or unmatched messages the balancer dropped or refused");
     self->unroutable = tiers_metrics_counter ("tiers_balancer_unroutable_total", NULL,
         "Messages the balancer could not deliver (peer gone or full)");
+    self->refused = tiers_metrics_counter ("tiers_balancer_refused_total", NULL,
+        "READY messages refused: from an address where the map places no worker");
     self->heartbeat_at = zclock_mono () + self->heartbeat_ms;
     tiers_info ("listening on %s (heartbeat %d ms x %d, queue %zu)",
                 args->entry->bind, self->heartbeat_ms, self->liveness, self->queue_max);
+    s_guard_init (&self->guard, args->map, args->entry);
+    if (self->guard.on) {
+        char *text = s_guard_text (&self->guard);
+        tiers_info ("READY is taken only from where the map places its workers: %s",
+                    text && *text ? text : "nowhere (the map places none)");
+        free (text);
+    }
+    else
+        tiers_info ("READY is not checked by address: %s", self->guard.why);
     tiers_actor_ready (pipe);
 
     //  The reactor runs the tick between the messages of a burst, too.
@@ -897,6 +1187,7 @@ s_balancer_actor (zsock_t *pipe, void *args_)
     zhashx_destroy (&self->workers);
     zhashx_destroy (&self->pools);
     zhashx_destroy (&self->counters);
+    free (self->guard.addresses);
     //  Let those answers leave (on tcp:// they may still be queued), briefly.
     tiers_sock_flush (self->router, 500);
     zsock_destroy (&self->router);

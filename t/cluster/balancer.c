@@ -21,6 +21,9 @@
 #include "log.h"
 #include "metrics.h"
 #include <signal.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
 
 typedef struct {
     int64_t due;
@@ -126,7 +129,7 @@ static const tiers_link_t s_links [] = {
 static const tiers_kind_t s_echo_kind = {
     .name = "echo", .summary = "test worker: answers with the request body",
     .rank = TIERS_RANK_SERVICE, .run = s_echo_actor, .keys = s_echo_keys,
-    .links = s_links, .multi = true, .listener = NULL
+    .links = s_links, .multi = true, .pool = "echo", .listener = NULL
 };
 
 //  --------------------------------------------------------------------------
@@ -614,6 +617,315 @@ s_scenarios (cluster_t *c)
     zsock_destroy (&client2);
 }
 
+//  --------------------------------------------------------------------------
+//  A READY from an address the map places no worker at (issue 10, item 8).
+//  Loopback aliases make a second address on one host: a worker of the map
+//  runs on node box (127.0.0.1), a rogue connects from 127.0.0.2 with
+//  libzmq's source-address syntax, "tcp://127.0.0.2:0;127.0.0.1:PORT".
+
+//  Can this host send from 127.0.0.2 (Linux routes 127/8 to lo)?
+static bool
+s_alias_works (void)
+{
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = { .sin_family = AF_INET };
+    inet_pton (AF_INET, "127.0.0.2", &addr.sin_addr);
+    bool works = fd >= 0 && bind (fd, (struct sockaddr *) &addr, sizeof addr) == 0;
+    if (fd >= 0)
+        close (fd);
+    return works;
+}
+
+//  A node of `text` (or of its node `only`) in this process, its lines
+//  logged into `log` (at info level) while it starts.
+static tiers_node_t *
+s_guard_node (const char *text, const char *only, const char *log, tiers_map_t **map_p)
+{
+    char *errors = NULL;
+    *map_p = tiers_map_parse (text, "guard.map", &errors);
+    if (!*map_p) {
+        diag ("%s", errors);
+        free (errors);
+        return NULL;
+    }
+    FILE *stream = fopen (log, "w");
+    tiers_log_set_stream (stream);
+    tiers_log_set_level (TIERS_LOG_INFO);
+    tiers_node_t *node = tiers_node_new (*map_p, only);
+    if (tiers_node_start (node))
+        tiers_node_destroy (&node);
+    tiers_log_set_level (TIERS_LOG_ERROR);
+    tiers_log_set_stream (NULL);
+    fclose (stream);
+    return node;
+}
+
+static bool
+s_file_has (const char *path, const char *needle)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *file = fopen (path, "r");
+    if (file) {
+        text = (char *) calloc (1, 1 << 16);
+        size = fread (text, 1, (1 << 16) - 1, file);
+        fclose (file);
+    }
+    bool found = text && size && strstr (text, needle);
+    free (text);
+    return found;
+}
+
+//  A READY from `dealer`; returns the balancer's answer (NULL: none in
+//  timeout_ms, which is what a worker that joined gets). It heartbeats
+//  meanwhile, as a live worker would.
+static tiers_wire_t *
+s_ready_answer (zsock_t *dealer, const char *pool, const char *name, int timeout_ms)
+{
+    s_raw_send (dealer, TIERS_WIRE_READY, pool, name, 4);
+    zmq_pollitem_t item = { zsock_resolve (dealer), 0, ZMQ_POLLIN, 0 };
+    int64_t until = zclock_mono () + timeout_ms;
+    while (zclock_mono () < until) {
+        s_raw_send (dealer, TIERS_WIRE_HEARTBEAT, pool, name, 0);
+        if (zmq_poll (&item, 1, 20) <= 0)
+            continue;
+        tiers_wire_t *msg = tiers_wire_recv (dealer, NULL, NULL);
+        if (msg && msg->kind == TIERS_WIRE_REPLY)
+            return msg;
+        tiers_wire_destroy (&msg);
+    }
+    return NULL;
+}
+
+//  `count` requests from `client`; meanwhile the rogue heartbeats (a live
+//  worker, were it in the pool) and counts the requests it is given.
+//  Returns how many the worker `name` answered 200; *stolen_p: how many
+//  the rogue got.
+static int
+s_rogue_round (zsock_t *client, zsock_t *rogue, int count, const char *name,
+               int *stolen_p)
+{
+    for (int i = 0; i < count; i++) {
+        tiers_wire_t *request = h_request ("echo", "for near", 2000);
+        tiers_wire_send (request, zsock_resolve (client), NULL);
+        tiers_wire_destroy (&request);
+    }
+    int served = 0, answers = 0;
+    *stolen_p = 0;
+    int64_t until = zclock_mono () + 2500;
+    while (zclock_mono () < until && answers < count) {
+        s_raw_send (rogue, TIERS_WIRE_HEARTBEAT, "echo", "rogue", 0);
+        zmq_pollitem_t items [2] = {
+            { zsock_resolve (client), 0, ZMQ_POLLIN, 0 },
+            { zsock_resolve (rogue), 0, ZMQ_POLLIN, 0 }
+        };
+        if (zmq_poll (items, 2, 20) <= 0)
+            continue;
+        if (items [0].revents & ZMQ_POLLIN) {
+            tiers_wire_t *reply = tiers_wire_recv (client, NULL, NULL);
+            answers++;
+            const char *worker = reply ? tiers_wire_header (reply, "worker") : NULL;
+            served += reply && reply->status == 200 && worker && streq (worker, name);
+            tiers_wire_destroy (&reply);
+        }
+        if (items [1].revents & ZMQ_POLLIN) {
+            tiers_wire_t *msg = tiers_wire_recv (rogue, NULL, NULL);
+            *stolen_p += msg && msg->kind == TIERS_WIRE_REQUEST;
+            tiers_wire_destroy (&msg);
+        }
+    }
+    return served;
+}
+
+//  Metric value from this process's registry (-1: not there).
+static long long
+s_metric (const char *series)
+{
+    char *text = tiers_metrics_render ();
+    char *needle = zsys_sprintf ("\n%s ", series);
+    char *line = text ? strstr (text, needle) : NULL;
+    long long value = line ? atoll (line + strlen (needle)) : -1;
+    free (needle);
+    free (text);
+    return value;
+}
+
+//  A free port for the balancer: its endpoint, and the rogue's, which
+//  connects to it from 127.0.0.2.
+static void
+s_guard_endpoints (char lb [64], char rogue [96])
+{
+    int port = h_free_port ();
+    snprintf (lb, 64, "tcp://127.0.0.1:%d", port);
+    snprintf (rogue, 96, "tcp://127.0.0.2:0;127.0.0.1:%d", port);
+}
+
+static void
+s_guard_scenarios (void)
+{
+    if (!s_alias_works ()) {
+        diag ("SKIP the address guard: this host cannot send from 127.0.0.2");
+        return;
+    }
+    const char *G = "guard";
+    char lb [64], rogue_endpoint [96], log [256];
+    s_guard_endpoints (lb, rogue_endpoint);
+    snprintf (log, sizeof log, "%s/guard.log", h_tmpdir ());
+
+    //  1. The map places its one worker on node box, the balancer's node.
+    char *text = zsys_sprintf (
+        "cluster\n"
+        "    name = guard-test\n"
+        "node = box\n"
+        "    balancer = lb\n"
+        "        bind = %s\n"
+        "        heartbeat = 100ms\n"
+        "        liveness = 5\n"
+        "    echo = near\n", lb);
+    tiers_map_t *map = NULL;
+    tiers_node_t *node = s_guard_node (text, NULL, log, &map);
+    free (text);
+    ok (node != NULL, "%s: a balancer on tcp:// and its worker near, on node box", G);
+    ok (s_file_has (log, "READY is taken only from where the map places its workers: "
+                         "127.0.0.1, ::1"),
+        "%s: it says where READY may come from (node box: 127.0.0.1, ::1)", G);
+    zsock_t *client = zsock_new (ZMQ_DEALER);
+    zsock_set_identity (client, "client-1");
+    zsock_connect (client, "%s", lb);
+    zsock_set_linger (client, 0);
+    ok (h_wait_workers (client, "echo", 1, 5000) == 0, "%s: near joined", G);
+    long long refused_before = s_metric ("tiers_balancer_refused_total");
+    long long malformed_before = s_metric ("tiers_balancer_malformed_total");
+
+    zsock_t *rogue = zsock_new (ZMQ_DEALER);
+    zsock_set_linger (rogue, 0);
+    ok (zsock_connect (rogue, "%s", rogue_endpoint) == 0,
+        "%s: a rogue DEALER connects from 127.0.0.2", G);
+    tiers_wire_t *answer = s_ready_answer (rogue, "echo", "rogue", 1000);
+    const char *error = answer ? tiers_wire_header (answer, "error") : NULL;
+    ok (answer && answer->status == 403 && error && strstr (error, "127.0.0.2")
+        && strstr (error, "no worker"),
+        "%s: its READY for pool echo is refused: 403 %s", G, error ? error : "(none)");
+    tiers_wire_destroy (&answer);
+
+    //  It gets no requests, though it heartbeats: near serves them all.
+    int stolen = 0;
+    is_int (s_rogue_round (client, rogue, 10, "near", &stolen), 10,
+            "%s: 10 requests, all served by near", G);
+    is_int (stolen, 0, "%s: the rogue got none of them", G);
+    ok (h_wait_workers (client, "echo", 1, 500) == 0, "%s: the pool has one worker", G);
+    is_int (s_metric ("tiers_balancer_refused_total") - refused_before, 1,
+            "%s: the refusal is counted (tiers_balancer_refused_total)", G);
+    tiers_wire_t *replies [1];
+    int got;
+
+    //  Its forged reply, routed to a caller it names, reaches nobody.
+    tiers_wire_t *forged = tiers_wire_new (TIERS_WIRE_REPLY);
+    tiers_wire_set_rid (forged, "r1");
+    forged->status = 200;
+    tiers_wire_set_body (forged, "forged", 6);
+    zmsg_t *to_client = zmsg_new ();
+    zmsg_addstr (to_client, "client-1");
+    tiers_wire_send (forged, zsock_resolve (rogue), to_client);
+    zmsg_destroy (&to_client);
+    tiers_wire_destroy (&forged);
+    got = h_collect (client, replies, 1, 300);
+    is_int (got, 0, "%s: a forged REPLY from it reaches no caller", G);
+    s_free_replies (replies, got);
+    ok (s_metric ("tiers_balancer_malformed_total") > malformed_before,
+        "%s: it is dropped and counted", G);
+
+    //  A worker from the node's address joins as before.
+    zsock_t *local = zsock_new_dealer (lb);
+    zsock_set_linger (local, 0);
+    answer = s_ready_answer (local, "echo", "local", 300);
+    ok (answer == NULL, "%s: a READY from 127.0.0.1 gets no refusal", G);
+    tiers_wire_destroy (&answer);
+    ok (h_wait_workers (client, "echo", 2, 2000) == 0, "%s: that worker joined", G);
+    zsock_destroy (&local);
+    zsock_destroy (&rogue);
+    zsock_destroy (&client);
+    tiers_node_destroy (&node);
+    tiers_map_destroy (&map);
+
+    //  2. The worker's node is known by a name (node w binds at localhost,
+    //     resolved at start); only the balancer's node runs here.
+    s_guard_endpoints (lb, rogue_endpoint);
+    text = zsys_sprintf (
+        "cluster\n"
+        "    name = guard-test\n"
+        "node = box\n"
+        "    balancer = lb\n"
+        "        bind = %s\n"
+        "node = w\n"
+        "    balancer = other\n"
+        "        bind = tcp://localhost:%d\n"
+        "    echo = far\n"
+        "        connect = lb\n", lb, h_free_port ());
+    node = s_guard_node (text, "box", log, &map);
+    free (text);
+    ok (node && s_file_has (log, "READY is taken only from where the map places its "
+                                 "workers: 127.0.0.1"),
+        "%s: a worker's node named by a host name: resolved at start", G);
+    rogue = zsock_new (ZMQ_DEALER);
+    zsock_set_linger (rogue, 0);
+    zsock_connect (rogue, "%s", rogue_endpoint);
+    answer = s_ready_answer (rogue, "echo", "rogue", 2000);
+    ok (answer && answer->status == 403, "%s: a READY from 127.0.0.2 is refused", G);
+    tiers_wire_destroy (&answer);
+    local = zsock_new_dealer (lb);
+    zsock_set_linger (local, 0);
+    answer = s_ready_answer (local, "echo", "local", 300);
+    ok (answer == NULL, "%s: one from 127.0.0.1 is not", G);
+    tiers_wire_destroy (&answer);
+    zsock_destroy (&local);
+    zsock_destroy (&rogue);
+    tiers_node_destroy (&node);
+    tiers_map_destroy (&map);
+
+    //  3. A worker on a node that binds nothing: the map does not say where
+    //     it is, so the balancer cannot check, and says so.
+    s_guard_endpoints (lb, rogue_endpoint);
+    text = zsys_sprintf (
+        "cluster\n"
+        "    name = guard-test\n"
+        "node = box\n"
+        "    balancer = lb\n"
+        "        bind = %s\n"
+        "node = w\n"
+        "    echo = far\n", lb);
+    node = s_guard_node (text, "box", log, &map);
+    free (text);
+    ok (node && s_file_has (log, "READY is not checked by address: node w, where echo "
+                                 "'far' runs, binds no tcp:// endpoint"),
+        "%s: a worker's node without an address turns the check off, with a line", G);
+    rogue = zsock_new (ZMQ_DEALER);
+    zsock_set_linger (rogue, 0);
+    zsock_connect (rogue, "%s", rogue_endpoint);
+    answer = s_ready_answer (rogue, "echo", "rogue", 300);
+    ok (answer == NULL, "%s: then a READY from 127.0.0.2 is taken", G);
+    tiers_wire_destroy (&answer);
+    zsock_destroy (&rogue);
+    tiers_node_destroy (&node);
+    tiers_map_destroy (&map);
+
+    //  4. On inproc:// there is no peer address to check, and it says so.
+    text = zsys_sprintf (
+        "cluster\n"
+        "    name = guard-test\n"
+        "node = box\n"
+        "    balancer = lb\n"
+        "        bind = inproc://guard-lb\n"
+        "    echo = near\n");
+    node = s_guard_node (text, NULL, log, &map);
+    free (text);
+    ok (node && s_file_has (log, "READY is not checked by address: its port is "
+                                 "inproc://"),
+        "%s: on inproc:// the check is off, with a line", G);
+    tiers_node_destroy (&node);
+    tiers_map_destroy (&map);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -635,5 +947,7 @@ main (int argc, char **argv)
     s_scenarios (&split);
     s_cluster_stop (&split);
     h_kill_all ();
+
+    s_guard_scenarios ();
     return done_testing ();
 }

@@ -752,6 +752,7 @@ tiers_api_run (zsock_t *pipe, void *args_, const tiers_api_hooks_t *hooks)
     long long heartbeat = tiers_map_cluster_number (args->map, "heartbeat");
     tiers_service_config_t config = {
         .endpoint = args->entry->connect,
+        .entry = args->entry,
         .pool = self->pool,
         .name = args->name,
         .capacity = (int) tiers_entry_int (args->entry, "capacity", 64),

@@ -13,6 +13,7 @@
 #include "map.h"
 #include "node.h"
 #include "log.h"
+#include "security.h"
 #include "config.h"
 #include <getopt.h>
 #include <signal.h>
@@ -31,13 +32,19 @@ s_usage (FILE *out)
 "                  -n is not given); without -m, the built-in single-box map\n"
 "  check [-m MAP] [-n NODE] [--http HOST:PORT]\n"
 "                  validate a map (and what run would do with NODE and\n"
-"                  --http) and print its placement plan\n"
+"                  --http) and print its placement plan and subnets\n"
+"  keys -m MAP [-o DIR] [--rotate]\n"
+"                  make one CURVE certificate per node of the map in DIR\n"
+"                  (default: the map's keys); existing ones are kept\n"
+"                  unless --rotate\n"
 "  kinds           list the actor kinds this program knows\n"
 "\n"
 "Options:\n"
 "  -m, --map FILE      the map file (ZPL, see tiers-map(5))\n"
 "  -n, --node NAME     the node to run\n"
 "      --http ADDR     override the gateway's listen address (port 0 = any)\n"
+"      --keys DIR      the CURVE keys (security = curve; default: the map's\n"
+"                      keys, ./tiers-keys)\n"
 "  -l, --log LEVEL     error, warn, info (default) or debug\n"
 "  -h, --help          show this help and exit\n"
 "  -V, --version       show the version and exit\n"
@@ -102,6 +109,9 @@ typedef struct {
     const char *map_path;
     const char *node_name;
     const char *http;
+    const char *keys;
+    const char *out;
+    bool rotate;
 } s_options_t;
 
 //  Reads the options in argv with getopt_long (from optind, with
@@ -114,6 +124,9 @@ s_parse (int argc, char **argv, const char *optstring, s_options_t *options)
         { "map",     required_argument, NULL, 'm' },
         { "node",    required_argument, NULL, 'n' },
         { "http",    required_argument, NULL, 'H' },
+        { "keys",    required_argument, NULL, 'K' },
+        { "out",     required_argument, NULL, 'o' },
+        { "rotate",  no_argument,       NULL, 'R' },
         { "log",     required_argument, NULL, 'l' },
         { "help",    no_argument,       NULL, 'h' },
         { "version", no_argument,       NULL, 'V' },
@@ -125,6 +138,9 @@ s_parse (int argc, char **argv, const char *optstring, s_options_t *options)
             case 'm': options->map_path = optarg; break;
             case 'n': options->node_name = optarg; break;
             case 'H': options->http = optarg; break;
+            case 'K': options->keys = optarg; break;
+            case 'o': options->out = optarg; break;
+            case 'R': options->rotate = true; break;
             case 'l':
                 if (tiers_log_level_parse (optarg) < 0) {
                     fprintf (stderr, "tiers: unknown log level '%s'\n", optarg);
@@ -148,7 +164,7 @@ tiers_cli_main (int argc, char **argv)
     tiers_log_set_actor ("tiers");
 
     //  Options before the command ("+": stop at the command), then after it.
-    s_options_t options = { NULL, NULL, NULL };
+    s_options_t options = { NULL, NULL, NULL, NULL, NULL, false };
     int rc = s_parse (argc, argv, "+m:n:l:hV", &options);
     if (rc >= 0)
         return rc;
@@ -163,7 +179,7 @@ tiers_cli_main (int argc, char **argv)
     int sub_argc = argc - optind;
     char **sub_argv = argv + optind;
     optind = 1;
-    rc = s_parse (sub_argc, sub_argv, "m:n:l:hV", &options);
+    rc = s_parse (sub_argc, sub_argv, "m:n:l:o:hV", &options);
     if (rc >= 0)
         return rc;
     const char *map_path = options.map_path;
@@ -180,14 +196,34 @@ tiers_cli_main (int argc, char **argv)
             printf ("%-12s %s\n", kind->name, kind->summary ? kind->summary : "");
         return 0;
     }
-    if (!streq (command, "run") && !streq (command, "check")) {
+    if (!streq (command, "run") && !streq (command, "check") && !streq (command, "keys")) {
         fprintf (stderr, "tiers: unknown command '%s' (try --help)\n", command);
+        return 2;
+    }
+    if (streq (command, "keys") && !map_path) {
+        fprintf (stderr, "tiers: keys needs the map (-m MAP)\n");
         return 2;
     }
     tiers_map_t *map = s_load (map_path);
     if (!map)
         return 2;
+    if (options.keys)
+        tiers_map_set_keys (map, options.keys);
     rc = 0;
+    if (streq (command, "keys")) {
+        char *why = NULL;
+        const char *dir = options.out ? options.out : tiers_map_cluster (map, "keys");
+        if (tiers_security_make_keys (map, dir, options.rotate, stdout, &why)) {
+            fprintf (stderr, "tiers: keys: %s\n", why);
+            rc = 1;
+        }
+        else
+            printf ("tiers: keys of %zu nodes in %s (secrets mode 0600: give each host "
+                    "only its own)\n", tiers_map_node_count (map), dir);
+        free (why);
+        tiers_map_destroy (&map);
+        return rc;
+    }
     if (node_name && !tiers_map_has_node (map, node_name)) {
         fprintf (stderr, "tiers: %s has no node '%s'\n", tiers_map_file (map), node_name);
         rc = 2;
@@ -197,6 +233,21 @@ tiers_cli_main (int argc, char **argv)
         fprintf (stderr, "tiers: --http %s: %s\n", http, tiers_map_listener_error (map));
         rc = 2;
     }
+    else {
+        //  security = none is allowed, and said out loud
+        bool plain = false;
+        for (size_t i = 0; i < tiers_map_entry_count (map) && !plain; i++) {
+            const tiers_entry_t *entry = tiers_map_entry (map, i);
+            for (size_t p = 0; p < TIERS_PORTS_MAX && !plain; p++)
+                plain = entry->binds [p] && !tiers_has_prefix (entry->binds [p], "inproc://");
+        }
+        if (plain && !tiers_security_curve (map))
+            fprintf (stderr, "tiers: warning: security = none: the tcp:// and ipc:// "
+                     "endpoints of this map are plain text and serve any peer that can "
+                     "connect\n");
+    }
+    if (rc)
+        ;
     else
     if (streq (command, "check"))
         tiers_map_print_plan (map, node_name, stdout);

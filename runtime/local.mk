@@ -10,6 +10,7 @@ libtiers_a_SOURCES += \
     runtime/metrics.c runtime/metrics.h \
     runtime/node.c runtime/node.h \
     runtime/service.c runtime/service.h \
+    runtime/security.c runtime/security.h runtime/subnet.c runtime/subnet.h \
     runtime/cli.c runtime/cli.h \
     runtime/slot.c runtime/slot.h \
     runtime/poller.c runtime/poller.h \

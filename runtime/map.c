@@ -42,10 +42,12 @@ static const tiers_key_t s_cluster_keys [] = {
     { "slots",     TIERS_KEY_INT,    false, 1, 65536, NULL },
     { "heartbeat", TIERS_KEY_MS,     false, 10, 60000, NULL },
     { "spin_us",   TIERS_KEY_INT,    false, 0, 100000, NULL },
+    { "security",  TIERS_KEY_ENUM,   false, 0, 0, "curve|none" },
+    { "keys",      TIERS_KEY_STRING, false, 0, 0, NULL },
     { NULL, 0, false, 0, 0, NULL }
 };
 static const char *s_cluster_defaults [] = {
-    "tiers", "./tiers-data", "info", "full", "1024", "1s", "200"
+    "tiers", "./tiers-data", "info", "full", "1024", "1s", "200", "none", "./tiers-keys"
 };
 #define CLUSTER_KEYS (sizeof (s_cluster_defaults) / sizeof (s_cluster_defaults [0]))
 
@@ -107,7 +109,8 @@ s_load_cluster (tiers_loader_t *self, tiers_zpl_item_t *cluster)
         if (!key) {
             tiers_problems_add (self->problems, item->line,
                                 "unknown cluster key '%s' (expected name, data, log, "
-                                "sync, slots, heartbeat or spin_us)", item->name);
+                                "sync, slots, heartbeat, spin_us, security or keys)",
+                                item->name);
             continue;
         }
         size_t slot = key - s_cluster_keys;
@@ -301,7 +304,7 @@ s_load_entry (tiers_loader_t *self, tiers_zpl_item_t *item, const char *node)
     self->map->entries [self->map->entry_count++] = entry;
 
     char *label = s_entry_label (entry);
-    int instances_line = 0;
+    int instances_line = 0, public_line = 0;
     for (int index = item->first_child; index >= 0; index = self->items [index].next) {
         tiers_zpl_item_t *setting = &self->items [index];
         const char *key = setting->name;
@@ -319,6 +322,9 @@ s_load_entry (tiers_loader_t *self, tiers_zpl_item_t *item, const char *node)
         if (streq (key, "instances"))
             first = instances_line;
         else
+        if (streq (key, "public"))
+            first = public_line;
+        else
             for (size_t i = 0; i < entry->setting_count && !first; i++)
                 if (streq (entry->keys [i], key))
                     first = entry->lines [i];
@@ -328,7 +334,7 @@ s_load_entry (tiers_loader_t *self, tiers_zpl_item_t *item, const char *node)
             continue;
         }
         const tiers_key_t *spec = tiers_key_find (kind->keys, key);
-        if (!spec && !socket_kind && !streq (key, "instances")) {
+        if (!spec && !socket_kind && !streq (key, "instances") && !streq (key, "public")) {
             tiers_problems_add (self->problems, setting->line,
                                 "unknown key '%s' for %s", key, kind->name);
             continue;
@@ -343,6 +349,9 @@ s_load_entry (tiers_loader_t *self, tiers_zpl_item_t *item, const char *node)
         else
         if (streq (key, "instances"))
             instances_line = setting->line;
+        else
+        if (streq (key, "public"))
+            public_line = setting->line;
         else {
             entry->keys [entry->setting_count] = strdup (key);
             entry->lines [entry->setting_count] = setting->line;
@@ -385,6 +394,13 @@ s_load_entry (tiers_loader_t *self, tiers_zpl_item_t *item, const char *node)
                                     "to %d", value, MAP_INSTANCES);
             else
                 entry->instances = (int) n;
+        }
+        else
+        if (streq (key, "public")) {
+            if (!streq (value, "yes") && !streq (value, "no"))
+                tiers_problems_add (self->problems, setting->line,
+                                    "bad public '%s': expected yes or no", value);
+            entry->public_ok = streq (value, "yes");
         }
         else {
             char *problem = tiers_value_check (spec, value, self->slots);
@@ -650,6 +666,23 @@ tiers_map_cluster_number (const tiers_map_t *self, const char *key)
        : spec->type == TIERS_KEY_INT ? tiers_parse_int (text, &n) : -1))
         return -1;
     return n;
+}
+
+bool
+tiers_map_cluster_given (const tiers_map_t *self, const char *key)
+{
+    assert (self);
+    const tiers_key_t *spec = key? tiers_key_find (s_cluster_keys, key): NULL;
+    return spec && self->cluster [spec - s_cluster_keys] != NULL;
+}
+
+void
+tiers_map_set_keys (tiers_map_t *self, const char *dir)
+{
+    assert (self && dir);
+    size_t slot = tiers_key_find (s_cluster_keys, "keys") - s_cluster_keys;
+    free (self->cluster [slot]);
+    self->cluster [slot] = strdup (dir);
 }
 
 const char *

@@ -33,6 +33,7 @@ struct _tiers_entry_t {
     const char *bind;       //  = binds [0]: the first port's endpoint
     const char *connect;    //  the first link's first target's endpoint
     bool connect_explicit;  //  connect came from the map, not the default
+    bool public_ok;         //  `public = yes`: may bind a public address
     size_t setting_count;
     char **keys;            //  settings other than bind/connect/instances
     char **values;
@@ -53,12 +54,16 @@ const char *tiers_map_builtin (void);
 
 //  Cluster-wide settings (`cluster` block): the map's value, else the
 //  documented default (name "tiers", data "./tiers-data", log "info",
-//  sync "full", slots "1024", heartbeat "1s", spin_us "200"); NULL for an
-//  unknown key.
+//  sync "full", slots "1024", heartbeat "1s", spin_us "200", security
+//  "none", keys "./tiers-keys"); NULL for an unknown key.
 const char *tiers_map_cluster (const tiers_map_t *self, const char *key);
 //  A numeric cluster setting (slots, heartbeat in ms, spin_us), parsed by
 //  its type; -1 for a key that is not numeric.
 long long tiers_map_cluster_number (const tiers_map_t *self, const char *key);
+//  Did the map itself set the cluster key (not the default)?
+bool tiers_map_cluster_given (const tiers_map_t *self, const char *key);
+//  `--keys DIR`: where the CURVE keys are (the cluster's `keys`).
+void tiers_map_set_keys (tiers_map_t *self, const char *dir);
 const char *tiers_map_name (const tiers_map_t *self);   //  cluster name
 const char *tiers_map_file (const tiers_map_t *self);
 

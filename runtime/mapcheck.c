@@ -12,6 +12,7 @@
 #include "map_internal.h"
 #include "parse.h"
 #include "slot.h"
+#include "subnet.h"
 
 bool
 tiers_tcp_port_clash (const tiers_tcp_port_t *a, const tiers_tcp_port_t *b)
@@ -394,6 +395,41 @@ s_check_pools (tiers_loader_t *self)
     zlistx_destroy (&routed);
 }
 
+//  The VPC rung (doc/security.md): a map whose endpoints leave the process
+//  says whether they are CURVE or plain, and private actors bind private
+//  addresses unless the entry says `public = yes`.
+static void
+s_check_security (tiers_loader_t *self)
+{
+    bool given = tiers_map_cluster_given (self->map, "security");
+    bool reported = false;
+    for (size_t i = 0; i < self->draft_count; i++) {
+        tiers_draft_t *draft = &self->drafts [i];
+        tiers_entry_t *entry = draft->entry;
+        for (size_t p = 0; p < TIERS_PORTS_MAX; p++) {
+            const char *bind = entry->binds [p];
+            if (!bind)
+                continue;
+            tiers_subnet_t subnet = tiers_subnet_of (bind);
+            if (subnet != TIERS_SUBNET_INPROC && !given && !reported) {
+                tiers_problems_add (self->problems, draft->bind_lines [p] ? draft->bind_lines [p]
+                                                                          : self->cluster_line,
+                    "endpoint '%s' leaves the process, and the cluster has no `security` "
+                    "line: say `security = curve` (nodes authenticate and encrypt; make "
+                    "keys with `tiers keys`) or `security = none` (plain text: any peer "
+                    "that can connect is served)", bind);
+                reported = true;
+            }
+            if (subnet == TIERS_SUBNET_PUBLIC && !entry->public_ok)
+                tiers_problems_add (self->problems, draft->bind_lines [p],
+                    "%s binds '%s', a public address: a private actor binds loopback or a "
+                    "private address (RFC 1918, RFC 4193, link-local); say `public = yes` "
+                    "in its entry if it is meant to be reached from outside",
+                    entry->name, bind);
+        }
+    }
+}
+
 void
 tiers_mapcheck (tiers_loader_t *self)
 {
@@ -402,4 +438,5 @@ tiers_mapcheck (tiers_loader_t *self)
     s_resolve_links (self);
     s_check_slot_owners (self);
     s_check_pools (self);
+    s_check_security (self);
 }

@@ -9,6 +9,7 @@
 #include "node.h"
 #include "log.h"
 #include "poller.h"
+#include "security.h"
 #include <stdarg.h>
 #include <errno.h>
 #include <sys/stat.h>
@@ -25,6 +26,7 @@ struct _tiers_node_t {
     char *node;                 //  NULL = all nodes
     s_running_t *actors;
     size_t count, size;
+    tiers_security_t *security; //  the keys, with security = curve
     char error [512];
 };
 
@@ -55,6 +57,7 @@ s_stop_all (tiers_node_t *self)
         zactor_destroy (&running->actor);
         free (running->args);
     }
+    tiers_security_destroy (&self->security);
 }
 
 static int
@@ -117,6 +120,22 @@ tiers_node_start (tiers_node_t *self)
         return -1;
     }
     tiers_poller_set_spin ((int) tiers_map_cluster_number (self->map, "spin_us"));
+    //  With CURVE, the keys before any socket: a node whose keys are
+    //  missing, readable by others or corrupt starts nothing.
+    if (tiers_security_curve (self->map)) {
+        char *why = NULL;
+        self->security = tiers_security_new (self->map, self->node,
+                                             tiers_map_cluster (self->map, "keys"), &why);
+        if (!self->security) {
+            snprintf (self->error, sizeof self->error, "security = curve: %s", why);
+            free (why);
+            return -1;
+        }
+    }
+    else
+    if (tiers_map_cluster_given (self->map, "security"))
+        tiers_warn ("security = none: every tcp:// and ipc:// endpoint of this map is "
+                    "plain text and serves any peer that can connect");
     //  Collect the ranks in use, then start rank by rank, file order within.
     size_t entries = tiers_map_entry_count (self->map);
     int rank = -1;

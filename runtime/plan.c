@@ -7,6 +7,7 @@
     loaded is complete, so the plan needs no checks of its own.
 */
 #include "map.h"
+#include "subnet.h"
 
 void
 tiers_map_print_plan (const tiers_map_t *self, const char *node, FILE *out)
@@ -77,4 +78,50 @@ tiers_map_print_plan (const tiers_map_t *self, const char *node, FILE *out)
     }
     fprintf (out, "everything else is private: actors reach each other only "
                   "through the endpoints above\n");
+
+    //  The subnet view: every bound port, where it can be reached from, and
+    //  which nodes the map lets reach it (with CURVE, nobody else can).
+    bool curve = streq (tiers_map_cluster (self, "security"), "curve");
+    fprintf (out, "\nsecurity %s%s%s\n", curve ? "curve (keys " : "none",
+             curve ? tiers_map_cluster (self, "keys") : "", curve
+             ? "): every tcp:// and ipc:// port admits only the nodes listed"
+             : ": plain text, any peer that can connect to a tcp:// or ipc:// port "
+               "is served");
+    fprintf (out, "subnets:\n");
+    for (size_t i = 0; i < entries; i++) {
+        const tiers_entry_t *entry = tiers_map_entry (self, i);
+        if (node && !streq (node, entry->node))
+            continue;
+        const tiers_kind_t *kind = entry->kind;
+        for (size_t p = 0; p < tiers_kind_port_count (kind); p++) {
+            const char *bind = tiers_entry_port (entry, kind->ports [p].name);
+            if (!bind)
+                continue;
+            tiers_subnet_t subnet = tiers_subnet_of (bind);
+            fprintf (out, "    %-*s  %-9s %-28s %-10s reached by:", name_width,
+                     entry->name, kind->ports [p].name, bind, tiers_subnet_name (subnet));
+            size_t reachers = 0;
+            for (size_t n = 0; n < nodes; n++) {
+                const char *from_node = tiers_map_node_name (self, n);
+                bool reaches = false;
+                for (size_t e = 0; e < entries && !reaches; e++) {
+                    const tiers_entry_t *from = tiers_map_entry (self, e);
+                    if (!streq (from->node, from_node))
+                        continue;
+                    for (size_t l = 0; l < tiers_kind_link_count (from->kind) && !reaches; l++) {
+                        const tiers_link_t *link = &from->kind->links [l];
+                        const tiers_target_t *targets;
+                        size_t count = tiers_entry_targets (from, link->name, &targets);
+                        for (size_t t = 0; t < count && !reaches; t++)
+                            reaches = targets [t].entry == entry && link->port
+                                   && streq (link->port, kind->ports [p].name);
+                    }
+                }
+                if (reaches)
+                    fprintf (out, "%s%s", reachers++ ? ", " : " ", from_node);
+            }
+            fprintf (out, "%s%s\n", reachers ? "" : " nobody",
+                     entry->public_ok ? "  (public = yes)" : "");
+        }
+    }
 }

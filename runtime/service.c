@@ -41,6 +41,7 @@ static void s_move (tiers_service_t *self, s_state_t to);
 
 struct _tiers_service_t {
     char *endpoint, *pool, *name;
+    const tiers_entry_t *entry;     //  connects with its keys, or NULL
     int capacity, heartbeat_ms, liveness;
     zsock_t *sock;
     unsigned joins;             //  sockets made so far: tells a new one apart
@@ -100,7 +101,9 @@ s_join (tiers_service_t *self)
 {
     char *why = NULL;
     int64_t now = zclock_mono ();
-    self->sock = tiers_sock_connect (ZMQ_DEALER, self->endpoint, &why);
+    self->sock = self->entry
+        ? tiers_sock_connect_from (self->entry, ZMQ_DEALER, self->endpoint, &why)
+        : tiers_sock_connect (ZMQ_DEALER, self->endpoint, &why);
     if (!self->sock) {          //  out of sockets or descriptors: try later
         tiers_error ("%s", why);
         free (why);
@@ -124,6 +127,7 @@ tiers_service_new (const tiers_service_config_t *config)
     tiers_service_t *self = (tiers_service_t *) zmalloc (sizeof *self);
     assert (self);
     self->endpoint = strdup (config->endpoint);
+    self->entry = config->entry;
     self->pool = strdup (config->pool);
     self->name = strdup (config->name ? config->name : config->pool);
     self->capacity = config->capacity > 0 ? config->capacity : 1;

@@ -19,6 +19,7 @@
 #include <czmq.h>
 #include "wire.h"
 #include "reactor.h"
+#include "map.h"
 
 typedef struct _tiers_service_t tiers_service_t;
 
@@ -29,6 +30,8 @@ typedef struct {
     int capacity;               //  requests taken at once (>= 1)
     int heartbeat_ms;           //  default 1000
     int liveness;               //  silent heartbeats before READY again; default 3
+    const tiers_entry_t *entry; //  the worker's entry (its node's keys when the
+                                //  map has CURVE), or NULL: a plain socket
 } tiers_service_config_t;
 
 tiers_service_t *tiers_service_new (const tiers_service_config_t *config);

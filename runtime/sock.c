@@ -7,6 +7,7 @@
 #include "sock.h"
 #include "poller.h"
 #include "wire.h"
+#include "security.h"
 
 static zsock_t *
 s_new (int type)
@@ -27,38 +28,55 @@ s_new (int type)
     return sock;
 }
 
+//  A socket of `type` bound (when `entry` serves `port` there) or connected
+//  (`entry` is the one connecting to `to`). With a map that has security =
+//  curve, the keys of the entry's node go on before bind / connect
+//  (security.h); an entry of NULL is a socket of no map (tests, tools).
 static zsock_t *
-s_open (int type, const char *endpoint, bool bind, char **why)
+s_open (int type, const char *endpoint, bool bind, const tiers_entry_t *entry,
+        const char *port, const tiers_entry_t *to, char **why)
 {
-    if (why)
-        *why = NULL;
+    char *reason = NULL;
     assert (endpoint);
     zsock_t *sock = s_new (type);
-    if (!sock) {
-        if (why)
-            *why = zsys_sprintf ("cannot make a socket: %s", zmq_strerror (zmq_errno ()));
-        return NULL;
-    }
-    int rc = bind ? zsock_bind (sock, "%s", endpoint) : zsock_connect (sock, "%s", endpoint);
-    if (rc < 0) {
-        if (why)
-            *why = zsys_sprintf ("cannot %s %s: %s", bind ? "bind" : "connect to",
-                                 endpoint, zmq_strerror (zmq_errno ()));
+    if (!sock)
+        reason = zsys_sprintf ("cannot make a socket: %s", zmq_strerror (zmq_errno ()));
+    else
+    if (entry && (bind ? tiers_security_serve (sock, entry, port, endpoint, &reason)
+                       : tiers_security_dial (sock, entry, to, endpoint, &reason)))
         zsock_destroy (&sock);
+    else {
+        int rc = bind ? zsock_bind (sock, "%s", endpoint) : zsock_connect (sock, "%s", endpoint);
+        if (rc < 0) {
+            reason = zsys_sprintf ("cannot %s %s: %s", bind ? "bind" : "connect to",
+                                   endpoint, zmq_strerror (zmq_errno ()));
+            zsock_destroy (&sock);
+        }
     }
+    if (why)
+        *why = reason;
+    else
+        free (reason);
     return sock;
 }
 
 zsock_t *
 tiers_sock_bind (int type, const char *endpoint, char **why)
 {
-    return s_open (type, endpoint, true, why);
+    return s_open (type, endpoint, true, NULL, NULL, NULL, why);
 }
 
 zsock_t *
 tiers_sock_connect (int type, const char *endpoint, char **why)
 {
-    return s_open (type, endpoint, false, why);
+    return s_open (type, endpoint, false, NULL, NULL, NULL, why);
+}
+
+zsock_t *
+tiers_sock_connect_from (const tiers_entry_t *entry, int type, const char *endpoint,
+                         char **why)
+{
+    return s_open (type, endpoint, false, entry, NULL, NULL, why);
 }
 
 zsock_t *
@@ -72,7 +90,7 @@ tiers_port_bind (const tiers_entry_t *entry, const char *port, char **why)
             *why = zsys_sprintf ("%s has no port '%s' bound", entry->name, port);
         return NULL;
     }
-    return s_open (spec->type, endpoint, true, why);
+    return s_open (spec->type, endpoint, true, entry, port, NULL, why);
 }
 
 zsock_t *
@@ -89,7 +107,8 @@ tiers_link_connect (const tiers_entry_t *entry, const char *link, size_t index,
                                  link, index);
         return NULL;
     }
-    return s_open (spec->type, targets [index].endpoint, false, why);
+    return s_open (spec->type, targets [index].endpoint, false, entry,
+                   NULL, targets [index].entry, why);
 }
 
 void

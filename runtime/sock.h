@@ -9,8 +9,11 @@
     never wait, ROUTER_MANDATORY on ROUTERs (an unroutable reply is an error
     the caller counts, not a silent drop), IPv6 on, and no inbound frame
     longer than the longest tiers message (TIERS_WIRE_MAX_MESSAGE: a peer
-    that announces more is disconnected before anything is allocated). This is also where the
-    security rung will put CURVE keys on every tcp:// and ipc:// socket.
+    that announces more is disconnected before anything is allocated). It
+    is also where CURVE goes on: with a map that says security = curve,
+    every tcp:// and ipc:// socket of an entry carries its node's keys
+    (security.h); tiers_sock_bind / tiers_sock_connect, which know no
+    entry, make plain sockets (tests and tools).
 
     The sends here note the socket for the poller (tiers_poller_sent), so
     that a reactor never sleeps on input a send has hidden (poller.h): code
@@ -29,6 +32,9 @@
 //  malloc'ed reason in *why ("cannot bind tcp://...: Address in use").
 zsock_t *tiers_sock_bind (int type, const char *endpoint, char **why);
 zsock_t *tiers_sock_connect (int type, const char *endpoint, char **why);
+//  The same, connected by `entry` (its node's keys when the map has CURVE).
+zsock_t *tiers_sock_connect_from (const tiers_entry_t *entry, int type,
+                                  const char *endpoint, char **why);
 
 //  An entry's port, bound where the map says, with the socket type its
 //  kind declares. NULL + *why when the kind has no such port, the entry

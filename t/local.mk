@@ -84,3 +84,9 @@ t_unit_service_t_LDADD = $(TIERS_LIBS)
 # Heartbeats under 64 concurrent 1 MB PUTs (issue 10, item 13).
 TESTS += t/cluster/heartbeat.sh
 EXTRA_DIST += t/cluster/heartbeat.sh
+# The VPC rung: CURVE between nodes, strangers at a shard's port.
+check_PROGRAMS += t/cluster/probe
+t_cluster_probe_SOURCES = t/cluster/probe.c
+t_cluster_probe_LDADD = $(TIERS_LIBS)
+TESTS += t/cluster/security.sh
+EXTRA_DIST += t/cluster/security.sh

@@ -221,7 +221,9 @@ sed -e "s|data = ./tiers-data|data = $dir/shared-data|" "$top_srcdir/maps/single
 sp1=$("$TOOL" freeport); sp2=$("$TOOL" freeport); sp3=$("$TOOL" freeport)
 sed -e "s|data = ./tiers-data|data = $dir/shared-data|" -e "s|127.0.0.1:7101|127.0.0.1:$sp1|" \
     -e "s|127.0.0.1:7102|127.0.0.1:$sp2|" -e "s|127.0.0.1:9101|127.0.0.1:$sp3|" \
+    -e "s|keys = ./tiers-keys|keys = $dir/keys|" \
     "$top_srcdir/maps/storage-apart.map" >"$dir/apart.map"
+"$TIERS" keys -m "$dir/apart.map" >/dev/null
 "$TIERS" run -m "$dir/box.map" --http 127.0.0.1:0 >"$dir/box.log" 2>&1 &
 pid=$!
 wait_ready "$dir/box.log"; ok $? "one data dir: the single box runs"
@@ -278,7 +280,9 @@ grep -q " INFO " "$dir/log-info.err"; ok $? "TIERS_LOG=info: wins over the map's
 if p1=$("$TOOL" freeport6) && p2=$("$TOOL" freeport6); then
     sed -e "s|data = ./tiers-data|data = $dir/v6-data|" -e "s|tcp://127.0.0.1:7101|tcp://[::1]:$p1|" \
         -e "s|tcp://127.0.0.1:7102|tcp://[::1]:$p2|" -e "s|http = 127.0.0.1:9101|http = 127.0.0.1:0|" \
+        -e "s|keys = ./tiers-keys|keys = $dir/v6-keys|" \
         "$top_srcdir/maps/storage-apart.map" >"$dir/v6.map"
+    "$TIERS" keys -m "$dir/v6.map" >/dev/null
     ! grep -v '^ *#' "$dir/v6.map" | grep -q ':710[12]\|:9101'; ok $? "IPv6: no fixed port of storage-apart.map is left"
     "$TIERS" check -m "$dir/v6.map" >"$dir/out" 2>&1; ok $? "a map with shards on tcp://[::1] checks"
     "$TIERS" run -m "$dir/v6.map" -n storage >"$dir/v6s.log" 2>&1 &

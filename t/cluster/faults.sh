@@ -131,7 +131,9 @@ sed -e "s|data = ./tiers-data|data = $dir/apart-data|" \
     -e "s|127.0.0.1:7101|127.0.0.1:$p1|" -e "s|127.0.0.1:7102|127.0.0.1:$p2|" \
     -e "s|127.0.0.1:9101|127.0.0.1:$p3|" \
     -e "s|^        http = 127.0.0.1:8080|        http = 127.0.0.1:8080\n        deadline = 1s|" \
+    -e "s|keys = ./tiers-keys|keys = $dir/keys|" \
     "$top_srcdir/maps/storage-apart.map" >"$dir/two.map"
+"$TIERS" keys -m "$dir/two.map" >/dev/null; ok $? "split: tiers keys"
 start_node "$dir/storage.log" run -m "$dir/two.map" -n storage; ok $? "split: the storage node starts"
 storage=$pid
 start_node "$dir/web.log" run -m "$dir/two.map" -n web --http 127.0.0.1:0; ok $? "split: the web node starts"

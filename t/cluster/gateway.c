@@ -91,6 +91,7 @@ s_fakeapi_actor (zsock_t *pipe, void *args_)
     tiers_log_set_actor (args->name);
     tiers_service_config_t config = {
         .endpoint = args->entry->connect,
+        .entry = args->entry,               //  its node's keys, with CURVE
         .pool = tiers_entry_get (args->entry, "pool", "read"),
         .name = args->name,
         .capacity = 1,
@@ -312,6 +313,8 @@ s_wait_closed (int fd, int timeout_ms)
 //  --------------------------------------------------------------------------
 //  The cluster, in its two placements
 
+static char s_security [600];         //  the split map's: CURVE and its keys
+
 static char *
 s_map_text (bool split, bool with_write, const char *balancer)
 {
@@ -319,6 +322,7 @@ s_map_text (bool split, bool with_write, const char *balancer)
         "cluster\n"
         "    name = gateway-test\n"
         "    log = warn\n"
+        "%s"
         "node = %s\n"
         "    balancer\n"
         "        bind = %s\n"
@@ -335,7 +339,7 @@ s_map_text (bool split, bool with_write, const char *balancer)
         "        max_header = 4k\n"
         "        idle_timeout = 1s\n"
         "        deadline = 1s\n",
-        split ? "lb" : "box", balancer,
+        split ? s_security : "", split ? "lb" : "box", balancer,
         split ? "node = apis\n" : "",
         with_write ? "    fakeapi = w\n        pool = write\n" : "",
         split ? "node = web\n" : "",
@@ -399,10 +403,14 @@ s_cluster_start (cluster_t *c)
     if (c->split) {
         char balancer [64];
         snprintf (balancer, sizeof balancer, "tcp://127.0.0.1:%d", h_free_port ());
+        snprintf (s_security, sizeof s_security, "    security = curve\n    keys = %s/keys\n",
+                  h_tmpdir ());
         char *text = s_map_text (true, c->with_write, balancer);
         c->map_path = h_write_file (c->with_write ? "split.map" : "split-nowrite.map",
                                     text);
         free (text);
+        if (h_make_keys (c->map_path))
+            return -1;
         for (int i = 0; i < NODES; i++)
             if (s_start_node (c, i))
                 return -1;

@@ -1,5 +1,7 @@
 /*  harness.c — see harness.h. */
 #include "harness.h"
+#include "security.h"
+#include "map.h"
 #include "service.h"
 #include <signal.h>
 #include <sys/wait.h>
@@ -245,4 +247,51 @@ h_wait_workers (zsock_t *dealer, const char *pool, int workers, int timeout_ms)
         zclock_sleep (25);
     }
     return -1;
+}
+
+int
+h_make_keys (const char *map_path)
+{
+    char *errors = NULL;
+    tiers_map_t *map = tiers_map_load (map_path, &errors);
+    if (!map) {
+        fprintf (stderr, "%s", errors ? errors : "map?\n");
+        free (errors);
+        return -1;
+    }
+    char *why = NULL;
+    FILE *null = fopen ("/dev/null", "w");
+    int rc = tiers_security_make_keys (map, tiers_map_cluster (map, "keys"), false,
+                                       null ? null : stderr, &why);
+    if (null)
+        fclose (null);
+    if (rc)
+        fprintf (stderr, "keys: %s\n", why);
+    free (why);
+    tiers_map_destroy (&map);
+    return rc;
+}
+
+zsock_t *
+h_dealer_as (const char *endpoint, const char *keys, const char *node, const char *server)
+{
+    zsock_t *dealer = zsock_new (ZMQ_DEALER);
+    assert (dealer);
+    zsock_set_linger (dealer, 0);
+    if (keys) {
+        char *mine = zsys_sprintf ("%s/%s.cert", keys, node);
+        char *theirs = zsys_sprintf ("%s/%s.cert", keys, server);
+        zcert_t *cert = zcert_load (mine);
+        zcert_t *peer = zcert_load (theirs);
+        assert (cert && peer);
+        zcert_apply (cert, zsock_resolve (dealer));
+        zsock_set_curve_serverkey (dealer, zcert_public_txt (peer));
+        zcert_destroy (&cert);
+        zcert_destroy (&peer);
+        free (mine);
+        free (theirs);
+    }
+    int rc = zsock_connect (dealer, "%s", endpoint);
+    assert (rc == 0);
+    return dealer;
 }

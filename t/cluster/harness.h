@@ -42,4 +42,12 @@ char *h_status (zsock_t *dealer);
 //  Poll the balancer until pool `pool` has `workers` workers (or timeout).
 int h_wait_workers (zsock_t *dealer, const char *pool, int workers, int timeout_ms);
 
+//  CURVE for a split cluster (the map says security = curve, keys = DIR):
+//  makes every node's keys in the map's DIR; 0 or -1.
+int h_make_keys (const char *map_path);
+//  A DEALER connected to `endpoint` as node `node` with its keys from
+//  `keys`, to a port of node `server` (CURVE); plain when keys is NULL.
+zsock_t *h_dealer_as (const char *endpoint, const char *keys, const char *node,
+                      const char *server);
+
 #endif

@@ -203,6 +203,9 @@ static const tiers_kind_t s_relay_kind = {
 //  --------------------------------------------------------------------------
 //  The test
 
+static char s_security [600];         //  the split map's: CURVE and its keys
+static char s_keys [512];
+
 static char *
 s_map_text (bool split, const char *ends [4])
 {
@@ -210,6 +213,7 @@ s_map_text (bool split, const char *ends [4])
         "cluster\n"
         "    name = relay-test\n"
         "    log = warn\n"
+        "%s"
         "node = %s\n"
         "    relay = a\n"
         "        bind = %s\n"
@@ -218,7 +222,8 @@ s_map_text (bool split, const char *ends [4])
         "    relay = b\n"
         "        bind.in = %s\n"
         "        bind.news = %s\n",
-        split ? "one" : "box", ends [0], ends [1], split ? "node = two\n" : "",
+        split ? s_security : "", split ? "one" : "box", ends [0], ends [1],
+        split ? "node = two\n" : "",
         ends [2], ends [3]);
 }
 
@@ -233,12 +238,12 @@ s_ask (zsock_t *client, const char *text)
 }
 
 static void
-s_scenario (const char *L, const char *a_in, const char *b_in)
+s_scenario (const char *L, const char *a_in, const char *b_in, const char *keys)
 {
-    zsock_t *a = zsock_new_dealer (a_in);
-    zsock_t *b = zsock_new_dealer (b_in);
-    zsock_set_linger (a, 0);
-    zsock_set_linger (b, 0);
+    //  With CURVE the test knocks as the node the map lets in: b's (two)
+    //  reaches a's port 'in', a's (one) reaches b's.
+    zsock_t *a = h_dealer_as (a_in, keys, "two", "one");
+    zsock_t *b = h_dealer_as (b_in, keys, "one", "two");
     //  Subscriptions take a moment to reach a publisher: send until both
     //  relays have heard from each other (bounded).
     char *a_seen = NULL, *b_seen = NULL;
@@ -366,7 +371,7 @@ main (int argc, char **argv)
     tiers_node_t *node = map ? tiers_node_new (map, NULL) : NULL;
     ok (node && tiers_node_start (node) == 0, "inproc: two relays started");
     if (node && tiers_node_actor_count (node) == 2)
-        s_scenario ("inproc", inproc [0], inproc [2]);
+        s_scenario ("inproc", inproc [0], inproc [2], NULL);
     tiers_node_destroy (&node);
     tiers_map_destroy (&map);
     free (text);
@@ -378,8 +383,11 @@ main (int argc, char **argv)
         snprintf (ends [i], sizeof ends [i], "tcp://127.0.0.1:%d", h_free_port ());
         tcp [i] = ends [i];
     }
+    snprintf (s_keys, sizeof s_keys, "%s/keys", h_tmpdir ());
+    snprintf (s_security, sizeof s_security, "    security = curve\n    keys = %s\n", s_keys);
     text = s_map_text (true, tcp);
     char *path = h_write_file ("two.map", text);
+    ok (h_make_keys (path) == 0, "tcp: the nodes' CURVE keys are made");
     char *logs [2] = { zsys_sprintf ("%s/one.log", h_tmpdir ()),
                        zsys_sprintf ("%s/two.log", h_tmpdir ()) };
     const char *nodes [2] = { "one", "two" };
@@ -393,7 +401,7 @@ main (int argc, char **argv)
     }
     ok (up, "tcp: the relays run as two processes");
     if (up)
-        s_scenario ("tcp", tcp [0], tcp [2]);
+        s_scenario ("tcp", tcp [0], tcp [2], s_keys);
     for (int i = 0; i < 2; i++)
         is_int (h_stop (pids [i], SIGTERM, 3000), 0, "tcp: node %s exits 0 on SIGTERM",
                 nodes [i]);

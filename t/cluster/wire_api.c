@@ -14,6 +14,10 @@
 #include "log.h"
 #include <signal.h>
 
+//  The split map's security lines: CURVE, keys in the test's directory.
+static char s_security [600];
+static char s_keys [512];
+
 static char *
 s_map_text (bool split, const char *data, const char *lb, const char *s0,
             const char *s1)
@@ -23,6 +27,7 @@ s_map_text (bool split, const char *data, const char *lb, const char *s0,
         "    name = wire-api\n"
         "    data = %s\n"
         "    log = warn\n"
+        "%s"
         "node = %s\n"
         "    balancer\n"
         "        bind = %s\n"
@@ -35,7 +40,8 @@ s_map_text (bool split, const char *data, const char *lb, const char *s0,
         "    shard = s1\n"
         "        bind = %s\n"
         "        slots = 512-1023\n",
-        data, split ? "web" : "box", lb, split ? "node = storage\n" : "", s0, s1);
+        data, split ? s_security : "", split ? "web" : "box", lb,
+        split ? "node = storage\n" : "", s0, s1);
 }
 
 //  A request to a pool with the given headers ("key", "value", ... NULL).
@@ -259,8 +265,11 @@ main (int argc, char **argv)
     snprintf (s0, sizeof s0, "tcp://127.0.0.1:%d", h_free_port ());
     snprintf (s1, sizeof s1, "tcp://127.0.0.1:%d", h_free_port ());
     data = zsys_sprintf ("%s/two", dir);
+    snprintf (s_keys, sizeof s_keys, "%s/keys", dir);
+    snprintf (s_security, sizeof s_security, "    security = curve\n    keys = %s\n", s_keys);
     text = s_map_text (true, data, lb, s0, s1);
     char *path = h_write_file ("two.map", text);
+    ok (h_make_keys (path) == 0, "tcp: the nodes' CURVE keys are made");
     char *storage_log = zsys_sprintf ("%s/storage.log", dir);
     char *web_log = zsys_sprintf ("%s/web.log", dir);
     char *storage_argv [] = { tiers, (char *) "run", (char *) "-m", path,
@@ -273,8 +282,8 @@ main (int argc, char **argv)
     up = up && h_wait_for_line (web_log, "; ready", 10000) == 0;
     ok (up, "tcp: storage and web nodes started as processes");
     if (up) {
-        zsock_t *client = zsock_new_dealer (lb);
-        zsock_set_linger (client, 0);
+        //  The test calls the balancer as the web node would.
+        zsock_t *client = h_dealer_as (lb, s_keys, "web", "web");
         s_scenarios (client, "tcp");
         zsock_destroy (&client);
     }

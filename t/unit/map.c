@@ -327,6 +327,7 @@ test_two_nodes (void)
         "    name = two\n"
         "    slots = 2048\n"
         "    spin_us = 0\n"
+        "    security = none\n"
         "node = front\n"
         "    web\n"
         "        http = 0.0.0.0:8080\n"
@@ -370,9 +371,52 @@ test_two_nodes (void)
 }
 
 static void
+test_security_rules (void)
+{
+    s_broken ("node = box\n    balancer\n        bind = tcp://127.0.0.1:5555\n",
+              "t.map:3: endpoint 'tcp://127.0.0.1:5555' leaves the process, and the cluster "
+              "has no `security` line: say `security = curve`");
+    s_broken ("node = box\n    balancer\n        bind = ipc:///tmp/tiers-x.sock\n",
+              "t.map:3: endpoint 'ipc:///tmp/tiers-x.sock' leaves the process");
+    s_broken ("cluster\n    security = plain\nnode = box\n    balancer\n"
+              "        bind = inproc://b\n", "t.map:2: bad security 'plain'");
+    s_broken ("cluster\n    security = none\nnode = box\n    balancer\n"
+              "        bind = tcp://203.0.113.9:5555\n",
+              "t.map:5: balancer binds 'tcp://203.0.113.9:5555', a public address");
+    s_broken ("cluster\n    security = none\nnode = box\n    balancer\n"
+              "        bind = tcp://[2001:db8::1]:5555\n", "a public address");
+    s_broken ("cluster\n    security = none\nnode = box\n    balancer\n"
+              "        bind = tcp://127.0.0.1:5555\n        public = maybe\n",
+              "t.map:6: bad public 'maybe': expected yes or no");
+    const char *good [] = { "127.0.0.1", "10.1.2.3", "172.20.0.1", "192.168.7.7",
+                            "169.254.1.1", "100.64.0.1", "[::1]", "[fd00::5]", "[fe80::1]" };
+    for (size_t i = 0; i < sizeof good / sizeof good [0]; i++) {
+        char *text = zsys_sprintf ("cluster\n    security = none\nnode = box\n    balancer\n"
+                                   "        bind = tcp://%s:5555\n", good [i]);
+        char *errors = s_errors_of (text);
+        is (errors, "(loaded)", "a private actor may bind %s", good [i]);
+        free (errors);
+        free (text);
+    }
+    char *errors = s_errors_of ("cluster\n    security = none\nnode = box\n    balancer\n"
+                                "        bind = tcp://203.0.113.9:5555\n        public = yes\n");
+    is (errors, "(loaded)", "public = yes lets it bind a public address");
+    free (errors);
+    errors = s_errors_of ("cluster\n    security = curve\n    keys = /k\nnode = box\n"
+                          "    balancer\n        bind = tcp://127.0.0.1:5555\n");
+    is (errors, "(loaded)", "security = curve and keys are cluster keys");
+    free (errors);
+    errors = s_errors_of ("node = box\n    balancer\n        bind = inproc://b\n");
+    is (errors, "(loaded)", "an inproc-only map needs no security line");
+    free (errors);
+}
+
+static void
 test_set_listener (void)
 {
     const char *text =
+        "cluster\n"
+        "    security = none\n"
         "node = front\n"
         "    web\n"
         "        http = 127.0.0.1:8080\n"
@@ -517,7 +561,7 @@ test_grammar (void)
     s_broken ("cluster = x\n", "t.map:1: cluster takes no value");
     s_broken ("cluster\n    color = red\n",
               "t.map:2: unknown cluster key 'color' (expected name, data, log, "
-              "sync, slots, heartbeat or spin_us)");
+              "sync, slots, heartbeat, spin_us, security or keys)");
     s_broken ("cluster\n    spin_us = 100001\n",
               "t.map:2: bad spin_us '100001': expected an integer from 0 to 100000");
     s_broken ("cluster\n    spin_us = -1\n",
@@ -674,7 +718,7 @@ test_endpoints (void)
     s_broken ("node = box\n    balancer\n        bind = tcp://127.0.0.1:8080\n"
               "    web\n        http = \"[0::]:8080\"\n",
               "t.map:5: port 8080 already used at line 3");
-    char *errors = s_errors_of ("node = box\n    balancer\n"
+    char *errors = s_errors_of ("cluster\n    security = none\nnode = box\n    balancer\n"
                                 "        bind = tcp://10.0.0.1:8080\n"
                                 "    web = w1\n        http = 10.0.0.2:8080\n"
                                 "    web = w2\n        http = 127.0.0.1:0\n"
@@ -828,7 +872,7 @@ test_ownership (void)
               "node 'web' cannot reach it (use tcp://)");
     s_broken ("node = web\n    user\n",
               "t.map:2: user needs a store but the map has none");
-    char *errors = s_errors_of ("node = web\n    user\n"
+    char *errors = s_errors_of ("cluster\n    security = none\nnode = web\n    user\n"
                                 "node = db\n    store = s0\n"
                                 "        bind = tcp://127.0.0.1:7000\n");
     is (errors, "(loaded)", "a used store on tcp:// is reachable from another node");
@@ -848,6 +892,7 @@ main (void)
     test_single_box ();
     test_two_nodes ();
     test_set_listener ();
+    test_security_rules ();
     test_syntax ();
     test_grammar ();
     test_endpoints ();

@@ -131,7 +131,8 @@ main (void)
         port = ntohs (addr.sin_port);
     close (fd);
     ok (port > 0, "a free loopback port: %d", port);
-    text = zsys_sprintf ("node = a\n    balancer\n        bind = tcp://127.0.0.1:%d\n", port);
+    text = zsys_sprintf ("cluster\n    security = none\nnode = a\n    balancer\n"
+                         "        bind = tcp://127.0.0.1:%d\n", port);
     map = s_map (text);
     free (text);
     tiers_node_t *first = tiers_node_new (map, NULL);

@@ -9,9 +9,14 @@ BENCH_MAP =
 EXTRA_PROGRAMS = bench/floor
 bench_floor_SOURCES = bench/floor.c
 bench_floor_LDADD = $(MHD_LIBS)
-EXTRA_DIST += bench/run bench/get.lua bench/put.lua bench/mixed.lua bench/webdis-get.lua bench/etcd-put.lua bench/one-shard.map
+EXTRA_DIST += bench/run bench/curve bench/get.lua bench/put.lua bench/mixed.lua bench/webdis-get.lua bench/etcd-put.lua bench/one-shard.map
 CLEANFILES += bench/floor
 
 bench: tiers bench/floor t/cluster/tool
 	BENCH_ROUNDS=$(BENCH_ROUNDS) BENCH_MAP=$(BENCH_MAP) top_builddir=$(abs_top_builddir) top_srcdir=$(abs_top_srcdir) $(SHELL) $(srcdir)/bench/run $(BENCH_SECONDS) $(BENCH_COMPARE)
 .PHONY: bench
+
+# `make bench-curve`: GET and durable PUT on the split map, CURVE on vs off.
+bench-curve: tiers t/cluster/tool
+	BENCH_ROUNDS=$(BENCH_ROUNDS) top_builddir=$(abs_top_builddir) top_srcdir=$(abs_top_srcdir) $(SHELL) $(srcdir)/bench/curve $(BENCH_SECONDS)
+.PHONY: bench-curve

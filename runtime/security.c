@@ -328,9 +328,17 @@ s_zap_actor (zsock_t *pipe, void *args)
 {
     (void) args;
     tiers_log_set_actor ("zap");
+    //  The endpoint of a handler that just stopped is freed by libzmq's
+    //  reaper a moment later: try for a while before giving up.
     zsock_t *handler = zsock_new (ZMQ_REP);
-    bool bound = handler && zsock_bind (handler, ZAP_ENDPOINT) == 0;
-    zsock_signal (pipe, bound ? 0 : 1);
+    bool bound = false;
+    for (int tries = 0; handler && !bound && tries < 100; tries++) {
+        bound = zsock_bind (handler, ZAP_ENDPOINT) == 0;
+        if (!bound)
+            zclock_sleep (20);
+    }
+    zsock_signal (pipe, 0);
+    zstr_send (pipe, bound ? "OK" : "ERROR");
     if (!bound) {
         zsock_destroy (&handler);
         return;
@@ -483,9 +491,13 @@ tiers_security_new (const tiers_map_t *map, const char *node, const char *dir,
     }
     if (!s_zap) {
         s_zap = zactor_new (s_zap_actor, NULL);
-        if (!s_zap)
+        char *answer = s_zap ? zstr_recv (s_zap) : NULL;
+        if (!answer || !streq (answer, "OK")) {
             *why = strdup ("cannot start the ZAP handler (is another one bound on "
                            ZAP_ENDPOINT "?)");
+            zactor_destroy (&s_zap);
+        }
+        zstr_free (&answer);
     }
     if (!*why) {
         self->id = ++s_next_id;
@@ -578,6 +590,9 @@ tiers_security_serve (zsock_t *sock, const tiers_entry_t *entry, const char *por
         zsock_set_handshake_ivl (sock, TIERS_SECURITY_HANDSHAKE_MS);
         snprintf (domain, sizeof domain, "%u/%s/%s", self->id, entry->name, port);
         zsock_set_zap_domain (sock, domain);
+        //  No handler, no entry: without this, libzmq would admit every
+        //  client key when the ZAP handler is missing.
+        zsock_set_zap_enforce_domain (sock, 1);
         snprintf (monitor, sizeof monitor, "inproc://tiers-monitor-%u", ++s_next_monitor);
     }
     zactor_t *zap = s_zap;

@@ -38,6 +38,7 @@ s_echo_actor (zsock_t *pipe, void *args_)
     tiers_log_set_actor (args->name);
     tiers_service_config_t config = {
         .endpoint = args->entry->connect,
+        .entry = args->entry,               //  its node's keys, with CURVE
         .pool = tiers_entry_get (args->entry, "pool", "echo"),
         .name = args->name,
         .capacity = (int) tiers_entry_int (args->entry, "capacity", 1),
@@ -135,6 +136,9 @@ static const tiers_kind_t s_echo_kind = {
 //  --------------------------------------------------------------------------
 //  The map, in its two placements.
 
+static char s_security [600];         //  the split map's: CURVE and its keys
+static char s_keys [512];
+
 static char *
 s_map_text (bool split, const char *lb, const char *lb2)
 {
@@ -142,6 +146,7 @@ s_map_text (bool split, const char *lb, const char *lb2)
         "cluster\n"
         "    name = balancer-test\n"
         "    log = warn\n"
+        "%s"
         "node = %s\n"
         "    balancer = lb\n"
         "        bind = %s\n"
@@ -165,7 +170,7 @@ s_map_text (bool split, const char *lb, const char *lb2)
         "    echo = far\n"
         "        connect = lb\n"
         "        delay = 400ms\n",
-        split ? "lb" : "box", lb, lb2,
+        split ? s_security : "", split ? "lb" : "box", lb, lb2,
         split ? "node = w1\n" : "", split ? "node = w2\n" : "");
 }
 
@@ -183,6 +188,17 @@ typedef struct {
 
 static const char *s_nodes [3] = { "lb", "w1", "w2" };
 
+//  A DEALER of the test to lb or lb2. Split, the map has CURVE, so it
+//  knocks as a node the map lets in: w2 (worker far) reaches lb, w1
+//  (worker slow) reaches lb2.
+static zsock_t *
+s_dealer (cluster_t *c, const char *endpoint)
+{
+    if (!c->split)
+        return zsock_new_dealer (endpoint);
+    return h_dealer_as (endpoint, s_keys, streq (endpoint, c->lb) ? "w2" : "w1", "lb");
+}
+
 static int
 s_start_node (cluster_t *c, int i)
 {
@@ -199,9 +215,14 @@ s_cluster_start (cluster_t *c)
     if (c->split) {
         snprintf (c->lb, sizeof c->lb, "tcp://127.0.0.1:%d", h_free_port ());
         snprintf (c->lb2, sizeof c->lb2, "tcp://127.0.0.1:%d", h_free_port ());
+        snprintf (s_keys, sizeof s_keys, "%s/keys", h_tmpdir ());
+        snprintf (s_security, sizeof s_security, "    security = curve\n    keys = %s\n",
+                  s_keys);
         text = s_map_text (true, c->lb, c->lb2);
         c->map_path = h_write_file ("split.map", text);
         free (text);
+        if (h_make_keys (c->map_path))
+            return -1;
         for (int i = 0; i < 3; i++) {
             c->logs [i] = zsys_sprintf ("%s/%s.log", h_tmpdir (), s_nodes [i]);
             if (s_start_node (c, i))
@@ -259,7 +280,7 @@ s_kill_far (cluster_t *c)
 static void
 s_stall_far (cluster_t *c, int ms)
 {
-    zsock_t *watch = zsock_new_dealer (c->lb);
+    zsock_t *watch = s_dealer (c, c->lb);
     zsock_set_linger (watch, 0);
     int64_t until = zclock_mono () + ms;
     if (c->split)
@@ -339,8 +360,8 @@ static void
 s_scenarios (cluster_t *c)
 {
     const char *L = c->label;
-    zsock_t *client = zsock_new_dealer (c->lb);
-    zsock_t *client2 = zsock_new_dealer (c->lb2);
+    zsock_t *client = s_dealer (c, c->lb);
+    zsock_t *client2 = s_dealer (c, c->lb2);
     zsock_set_linger (client, 0);
     zsock_set_linger (client2, 0);
     ok (h_wait_workers (client, "echo", 3, 10000) == 0, "%s: 3 echo workers joined", L);
@@ -449,7 +470,7 @@ s_scenarios (cluster_t *c)
     ok (reply && reply->status == 400, "%s: a service name with a quote: 400", L);
     tiers_wire_destroy (&request);
     tiers_wire_destroy (&reply);
-    zsock_t *raw = zsock_new_dealer (c->lb);
+    zsock_t *raw = s_dealer (c, c->lb);
     zsock_set_linger (raw, 0);
     s_raw_send (raw, TIERS_WIRE_READY, "x\\\"y", "rawbad", 1);
     zmq_pollitem_t raw_item = { zsock_resolve (raw), 0, ZMQ_POLLIN, 0 };
@@ -540,7 +561,7 @@ s_scenarios (cluster_t *c)
     //  7. Raw workers (heartbeat window 500 ms): READY again keeps the
     //     requests in flight; a worker that vanished gets nothing more,
     //     its share goes to the live one at once.
-    zsock_t *raw1 = zsock_new_dealer (c->lb);
+    zsock_t *raw1 = s_dealer (c, c->lb);
     zsock_set_linger (raw1, 0);
     s_raw_send (raw1, TIERS_WIRE_READY, "raw", "raw1", 1);
     ok (h_wait_workers (client, "raw", 1, 2000) == 0, "%s: a raw worker joined", L);
@@ -565,7 +586,7 @@ s_scenarios (cluster_t *c)
         "%s: its request in flight is answered 200, not 502", L);
     s_free_replies (replies, got);
 
-    zsock_t *raw2 = zsock_new_dealer (c->lb);
+    zsock_t *raw2 = s_dealer (c, c->lb);
     zsock_set_linger (raw2, 0);
     s_raw_send (raw2, TIERS_WIRE_READY, "raw", "raw2", 1);
     s_raw_send (raw1, TIERS_WIRE_HEARTBEAT, "raw", "raw1", 0);
@@ -776,6 +797,7 @@ s_guard_scenarios (void)
     char *text = zsys_sprintf (
         "cluster\n"
         "    name = guard-test\n"
+        "    security = none\n"
         "node = box\n"
         "    balancer = lb\n"
         "        bind = %s\n"
@@ -854,6 +876,7 @@ s_guard_scenarios (void)
     text = zsys_sprintf (
         "cluster\n"
         "    name = guard-test\n"
+        "    security = none\n"
         "node = box\n"
         "    balancer = lb\n"
         "        bind = %s\n"
@@ -889,6 +912,7 @@ s_guard_scenarios (void)
     text = zsys_sprintf (
         "cluster\n"
         "    name = guard-test\n"
+        "    security = none\n"
         "node = box\n"
         "    balancer = lb\n"
         "        bind = %s\n"
@@ -913,6 +937,7 @@ s_guard_scenarios (void)
     text = zsys_sprintf (
         "cluster\n"
         "    name = guard-test\n"
+        "    security = none\n"
         "node = box\n"
         "    balancer = lb\n"
         "        bind = inproc://guard-lb\n"

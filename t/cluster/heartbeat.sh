@@ -31,8 +31,9 @@ start_cluster () {
         p1=$("$TOOL" freeport); p2=$("$TOOL" freeport); p3=$("$TOOL" freeport)
         sed -e "s|data = ./tiers-data|data = $data|" -e "$HEARTBEAT" \
             -e "s|127.0.0.1:7101|127.0.0.1:$p1|" -e "s|127.0.0.1:7102|127.0.0.1:$p2|" \
-            -e "s|127.0.0.1:9101|127.0.0.1:$p3|" \
+            -e "s|127.0.0.1:9101|127.0.0.1:$p3|" -e "s|keys = ./tiers-keys|keys = $dir/keys|" \
             "$top_srcdir/maps/storage-apart.map" >"$dir/two.map"
+        "$TIERS" keys -m "$dir/two.map" >/dev/null || return 1
         start_node "$dir/storage.log" run -m "$dir/two.map" -n storage || return 1
         nodes=$pid
         start_node "$dir/web.log" run -m "$dir/two.map" -n web --http 127.0.0.1:0 || return 1

@@ -14,10 +14,9 @@
     the balancer at once and keeps a call for each until its shard answers.
 
     A call's states:
-        LOOKUP    (write side, If-Match listing several versions) a get to
-                  learn the current version
-        SHARD     waiting for the owning shard (or, for a list, for every
-                  shard: `waiting` counts the answers still due)
+        SHARD     waiting for the owning shard (or, for a list or a READY
+                  probe, for every shard: the side's `waiting`, the
+                  probe's `pending`, count the answers still due)
         (done)    answered to the caller; removed from the table
     A call enters the table when the side's `start` has sent it (one that
     `start` answers at once never does); it leaves when the side's `answer`

@@ -25,6 +25,7 @@
 typedef struct {
     tiers_api_call_t base;                  //  first: the core's part
     bool put;                               //  PUT, else DELETE
+    bool must_exist;                        //  If-Match: *
     size_t shard;
 } write_call_t;
 
@@ -87,6 +88,7 @@ s_start (tiers_api_core_t *core, tiers_api_call_t *base)
     tiers_wire_t *message = tiers_api_shard_request (core, base, call->shard,
                                                      call->put ? "put" : "delete");
     tiers_wire_set_header (message, "id", id, strlen (id));
+    call->must_exist = tags.any;
     if (tags.any)
         tiers_wire_set_header (message, "exists", "1", 1);
     else
@@ -122,9 +124,7 @@ s_answer (tiers_api_core_t *core, tiers_api_call_t *base, tiers_wire_t *answer)
         const char *failed =
             call->put && tiers_wire_header (base->request, "if-none-match")
                 ? "the document exists (If-None-Match: *)"
-            : tiers_wire_header (base->request, "if-match")
-              && strchr (tiers_wire_header (base->request, "if-match"), '*')
-                ? "the document does not exist (If-Match: *)"
+            : call->must_exist ? "the document does not exist (If-Match: *)"
             : "the document's tag does not match If-Match";
         tiers_api_shard_problem (core, base, answer, failed);
         return true;

@@ -966,7 +966,9 @@ s_forward (face_t *self, request_t *req)
         return tiers_http_problem (req, 503, "too many requests in flight", NULL, "1");
 
     //  The wire rid is the table key, and no two requests of this gateway
-    //  ever share one: a late reply must never find a later request. A
+    //  ever share one: a late reply must never find a later request (a
+    //  route that asks a second back end, tiers_http_ask, asks it under
+    //  the same request's rid, one after the other). A
     //  generated id is unique already; a client's own id gets a generated
     //  suffix ("CLIENT~SALT-INSTANCE-COUNTER") and travels on as the
     //  request-id header, the id every tier shows.

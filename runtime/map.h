@@ -34,6 +34,8 @@ struct _tiers_entry_t {
     const char *connect;    //  the first link's first target's endpoint
     bool connect_explicit;  //  connect came from the map, not the default
     bool public_ok;         //  `public = yes`: may bind a public address
+    bool curve;             //  its map says security = curve: no socket of it
+                            //  that leaves the process may be plain
     size_t setting_count;
     char **keys;            //  settings other than bind/connect/instances
     char **values;

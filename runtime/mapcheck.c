@@ -402,10 +402,12 @@ static void
 s_check_security (tiers_loader_t *self)
 {
     bool given = tiers_map_cluster_given (self->map, "security");
+    bool curve = streq (tiers_map_cluster (self->map, "security"), "curve");
     bool reported = false;
     for (size_t i = 0; i < self->draft_count; i++) {
         tiers_draft_t *draft = &self->drafts [i];
         tiers_entry_t *entry = draft->entry;
+        entry->curve = curve;
         for (size_t p = 0; p < TIERS_PORTS_MAX; p++) {
             const char *bind = entry->binds [p];
             if (!bind)
@@ -420,6 +422,12 @@ s_check_security (tiers_loader_t *self)
                     "that can connect is served)", bind);
                 reported = true;
             }
+            if (subnet == TIERS_SUBNET_UNKNOWN && !entry->public_ok)
+                tiers_problems_add (self->problems, draft->bind_lines [p],
+                    "%s binds '%s', whose address cannot be told here (a name that does "
+                    "not resolve, or an interface): bind an address, or say `public = "
+                    "yes` in its entry if it may be public", entry->name, bind);
+            else
             if (subnet == TIERS_SUBNET_PUBLIC && !entry->public_ok)
                 tiers_problems_add (self->problems, draft->bind_lines [p],
                     "%s binds '%s', a public address: a private actor binds loopback or a "

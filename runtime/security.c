@@ -35,6 +35,7 @@ struct _tiers_security_t {
     node_key_t *nodes;
     size_t node_count;
     zlistx_t *domains;              //  the names it registered
+    bool registered;                //  in s_contexts, counted in s_zap_users
 };
 
 typedef struct {
@@ -47,6 +48,11 @@ static pthread_mutex_t s_lock = PTHREAD_MUTEX_INITIALIZER;
 //  The ZAP actor's pipe, used from the actor threads that make sockets.
 //  Its own lock: the ZAP actor takes s_lock, never this one.
 static pthread_mutex_t s_pipe_lock = PTHREAD_MUTEX_INITIALIZER;
+//  Starting and stopping the handler (and counting the contexts that need
+//  it): never held with s_lock, which a stopping handler may still wait
+//  for inside a request.
+static pthread_mutex_t s_zap_lock = PTHREAD_MUTEX_INITIALIZER;
+static int s_zap_users;
 static zlistx_t *s_contexts;        //  tiers_security_t *
 static zhashx_t *s_domains;         //  name -> domain_t *
 static zactor_t *s_zap;
@@ -79,11 +85,20 @@ s_load_node (node_key_t *key, const char *dir, bool own, char **why)
 {
     char *path = zsys_sprintf ("%s/%s.cert", dir, key->name);
     char *secret = zsys_sprintf ("%s/%s.cert_secret", dir, key->name);
-    struct stat st;
+    struct stat st, dir_st;
     int rc = -1;
+    if (stat (dir, &dir_st) == 0 && (dir_st.st_mode & 022))
+        *why = zsys_sprintf ("%s can be written by others (mode %04o): whoever can write "
+                             "a node's key there is that node (chmod 700 %s)", dir,
+                             (unsigned) (dir_st.st_mode & 07777), dir);
+    else
     if (stat (path, &st))
         *why = zsys_sprintf ("no key of node '%s': %s is missing (make the keys with "
                              "`tiers keys -m MAP -o %s`)", key->name, path, dir);
+    else
+    if (st.st_mode & 022)
+        *why = zsys_sprintf ("%s can be written by others (mode %04o): chmod 644 %s", path,
+                             (unsigned) (st.st_mode & 07777), path);
     else
     if (own && stat (secret, &st))
         *why = zsys_sprintf ("no secret key of node '%s': %s is missing (it is made "
@@ -133,13 +148,33 @@ tiers_security_make_keys (const tiers_map_t *map, const char *dir, bool rotate,
     for (size_t i = 0; i < tiers_map_node_count (map); i++) {
         node_key_t key = { "", "", NULL };
         snprintf (key.name, sizeof key.name, "%s", tiers_map_node_name (map, i));
-        char *error = NULL;
-        if (!rotate && s_load_node (&key, dir, true, &error) == 0) {
-            fprintf (out, "%s: kept %s\n", key.name, key.public_txt);
-            zcert_destroy (&key.cert);
+        //  Without --rotate a node that has a public key keeps it, whether
+        //  or not its secret is on this host (it should be on its own).
+        char *public_path = zsys_sprintf ("%s/%s.cert", dir, key.name);
+        bool exists = zsys_file_exists (public_path);
+        free (public_path);
+        if (!rotate && exists) {
+            char *error = NULL;
+            if (s_load_node (&key, dir, false, &error) == 0) {
+                char *own = NULL;
+                node_key_t check = key;
+                check.cert = NULL;
+                bool secret = s_load_node (&check, dir, true, &own) == 0;
+                fprintf (out, "%s: kept %s%s%s\n", key.name, key.public_txt,
+                         secret ? "" : " (", secret ? "" : "no usable secret here: ");
+                if (!secret)
+                    fprintf (out, "    %s)\n", own);
+                zcert_destroy (&check.cert);
+                free (own);
+            }
+            else {
+                *why = zsys_sprintf ("%s (remove it, or make all keys anew with --rotate)",
+                                     error);
+                free (error);
+                return -1;
+            }
             continue;
         }
-        free (error);
         zcert_t *cert = zcert_new ();
         char *path = zsys_sprintf ("%s/%s.cert", dir, key.name);
         char *secret = zsys_sprintf ("%s/%s.cert_secret", dir, key.name);
@@ -210,8 +245,12 @@ s_refused (zhashx_t *logged, const char *label, const char *address,
         return;
     if (zhashx_size (logged) < LOGGED_MAX)
         zhashx_insert (logged, peer, (void *) 1);
-    tiers_warn ("refused a peer on %s: %s (address %s, key %s)", label, why,
-                *address ? address : "?", *key ? key : "none");
+    if (*address)
+        tiers_warn ("refused a peer on %s: %s (address %s, key %s)", label, why,
+                    address, *key ? key : "none");
+    else
+        tiers_warn ("refused a peer on %s: %s (libzmq does not say which; counted in "
+                    "tiers_security_refused_total, logged once)", label, why);
 }
 
 static void
@@ -298,7 +337,9 @@ s_monitor_event (zsock_t *monitor, const char *domain_name, zhashx_t *logged)
             snprintf (label, sizeof label, "%s", domain->label);
         }
         pthread_mutex_unlock (&s_lock);
-        s_refused (logged, label, address ? address : "", "",
+        //  libzmq's event names the port's own endpoint, not the peer:
+        //  such refusals are logged once per port, without an address.
+        s_refused (logged, label, "", "",
                    code == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
                    ? "a handshake that is not CURVE, or malformed"
                    : "a handshake that failed (garbage, or cut short)");
@@ -360,8 +401,10 @@ s_zap_actor (zsock_t *pipe, void *args)
             order [n] = m;
             items [2 + n++] = (zmq_pollitem_t) { zsock_resolve (m->sock), 0, ZMQ_POLLIN, 0 };
         }
+        //  Only $TERM ends the handler (or the context going away): a CURVE
+        //  port without its handler would admit any key.
         int rc = zmq_poll (items, (int) (n + 2), -1);
-        if (rc < 0 && errno != EINTR)
+        if (rc < 0 && errno == ETERM)
             stop = true;
         if (rc > 0 && (items [0].revents & ZMQ_POLLIN)) {
             zmsg_t *command = zmsg_recv (pipe);
@@ -483,28 +526,40 @@ tiers_security_new (const tiers_map_t *map, const char *node, const char *dir,
         tiers_security_destroy (&self);
         return NULL;
     }
-    pthread_mutex_lock (&s_lock);
-    if (!s_contexts) {
-        s_contexts = zlistx_new ();
-        s_domains = zhashx_new ();
-        zhashx_set_destructor (s_domains, s_domain_destroy);
+    if (!zmq_has ("curve")) {
+        *why = strdup ("this libzmq has no CURVE");
+        tiers_security_destroy (&self);
+        return NULL;
     }
-    if (!s_zap) {
-        s_zap = zactor_new (s_zap_actor, NULL);
-        char *answer = s_zap ? zstr_recv (s_zap) : NULL;
+    pthread_mutex_lock (&s_zap_lock);
+    zactor_t *zap = NULL;
+    if (s_zap_users == 0) {
+        zap = zactor_new (s_zap_actor, NULL);
+        char *answer = zap ? zstr_recv (zap) : NULL;
         if (!answer || !streq (answer, "OK")) {
             *why = strdup ("cannot start the ZAP handler (is another one bound on "
                            ZAP_ENDPOINT "?)");
-            zactor_destroy (&s_zap);
+            zactor_destroy (&zap);
         }
         zstr_free (&answer);
     }
     if (!*why) {
+        s_zap_users++;
+        pthread_mutex_lock (&s_lock);
+        if (zap)
+            s_zap = zap;
+        if (!s_contexts) {
+            s_contexts = zlistx_new ();
+            s_domains = zhashx_new ();
+            zhashx_set_destructor (s_domains, s_domain_destroy);
+        }
         self->id = ++s_next_id;
         s_register_domains (self);
         zlistx_add_end (s_contexts, self);
+        self->registered = true;
+        pthread_mutex_unlock (&s_lock);
     }
-    pthread_mutex_unlock (&s_lock);
+    pthread_mutex_unlock (&s_zap_lock);
     if (*why)
         tiers_security_destroy (&self);
     return self;
@@ -516,22 +571,25 @@ tiers_security_destroy (tiers_security_t **self_p)
     tiers_security_t *self = *self_p;
     if (!self)
         return;
-    pthread_mutex_lock (&s_lock);
-    void *handle = s_contexts ? zlistx_find (s_contexts, self) : NULL;
-    if (handle) {
-        zlistx_delete (s_contexts, handle);
+    if (self->registered) {
+        pthread_mutex_lock (&s_zap_lock);
+        pthread_mutex_lock (&s_lock);
+        void *handle = zlistx_find (s_contexts, self);
+        if (handle)
+            zlistx_delete (s_contexts, handle);
         for (char *name = (char *) zlistx_first (self->domains); name;
              name = (char *) zlistx_next (self->domains))
             zhashx_delete (s_domains, name);
+        zactor_t *zap = --s_zap_users == 0 ? s_zap : NULL;
+        if (zap)
+            s_zap = NULL;
+        pthread_mutex_unlock (&s_lock);
+        //  Outside s_lock: the handler may be waiting for it in a request.
+        pthread_mutex_lock (&s_pipe_lock);
+        zactor_destroy (&zap);
+        pthread_mutex_unlock (&s_pipe_lock);
+        pthread_mutex_unlock (&s_zap_lock);
     }
-    bool last = s_contexts && zlistx_size (s_contexts) == 0;
-    zactor_t *zap = last ? s_zap : NULL;
-    if (last)
-        s_zap = NULL;
-    pthread_mutex_unlock (&s_lock);
-    pthread_mutex_lock (&s_pipe_lock);
-    zactor_destroy (&zap);
-    pthread_mutex_unlock (&s_pipe_lock);
     for (size_t i = 0; i < self->node_count; i++)
         zcert_destroy (&self->nodes [i].cert);
     free (self->nodes);
@@ -548,16 +606,21 @@ s_context_of (const tiers_entry_t *entry, const char *node, node_key_t **key_p)
     *key_p = NULL;
     if (!s_contexts)
         return NULL;
+    //  Several node objects may run one map in a process: the context
+    //  that holds this node's secret, else any that has the map.
+    tiers_security_t *found = NULL;
     for (tiers_security_t *self = (tiers_security_t *) zlistx_first (s_contexts); self;
          self = (tiers_security_t *) zlistx_next (s_contexts)) {
         if (tiers_map_find (self->map, entry->name) != entry)
             continue;
         for (size_t i = 0; i < self->node_count; i++)
-            if (streq (self->nodes [i].name, node))
+            if (streq (self->nodes [i].name, node) && self->nodes [i].cert) {
                 *key_p = &self->nodes [i];
-        return self;
+                return self;
+            }
+        found = found ? found : self;
     }
-    return NULL;
+    return found;
 }
 
 static bool
@@ -577,6 +640,12 @@ tiers_security_serve (zsock_t *sock, const tiers_entry_t *entry, const char *por
     tiers_security_t *self = s_context_of (entry, entry->node, &key);
     int rc = 0;
     char domain [200] = "", monitor [64] = "";
+    if (!self && entry->curve) {
+        *why = zsys_sprintf ("%s: the map has security = curve but no keys of node '%s' "
+                             "are loaded", entry->name, entry->node);
+        rc = -1;
+    }
+    else
     if (self && (!key || !key->cert)) {
         *why = zsys_sprintf ("%s: no secret key of node '%s' is loaded", entry->name,
                              entry->node);
@@ -590,9 +659,15 @@ tiers_security_serve (zsock_t *sock, const tiers_entry_t *entry, const char *por
         zsock_set_handshake_ivl (sock, TIERS_SECURITY_HANDSHAKE_MS);
         snprintf (domain, sizeof domain, "%u/%s/%s", self->id, entry->name, port);
         zsock_set_zap_domain (sock, domain);
-        //  No handler, no entry: without this, libzmq would admit every
-        //  client key when the ZAP handler is missing.
-        zsock_set_zap_enforce_domain (sock, 1);
+        //  No handler, no entry: without it, libzmq admits every client
+        //  key when no ZAP handler is bound. The option is DRAFT in libzmq
+        //  4.3 (and czmq's setter a no-op without it), so it is asked of
+        //  libzmq directly; where libzmq refuses it, what holds is that
+        //  the handler lives as long as any context (it leaves its loop
+        //  only on $TERM) and that no CURVE port is made without it.
+        int one = 1;
+        (void) zmq_setsockopt (zsock_resolve (sock), 93 /* ZMQ_ZAP_ENFORCE_DOMAIN */,
+                               &one, sizeof one);
         snprintf (monitor, sizeof monitor, "inproc://tiers-monitor-%u", ++s_next_monitor);
     }
     zactor_t *zap = s_zap;
@@ -601,7 +676,8 @@ tiers_security_serve (zsock_t *sock, const tiers_entry_t *entry, const char *por
     if (*monitor && zap
     &&  zmq_socket_monitor (zsock_resolve (sock), monitor,
                             ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL
-                            | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) == 0) {
+                            | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
+                            | ZMQ_EVENT_MONITOR_STOPPED) == 0) {
         pthread_mutex_lock (&s_pipe_lock);
         zstr_sendx (zap, "MONITOR", monitor, domain, NULL);
         zsock_wait (zap);
@@ -620,6 +696,12 @@ tiers_security_dial (zsock_t *sock, const tiers_entry_t *from, const tiers_entry
     node_key_t *key = NULL;
     tiers_security_t *self = s_context_of (from, from->node, &key);
     int rc = 0;
+    if (!self && from->curve) {
+        *why = zsys_sprintf ("%s: the map has security = curve but no keys of node '%s' "
+                             "are loaded", from->name, from->node);
+        rc = -1;
+    }
+    else
     if (self) {
         //  The server: `to`, or the entry that binds the endpoint.
         for (size_t i = 0; !to && i < tiers_map_entry_count (self->map); i++) {

@@ -103,9 +103,11 @@
 #define SHARD_IKEY_MAX      255         //  bytes of an idempotency key
 #define SHARD_PRUNE_MS      1000        //  expired keys are pruned this often
 #define SHARD_PRUNE_ROWS    1000        //  ... at most this many at a time
-//  The lock file: the holder's pid, then the mark (doc/storage.md).
+//  The lock file: the holder's pid, then the mark (doc/storage.md):
+//  "INCARNATION SEQUENCE STATE INODE\n", STATE R (running) or C (stopped
+//  cleanly), INODE the database file's.
 #define MARK_OFFSET         11          //  after "%-10d\n"
-#define MARK_SIZE           (SHARD_INCARNATION + 1 + 20 + 1)
+#define MARK_SIZE           (SHARD_INCARNATION + 1 + 20 + 1 + 1 + 1 + 20 + 1)
 
 typedef enum { OP_GET, OP_PUT, OP_DELETE, OP_LIST } op_t;
 
@@ -193,6 +195,7 @@ typedef struct {
     int64_t key_ttl_ms;         //  how long an idempotency key is kept
     int64_t pruned_at;          //  wall ms of the last prune of keys
     bool broken;                //  sticky: a reopen after a failure failed
+    bool reopening;             //  s_writer_recover's open: same file, same identity
     //  The files as opened: a removed or replaced one loses every later
     //  commit (SQLite writes on into the unlinked inode).
     dev_t db_dev, wal_dev;
@@ -277,37 +280,50 @@ s_close (sqlite3 **db_p, sqlite3_stmt **stmts [], size_t count)
 #define SHARD_STR_(x) #x
 #define SHARD_STR(x) SHARD_STR_ (x)
 
-//  The mark in the lock file: the incarnation and sequence of the last
-//  commit this shard acknowledged on the file. Written after each commit
-//  (no fsync: a mark lost in a crash is only older, which is safe).
+//  The mark in the lock file: the incarnation, the sequence of the last
+//  commit this shard acknowledged, whether it is running or stopped
+//  cleanly, and the database's inode (a copy brought back by cp, rsync or
+//  tar is another inode). Written R with an fdatasync when the writer
+//  opens the file, R after each commit with sync = full (no fsync: with
+//  sync = full an acknowledged commit is durable, so the file can only be
+//  ahead of a mark lost in a crash, never behind), and C with an
+//  fdatasync at a clean stop.
 static void
-s_mark (writer_t *self)
+s_mark (writer_t *self, char state, bool durable)
 {
     if (self->lock_fd < 0)
         return;
     char mark [MARK_SIZE + 1];
-    snprintf (mark, sizeof mark, "%s %020" PRId64 "\n", self->incarnation, self->sequence);
-    if (pwrite (self->lock_fd, mark, MARK_SIZE, MARK_OFFSET) != MARK_SIZE)
-        tiers_debug ("cannot write the mark: %s", strerror (errno));
+    snprintf (mark, sizeof mark, "%s %020" PRId64 " %c %020llu\n", self->incarnation,
+              self->sequence, state, (unsigned long long) self->db_ino);
+    if (pwrite (self->lock_fd, mark, MARK_SIZE, MARK_OFFSET) != MARK_SIZE
+    ||  (durable && fdatasync (self->lock_fd)))
+        tiers_warn ("cannot write the mark: %s", strerror (errno));
 }
 
 //  Reads the mark left by the last shard on this file: 0, or -1 if none.
 static int
-s_mark_read (writer_t *self, char incarnation [SHARD_INCARNATION + 1], int64_t *sequence)
+s_mark_read (writer_t *self, char incarnation [SHARD_INCARNATION + 1], int64_t *sequence,
+             char *state, unsigned long long *inode)
 {
     char mark [MARK_SIZE + 1];
     if (self->lock_fd < 0
     ||  pread (self->lock_fd, mark, MARK_SIZE, MARK_OFFSET) != MARK_SIZE)
         return -1;
     mark [MARK_SIZE] = 0;
+    const char *at = mark + SHARD_INCARNATION + 1;
     bool good = mark [SHARD_INCARNATION] == ' ' && mark [MARK_SIZE - 1] == '\n'
              && strspn (mark, "0123456789abcdef") == SHARD_INCARNATION
-             && strspn (mark + SHARD_INCARNATION + 1, "0123456789") == 20;
+             && strspn (at, "0123456789") == 20 && at [20] == ' '
+             && (at [21] == 'R' || at [21] == 'C') && at [22] == ' '
+             && strspn (at + 23, "0123456789") == 20;
     if (!good)
         return -1;
     memcpy (incarnation, mark, SHARD_INCARNATION);
     incarnation [SHARD_INCARNATION] = 0;
-    *sequence = strtoll (mark + SHARD_INCARNATION + 1, NULL, 10);
+    *sequence = strtoll (at, NULL, 10);
+    *state = at [21];
+    *inode = strtoull (at + 23, NULL, 10);
     return 0;
 }
 
@@ -368,11 +384,21 @@ s_identity (writer_t *self, char **why)
     }
     char marked [SHARD_INCARNATION + 1];
     int64_t marked_sequence = 0;
-    bool marked_ok = s_mark_read (self, marked, &marked_sequence) == 0;
-    if (*incarnation && marked_ok && streq (marked, incarnation)
-    &&  marked_sequence <= self->sequence) {
+    char state = 0;
+    unsigned long long inode = 0;
+    bool marked_ok = s_mark_read (self, marked, &marked_sequence, &state, &inode) == 0;
+    //  With sync = normal a crash (of the machine) can lose acknowledged
+    //  commits, and a mark written without fsync can be as old as the
+    //  file: only a clean stop (C, made durable) vouches for the file.
+    bool vouched = marked_ok && streq (marked, incarnation) && inode == self->db_ino
+                && marked_sequence <= self->sequence && (self->sync_full || state == 'C');
+    //  A reopen after a failed commit is the same open file: it keeps the
+    //  incarnation it had, if the file still says so.
+    if (self->reopening)
+        vouched = *incarnation && streq (incarnation, self->incarnation);
+    if (*incarnation && vouched) {
         memcpy (self->incarnation, incarnation, sizeof self->incarnation);
-        s_mark (self);
+        s_mark (self, 'R', true);
         return 0;
     }
     uint8_t random [SHARD_INCARNATION / 2];
@@ -405,11 +431,15 @@ s_identity (writer_t *self, char **why)
                     !*incarnation ? "a file from before identities"
                   : !marked_ok ? "nothing says this shard served this file last "
                                  "(its lock file is new)"
-                  : !streq (marked, incarnation) ? "the file is not the one this shard "
-                                                   "served last"
-                  : "the file is behind what this shard acknowledged (a restored "
-                    "copy, or commits lost)");
-    s_mark (self);
+                  : !streq (marked, incarnation) || inode != self->db_ino
+                    ? "the file is not the one this shard served last (another "
+                      "incarnation, or a copy of it)"
+                  : marked_sequence > self->sequence
+                    ? "the file is behind what this shard acknowledged (a restored "
+                      "copy, or commits lost)"
+                  : "the shard did not stop cleanly with sync = normal, so commits "
+                    "may have been lost");
+    s_mark (self, 'R', true);
     return 0;
 }
 
@@ -492,8 +522,6 @@ s_writer_open (writer_t *self, char **why)
         *why = zsys_sprintf ("%s: cannot read the sequence", self->path);
         return -1;
     }
-    if (s_identity (self, why))
-        return -1;
     if (s_prepare (self->db, "BEGIN IMMEDIATE", &self->begin, why)
     ||  s_prepare (self->db, "COMMIT", &self->commit, why)
     ||  s_prepare (self->db, "ROLLBACK", &self->rollback, why)
@@ -538,7 +566,7 @@ s_writer_open (writer_t *self, char **why)
         self->wal_ino = st.st_ino;
         self->wal_known = true;
     }
-    return 0;
+    return s_identity (self, why);
 }
 
 static void
@@ -699,17 +727,19 @@ s_writer_apply (writer_t *self, write_t *write, int64_t now)
     //  A write whose deadline passed while it waited (a stopped node, a
     //  long queue) is not started: its caller has been told 504 already,
     //  and applying it now would make that 504 a lie.
+    //  A repeat of a keyed write gets its first outcome even late: a
+    //  replay applies nothing.
+    if (write->key) {
+        int replayed = s_writer_replay (self, write, now);
+        if (replayed)
+            return replayed < 0 ? -1 : 0;
+    }
     if (write->request->deadline && write->request->deadline <= now) {
         write->status = 504;
         write->outcome = "not-applied";
         write->error = "the deadline passed before the write was started: "
                        "it was not applied";
         return 0;
-    }
-    if (write->key) {
-        int replayed = s_writer_replay (self, write, now);
-        if (replayed)
-            return replayed < 0 ? -1 : 0;
     }
     if (s_writer_decide (self, write, now))
         return -1;
@@ -772,10 +802,20 @@ s_writer_recover (writer_t *self)
     s_writer_close (self);
     char was [SHARD_INCARNATION + 1];
     memcpy (was, self->incarnation, sizeof was);
+    int64_t sequence = self->sequence;
     char *why = NULL;
-    if (s_writer_open (self, &why) == 0 && !streq (was, self->incarnation))
+    self->reopening = true;
+    int rc = s_writer_open (self, &why);
+    self->reopening = false;
+    if (rc == 0 && !streq (was, self->incarnation))
         why = zsys_sprintf ("the file reopened as another incarnation (%s, was %s)",
                             self->incarnation, was);
+    else
+    if (rc == 0 && self->sequence != sequence)
+        why = zsys_sprintf ("the file reopened at sequence %" PRId64 ", not the %" PRId64
+                            " the writer had (%s)", self->sequence, sequence,
+                            self->sequence > sequence ? "the failed commit is there"
+                                                      : "acknowledged commits are gone");
     if (why) {
         tiers_error ("cannot open the file again after a failed commit: %s; no write "
                      "is acknowledged any more; restart the shard", why);
@@ -882,7 +922,8 @@ s_writer_commit (writer_t *self, batch_t *batch)
         tiers_counter_add (self->errors, batch->count);
     }
     else {
-        s_mark (self);
+        if (self->sync_full)
+            s_mark (self, 'R', false);
         tiers_counter_add (self->commits, 1);
         tiers_counter_add (self->writes, batch->count);
         for (size_t i = 0; i < batch->count; i++)
@@ -968,6 +1009,10 @@ s_writer_actor (zsock_t *pipe, void *args)
         if (stop)
             break;
     }
+    //  A clean stop: the mark says so, durably (with sync = normal only a
+    //  clean stop lets the file keep its incarnation).
+    if (self->db && !self->broken && !self->file_lost)
+        s_mark (self, 'C', true);
     s_writer_close (self);
 }
 

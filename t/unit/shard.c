@@ -19,6 +19,8 @@
 #include <sqlite3.h>
 #include <dirent.h>
 #include <inttypes.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 static int s_rid = 0;
 static char s_dir [256];
@@ -518,6 +520,41 @@ s_test_identity (void)
     tiers_wire_destroy (&reply);
     ok (strncmp (tag, first, 12) == 0, "... the same incarnation (%s)", tag);
     s_box_stop (&box);
+
+    //  A stop that was not clean (the mark still says R, running): with
+    //  sync = full the file is vouched for by its commits' fsyncs and
+    //  keeps its incarnation; with sync = normal commits may have been
+    //  lost, so it gets a new one.
+    for (int normal = 0; normal < 2; normal++) {
+        int fd = open (lock, O_RDWR);
+        char mark [80] = "";
+        ssize_t got = fd >= 0 ? pread (fd, mark, sizeof mark - 1, 11) : -1;
+        char *state = got > 35 ? mark + 34 : NULL;
+        bool was_clean = state && *state == 'C';
+        if (state) {
+            *state = 'R';
+            got = pwrite (fd, mark, (size_t) got, 11);
+        }
+        if (fd >= 0)
+            close (fd);
+        ok (was_clean, "identity: a clean stop left the mark C (%.40s)", mark);
+        ok (s_box_start (&box, dir, "c1", "one", normal ? "        sync = normal\n" : NULL) == 0,
+            "identity: restart after an unclean stop, sync = %s", normal ? "normal" : "full");
+        s_do (box.dealer, "get", "d", "a", NULL, NULL, NULL, &reply);
+        char after [64];
+        s_tag (reply, after);
+        tiers_wire_destroy (&reply);
+        if (normal)
+            ok (strncmp (after, tag, 12) != 0, "... sync = normal: a new incarnation (%s, was "
+                "%s)", after, tag);
+        else
+            ok (strncmp (after, tag, 12) == 0, "... sync = full: the same incarnation (%s)",
+                after);
+        strcpy (tag, after);
+        s_box_stop (&box);
+    }
+    strcpy (first, tag);
+    strcpy (first + 12, ".1");      //  version 1 under this incarnation
 
     //  Another cluster or another shard is refused: names are the file's.
     int rc = s_box_start (&box, dir, "c2", "one", NULL);

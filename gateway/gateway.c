@@ -463,8 +463,8 @@ s_guard_describe (tiers_guard_t *guard, const char *api_keys)
         snprintf (client_limit, sizeof client_limit, "%u/s (burst %u)",
                   tiers_limit_rate (per_client), tiers_limit_burst (per_client));
     if (keys)
-        tiers_info ("api_keys %s: %zu keys%s; rate_per_key %s, rate_per_client %s",
-                    api_keys, tiers_keys_size (keys),
+        tiers_info ("api_keys %s: %zu key%s%s; rate_per_key %s, rate_per_client %s",
+                    api_keys, tiers_keys_size (keys), tiers_keys_size (keys) == 1 ? "" : "s",
                     tiers_guard_metrics_keyed (guard) ? ", /metrics needs a key" : "",
                     key_limit, client_limit);
     else

@@ -77,8 +77,8 @@ s_begin_health (tiers_http_req_t *req, const char *path)
 }
 
 static const tiers_http_route_t s_routes [] = {
-    { "metrics", s_match_metrics, s_begin_metrics, NULL, NULL, 0, NULL },
-    { "health",  s_match_health,  s_begin_health,  NULL, NULL, 0, NULL },
+    { "metrics", s_match_metrics, s_begin_metrics, NULL, NULL, 0, NULL, TIERS_HTTP_OPEN },
+    { "health",  s_match_health,  s_begin_health,  NULL, NULL, 0, NULL, TIERS_HTTP_OPEN },
 };
 
 static void

@@ -25,9 +25,18 @@
     outlets `read` and `write`, which the map points at pools with
     `pool.read` / `pool.write` (the loader checks that every API pool is
     the target of some outlet).
+
+    The public edge (doc/security.md): `tls_cert` / `tls_key` serve HTTPS
+    (gateway/tls.h), `api_keys` and the `rate_*` keys make a guard
+    (gateway/guard.h) that every instance of the entry shares. /health is
+    open to anyone at any rate; /ready to anyone within the per-client
+    rate; /metrics too, unless a key holds the right `metrics`; the
+    documents take a key with the right to read or write their collection.
 */
 #include "gateway.h"
 #include "http.h"
+#include "guard.h"
+#include "tls.h"
 #include "map.h"
 #include "node.h"
 #include "wire.h"
@@ -87,6 +96,62 @@ s_port_lookup (const tiers_entry_t *entry)
             port = s_ports [i].port;
     pthread_mutex_unlock (&s_ports_lock);
     return port;
+}
+
+//  --------------------------------------------------------------------------
+//  The guard of an entry, shared by its instances: the first to start
+//  makes it, the last to stop destroys it.
+
+static pthread_mutex_t s_guards_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct { const tiers_entry_t *entry; tiers_guard_t *guard; int users; } s_guards [32];
+
+//  The entry's guard; NULL with *why NULL when there is nothing to guard.
+static tiers_guard_t *
+s_guard_acquire (const tiers_entry_t *entry, const tiers_guard_config_t *config,
+                 bool *first, char **why)
+{
+    *why = NULL;
+    *first = false;
+    pthread_mutex_lock (&s_guards_lock);
+    tiers_guard_t *guard = NULL;
+    size_t free_slot = 32;
+    for (size_t i = 0; i < 32 && !guard; i++) {
+        if (s_guards [i].entry == entry) {
+            guard = s_guards [i].guard;
+            s_guards [i].users++;
+        }
+        else
+        if (!s_guards [i].entry && free_slot == 32)
+            free_slot = i;
+    }
+    if (!guard) {
+        guard = tiers_guard_new (config, why);
+        if (guard && free_slot == 32) {
+            tiers_guard_destroy (&guard);
+            *why = strdup ("more than 32 gateway entries with api_keys or rate limits "
+                           "in one process");
+        }
+        if (guard) {
+            s_guards [free_slot].entry = entry;
+            s_guards [free_slot].guard = guard;
+            s_guards [free_slot].users = 1;
+            *first = true;
+        }
+    }
+    pthread_mutex_unlock (&s_guards_lock);
+    return guard;
+}
+
+static void
+s_guard_release (const tiers_entry_t *entry)
+{
+    pthread_mutex_lock (&s_guards_lock);
+    for (size_t i = 0; i < 32; i++)
+        if (s_guards [i].entry == entry && --s_guards [i].users == 0) {
+            tiers_guard_destroy (&s_guards [i].guard);
+            s_guards [i].entry = NULL;
+        }
+    pthread_mutex_unlock (&s_guards_lock);
 }
 
 int
@@ -188,6 +253,9 @@ s_begin_list (tiers_http_req_t *req, const char *path)
     enum MHD_Result rc = MHD_YES;
     if (!s_names (req, path, false, &rc))
         return rc;
+    doc_t *doc = (doc_t *) tiers_http_state (req);
+    if (!tiers_http_allowed (req, TIERS_RIGHT_READ, doc->collection, &rc))
+        return rc;
     outlets_t *outlets = (outlets_t *) tiers_http_arg (req);
     tiers_http_forward_to (req, outlets->read_pool, false);
     return MHD_YES;
@@ -203,8 +271,12 @@ s_begin_document (tiers_http_req_t *req, const char *path)
     enum MHD_Result rc = MHD_YES;
     if (!s_names (req, path, true, &rc))
         return rc;
-    outlets_t *outlets = (outlets_t *) tiers_http_arg (req);
     bool reading = tiers_http_reading (req);
+    doc_t *doc = (doc_t *) tiers_http_state (req);
+    if (!tiers_http_allowed (req, reading ? TIERS_RIGHT_READ : TIERS_RIGHT_WRITE,
+                             doc->collection, &rc))
+        return rc;
+    outlets_t *outlets = (outlets_t *) tiers_http_arg (req);
     tiers_http_forward_to (req, reading ? outlets->read_pool : outlets->write_pool,
                            streq (method, "PUT"));
     return MHD_YES;
@@ -360,16 +432,44 @@ s_reply_ready (tiers_http_req_t *req, tiers_wire_t *reply)
 }
 
 static const tiers_http_route_t s_routes [] = {
-    { "document", s_match_document, s_begin_document, s_forward_document, NULL, 0, NULL },
-    { "list",     s_match_list,     s_begin_list,     s_forward_list,     NULL, 0, NULL },
-    { "health",   s_match_health,   s_begin_health,   NULL,               NULL, 0, NULL },
+    { "document", s_match_document, s_begin_document, s_forward_document, NULL, 0, NULL,
+      TIERS_HTTP_KEYED },
+    { "list",     s_match_list,     s_begin_list,     s_forward_list,     NULL, 0, NULL,
+      TIERS_HTTP_KEYED },
+    { "health",   s_match_health,   s_begin_health,   NULL,               NULL, 0, NULL,
+      TIERS_HTTP_OPEN },
     { "ready",    s_match_ready,    s_begin_ready,    NULL,               NULL,
-      TIERS_WIRE_STATUS, s_reply_ready },
-    { "metrics",  s_match_metrics,  s_begin_metrics,  NULL,               NULL, 0, NULL },
+      TIERS_WIRE_STATUS, s_reply_ready, TIERS_HTTP_ANYONE },
+    { "metrics",  s_match_metrics,  s_begin_metrics,  NULL,               NULL, 0, NULL,
+      TIERS_HTTP_METRICS },
 };
 
 //  --------------------------------------------------------------------------
 //  The actor
+
+//  One line for the log, by the instance that made the guard: how many
+//  keys (never which), and the limits.
+static void
+s_guard_describe (tiers_guard_t *guard, const char *api_keys)
+{
+    const tiers_keys_t *keys = tiers_guard_keys (guard);
+    tiers_limit_t *per_key = tiers_guard_per_key (guard);
+    tiers_limit_t *per_client = tiers_guard_per_client (guard);
+    char key_limit [64] = "off", client_limit [64] = "off";
+    if (per_key)
+        snprintf (key_limit, sizeof key_limit, "%u/s (burst %u)",
+                  tiers_limit_rate (per_key), tiers_limit_burst (per_key));
+    if (per_client)
+        snprintf (client_limit, sizeof client_limit, "%u/s (burst %u)",
+                  tiers_limit_rate (per_client), tiers_limit_burst (per_client));
+    if (keys)
+        tiers_info ("api_keys %s: %zu key%s%s; rate_per_key %s, rate_per_client %s",
+                    api_keys, tiers_keys_size (keys), tiers_keys_size (keys) == 1 ? "" : "s",
+                    tiers_guard_metrics_keyed (guard) ? ", /metrics needs a key" : "",
+                    key_limit, client_limit);
+    else
+        tiers_info ("no api_keys: open to anyone; rate_per_client %s", client_limit);
+}
 
 static void
 s_gateway_actor (zsock_t *pipe, void *args_)
@@ -419,7 +519,47 @@ s_gateway_actor (zsock_t *pipe, void *args_)
         return;
     }
     config.port = port;
+    //  HTTPS: both files or neither.
+    const char *cert = tiers_entry_get (entry, "tls_cert", NULL);
+    const char *key = tiers_entry_get (entry, "tls_key", NULL);
+    if (!cert != !key) {
+        tiers_actor_failed (pipe, "tls_cert and tls_key go together: the entry has only %s",
+                            cert ? "tls_cert" : "tls_key");
+        return;
+    }
     char *why = NULL;
+    tiers_tls_t *tls = cert ? tiers_tls_load (cert, key, &why) : NULL;
+    if (cert && !tls) {
+        tiers_actor_failed (pipe, "%s", why);
+        free (why);
+        return;
+    }
+    config.tls = tls;
+    //  API keys and rate limits. Without api_keys the gateway is open as it
+    //  always was, and unlimited unless rate_per_client says otherwise;
+    //  with them, requests without a valid key are limited per address by
+    //  default (doc/security.md says why these numbers).
+    const char *api_keys = tiers_entry_get (entry, "api_keys", NULL);
+    tiers_guard_config_t limits = {
+        .api_keys = api_keys,
+        .rate_per_key = (unsigned) tiers_entry_int (entry, "rate_per_key", 1000),
+        .burst_per_key = (unsigned) tiers_entry_int (entry, "burst_per_key", 0),
+        .rate_per_client = (unsigned) tiers_entry_int (entry, "rate_per_client",
+                                                       api_keys ? 20 : 0),
+        .burst_per_client = (unsigned) tiers_entry_int (entry, "burst_per_client", 0)
+    };
+    bool first = false;
+    config.guard = s_guard_acquire (entry, &limits, &first, &why);
+    if (why) {
+        tiers_actor_failed (pipe, "%s", why);
+        free (why);
+        tiers_tls_destroy (&tls);
+        return;
+    }
+    if (first)
+        s_guard_describe (config.guard, api_keys);
+    if (tls && args->instance == 0)
+        tiers_info ("TLS: %s", tiers_tls_summary (tls));
     zsock_t *dealer = tiers_link_connect (entry, "balancer", 0, &why);
     config.dealer = dealer;
     tiers_http_t *face = dealer ? tiers_http_new (&config, &why) : NULL;
@@ -427,15 +567,19 @@ s_gateway_actor (zsock_t *pipe, void *args_)
         tiers_actor_failed (pipe, "%s", why);
         free (why);
         zsock_destroy (&dealer);
+        if (config.guard)
+            s_guard_release (entry);
+        tiers_tls_destroy (&tls);
         return;
     }
     port = tiers_http_port (face);
     if (args->instance == 0)
         s_port_publish (entry, port);
     bool v6 = strchr (host, ':') != NULL;
-    tiers_info ("listening on http://%s%s%s:%d (balancer %s)", v6 ? "[" : "",
+    const char *scheme = tls ? "https" : "http";
+    tiers_info ("listening on %s://%s%s%s:%d (balancer %s)", scheme, v6 ? "[" : "",
                 host, v6 ? "]" : "", port, entry->connect);
-    printf ("tiers: gateway %s listening on http://%s%s%s:%d\n", args->name,
+    printf ("tiers: gateway %s listening on %s://%s%s%s:%d\n", args->name, scheme,
             v6 ? "[" : "", host, v6 ? "]" : "", port);
     fflush (stdout);
     tiers_actor_ready (pipe);
@@ -446,6 +590,9 @@ s_gateway_actor (zsock_t *pipe, void *args_)
     tiers_reactor_destroy (&reactor);
     tiers_http_destroy (&face);
     zsock_destroy (&dealer);
+    if (config.guard)
+        s_guard_release (entry);
+    tiers_tls_destroy (&tls);
 }
 
 static const tiers_key_t s_keys [] = {
@@ -461,6 +608,13 @@ static const tiers_key_t s_keys [] = {
     { "deadline",     TIERS_KEY_MS,       false, 1, 3600000, NULL },
     { "pool.read",    TIERS_KEY_NAME,     false, 0, TIERS_WIRE_MAX_SERVICE, NULL },
     { "pool.write",   TIERS_KEY_NAME,     false, 0, TIERS_WIRE_MAX_SERVICE, NULL },
+    { "tls_cert",     TIERS_KEY_STRING,   false, 0, 4096, NULL },
+    { "tls_key",      TIERS_KEY_STRING,   false, 0, 4096, NULL },
+    { "api_keys",     TIERS_KEY_STRING,   false, 0, 4096, NULL },
+    { "rate_per_key", TIERS_KEY_INT,      false, 0, 1000000, NULL },
+    { "burst_per_key", TIERS_KEY_INT,     false, 1, 1000000, NULL },
+    { "rate_per_client", TIERS_KEY_INT,   false, 0, 1000000, NULL },
+    { "burst_per_client", TIERS_KEY_INT,  false, 1, 1000000, NULL },
     { NULL, 0, false, 0, 0, NULL }
 };
 

@@ -58,6 +58,16 @@
     Each of HEAD, WAIT and BODY is a FIFO whose entries all got the same
     interval, so its head is always the nearest deadline: checking costs
     nothing while nothing is due. A connection is in at most one FIFO.
+
+    Over TLS the same phases hold (the handshake is part of HEAD), but
+    the face cannot write on the socket past MHD's TLS session: a cut
+    connection is closed without the 408, and a connection refused at
+    accept gets a TLS alert instead of the 503 (listener.h).
+
+    The guard (when the face has one) is asked at the first call, once
+    the route is known and before it begins: the key and the bucket, per
+    the route's access (http.h). Without a guard that is one test of a
+    NULL pointer.
 */
 #include "http.h"
 #include "listener.h"
@@ -93,6 +103,8 @@ struct _conn_t {
     request_t *req;             //  the request in progress, if any
     uint64_t mark;              //  BODY: body bytes at the last check
     bool cut;                   //  timed out: its requests are refused
+    tiers_limit_id_t address;   //  its client's bucket (with a guard)
+    tiers_tls_probe_t probe;    //  plain HTTP on the TLS port? (with TLS)
 };
 
 typedef struct {
@@ -123,6 +135,7 @@ struct _tiers_http_req_t {
     struct MHD_Response *held;  //  answer decided early, queued at the last call
     int held_status;
     int64_t started;            //  monotonic us
+    int api_key;                //  the guard's key index, -1 = none
     int64_t deadline;           //  monotonic ms, FORWARDED only
     bool asked;                 //  the reply hook asked another back end
     void *handle;               //  in face->forwarded, FORWARDED only
@@ -143,6 +156,8 @@ struct _tiers_http_t {
     size_t route_count;
     void *arg;
     const char *not_found;
+    const tiers_tls_t *tls;         //  NULL: plain HTTP
+    tiers_guard_t *guard;           //  NULL: no keys, no rate limits
     //  Limits (doc/http.md)
     uint64_t max_body;
     size_t max_url;
@@ -168,6 +183,7 @@ struct _tiers_http_t {
     tiers_counter_t *late, *malformed;
     tiers_counter_t *refused_full, *refused_client, *refused_fds;
     tiers_counter_t *cut_head, *cut_body;
+    tiers_counter_t *denied [TIERS_GUARD_VERDICTS];    //  by the guard's reason
     bool running;                   //  MHD started: its messages are per client
     //  The loop
     tiers_reactor_t *reactor;
@@ -351,6 +367,148 @@ tiers_http_text (request_t *req, int status, const char *type,
     return s_respond (req, status, response);
 }
 
+//  --------------------------------------------------------------------------
+//  The guard: who may ask, and how often
+
+//  RFC 6750 3: the challenge of each refusal.
+static const char *
+s_challenge (tiers_verdict_t verdict)
+{
+    switch (verdict) {
+        case TIERS_GUARD_NO_KEY:    return "Bearer realm=\"tiers\"";
+        case TIERS_GUARD_MALFORMED: return "Bearer realm=\"tiers\", error=\"invalid_request\"";
+        case TIERS_GUARD_UNKNOWN:   return "Bearer realm=\"tiers\", error=\"invalid_token\"";
+        case TIERS_GUARD_FORBIDDEN: return "Bearer realm=\"tiers\", error=\"insufficient_scope\"";
+        default:                    return NULL;
+    }
+}
+
+//  401, 403 or 429, counted by reason. Nothing was forwarded, so nothing
+//  of the request can have been applied.
+static enum MHD_Result
+s_deny (request_t *req, tiers_verdict_t verdict, const char *detail, int64_t retry_us)
+{
+    face_t *self = req->face;
+    int status = verdict == TIERS_GUARD_FORBIDDEN ? 403
+               : verdict == TIERS_GUARD_RATE_KEY || verdict == TIERS_GUARD_RATE_CLIENT ? 429
+               : 401;
+    tiers_counter_add (self->denied [verdict], 1);
+    tiers_debug ("request %s: %d %s (%s)", req->rid, status,
+                 tiers_guard_reason (verdict), detail);
+    struct MHD_Response *response = s_problem_new (req, status, detail);
+    const char *challenge = s_challenge (verdict);
+    if (response && challenge)
+        MHD_add_response_header (response, MHD_HTTP_HEADER_WWW_AUTHENTICATE, challenge);
+    if (response && status == 429) {
+        //  Whole seconds until a token is back, rounded up.
+        char retry_after [24];
+        snprintf (retry_after, sizeof retry_after, "%" PRId64,
+                  retry_us > 0 ? (retry_us + 999999) / 1000000 : 1);
+        MHD_add_response_header (response, MHD_HTTP_HEADER_RETRY_AFTER, retry_after);
+    }
+    return s_respond (req, status, response);
+}
+
+//  The Authorization lines of a request: the first value and the count.
+typedef struct {
+    const char *value;
+    int lines;
+} authorization_t;
+
+static enum MHD_Result
+s_authorization_line (void *cls, enum MHD_ValueKind kind, const char *key,
+                      const char *value)
+{
+    (void) kind;
+    authorization_t *found = (authorization_t *) cls;
+    if (strcasecmp (key, MHD_HTTP_HEADER_AUTHORIZATION) == 0) {
+        if (!found->lines)
+            found->value = value;
+        found->lines++;
+    }
+    return MHD_YES;
+}
+
+//  Before the route begins: the key and the bucket, as the route's access
+//  says. False when the request was refused (answered; *rc is the result).
+static bool
+s_guard (face_t *self, request_t *req, enum MHD_Result *rc)
+{
+    tiers_http_access_t access = req->route->access;
+    if (access == TIERS_HTTP_OPEN)
+        return true;
+    bool need_key = access == TIERS_HTTP_KEYED
+                 || (access == TIERS_HTTP_METRICS && tiers_guard_metrics_keyed (self->guard));
+    authorization_t authorization = { NULL, 0 };
+    if (need_key && tiers_guard_keys (self->guard))
+        MHD_get_connection_values (req->connection, MHD_HEADER_KIND,
+                                   s_authorization_line, &authorization);
+    tiers_limit_id_t address = req->conn ? req->conn->address : (tiers_limit_id_t) { 0, 0 };
+    int64_t retry_us = 0;
+    tiers_verdict_t verdict = tiers_guard_admit (self->guard, authorization.value,
+                                                 authorization.lines, need_key, address,
+                                                 req->started, &req->api_key, &retry_us);
+    char detail [256];
+    switch (verdict) {
+        case TIERS_GUARD_PASS:
+            break;
+        case TIERS_GUARD_NO_KEY:
+            *rc = s_deny (req, verdict, "this API takes requests with a key: send "
+                          "Authorization: Bearer KEY", 0);
+            return false;
+        case TIERS_GUARD_MALFORMED:
+            *rc = s_deny (req, verdict, "the Authorization header must be one line, "
+                          "Bearer KEY", 0);
+            return false;
+        case TIERS_GUARD_UNKNOWN:
+            *rc = s_deny (req, verdict, "the key is not valid", 0);
+            return false;
+        case TIERS_GUARD_RATE_KEY: {
+            tiers_limit_t *limit = tiers_guard_per_key (self->guard);
+            snprintf (detail, sizeof detail, "the key '%s' is over its limit of %u requests "
+                      "a second (burst %u); nothing was done",
+                      tiers_keys_name (tiers_guard_keys (self->guard), req->api_key),
+                      tiers_limit_rate (limit), tiers_limit_burst (limit));
+            *rc = s_deny (req, verdict, detail, retry_us);
+            return false;
+        }
+        case TIERS_GUARD_RATE_CLIENT: {
+            tiers_limit_t *limit = tiers_guard_per_client (self->guard);
+            snprintf (detail, sizeof detail, "your address is over its limit of %u requests "
+                      "a second (burst %u); nothing was done",
+                      tiers_limit_rate (limit), tiers_limit_burst (limit));
+            *rc = s_deny (req, verdict, detail, retry_us);
+            return false;
+        }
+        default:
+            assert (false);
+    }
+    if (access == TIERS_HTTP_METRICS && need_key
+    &&  !tiers_guard_allows (self->guard, req->api_key, TIERS_RIGHT_METRICS, NULL)) {
+        snprintf (detail, sizeof detail, "the key '%s' may not read the metrics",
+                  tiers_keys_name (tiers_guard_keys (self->guard), req->api_key));
+        *rc = s_deny (req, TIERS_GUARD_FORBIDDEN, detail, 0);
+        return false;
+    }
+    return true;
+}
+
+bool
+tiers_http_allowed (tiers_http_req_t *req, unsigned right, const char *collection,
+                    enum MHD_Result *rc)
+{
+    face_t *self = req->face;
+    if (!self->guard || tiers_guard_allows (self->guard, req->api_key, right, collection))
+        return true;
+    char detail [256];
+    snprintf (detail, sizeof detail, "the key '%s' may not %s collection '%s'",
+              req->api_key >= 0 ? tiers_keys_name (tiers_guard_keys (self->guard), req->api_key)
+                            : "(none)",
+              right == TIERS_RIGHT_WRITE ? "write to" : "read", collection ? collection : "");
+    *rc = s_deny (req, TIERS_GUARD_FORBIDDEN, detail, 0);
+    return false;
+}
+
 //  The balancer's or a service's reply becomes the HTTP response.
 static void
 s_on_reply (face_t *self, request_t *req, tiers_wire_t *reply)
@@ -449,6 +607,32 @@ s_conn_enter (conn_t *conn, conn_phase_t phase, int64_t interval_ms)
     }
 }
 
+//  Plain HTTP came to the TLS port (tls.h): a plain 400 that says so, and
+//  the connection ends (MHD closes it when GnuTLS fails the handshake).
+static void
+s_on_plain (tiers_tls_probe_t *probe)
+{
+    conn_t *conn = (conn_t *) ((char *) probe - offsetof (conn_t, probe));
+    face_t *self = conn->face;
+    char rid [GW_MAX_RID + 1];
+    s_rid_generate (self, rid, sizeof rid);
+    tiers_listener_answer (conn->fd, 400, "this port speaks HTTPS: plain HTTP is not "
+                           "served here (use https://)", rid, NULL);
+    tiers_listener_end (conn->fd);
+    conn->cut = true;
+    tiers_debug ("plain HTTP on the TLS port: answered 400 (%s)", rid);
+}
+
+static void
+s_probe_start (face_t *self, conn_t *conn)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info (conn->connection, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    conn->probe.plain = s_on_plain;
+    if (info && info->tls_session)
+        tiers_tls_probe_start (&conn->probe, info->tls_session, conn->fd);
+}
+
 static conn_t *
 s_conn_of (struct MHD_Connection *connection)
 {
@@ -478,11 +662,17 @@ s_on_connection (void *cls, struct MHD_Connection *connection, void **socket_con
         s_conn_enter (conn, CONN_HEAD, self->head_timeout_ms);
         *socket_context = conn;
         tiers_gauge_add (self->open, 1);
+        if (self->guard)
+            conn->address = tiers_limit_address ((struct sockaddr *) &self->adding->addr);
+        if (self->tls)
+            s_probe_start (self, conn);
     }
     else {
         conn_t *conn = (conn_t *) *socket_context;
         if (!conn)
             return;
+        if (self->tls)
+            tiers_tls_probe_stop (&conn->probe);
         s_conn_enter (conn, CONN_BUSY, 0);
         tiers_listener_release (self->listener, conn->client);
         tiers_gauge_add (self->open, -1);
@@ -516,7 +706,10 @@ s_refuse (face_t *self, tiers_arrival_t *arrival, tiers_admit_t admit)
                   "nothing was read");
         counter = self->refused_fds;
     }
-    tiers_listener_refuse (arrival->fd, 503, detail, rid, "1");
+    if (self->tls)
+        tiers_listener_refuse_tls (arrival->fd);
+    else
+        tiers_listener_refuse (arrival->fd, 503, detail, rid, "1");
     tiers_counter_add (counter, 1);
 }
 
@@ -558,7 +751,8 @@ s_cut (face_t *self, conn_t *conn, const char *detail, tiers_counter_t *counter)
 {
     s_conn_enter (conn, CONN_BUSY, 0);
     conn->cut = true;
-    if (!MHD_get_connection_info (conn->connection, MHD_CONNECTION_INFO_HTTP_STATUS)) {
+    if (!self->tls
+    &&  !MHD_get_connection_info (conn->connection, MHD_CONNECTION_INFO_HTTP_STATUS)) {
         char rid [GW_MAX_RID + 1];
         if (conn->req)
             snprintf (rid, sizeof rid, "%s", conn->req->rid);
@@ -829,7 +1023,10 @@ s_on_first_call (face_t *self, request_t *req, const char *url,
     }
     if (!req->route)
         return tiers_http_problem (req, 404, self->not_found, NULL, NULL);
-    enum MHD_Result rc = req->route->begin (req, url);
+    enum MHD_Result rc = MHD_YES;
+    if (self->guard && !s_guard (self, req, &rc))
+        return rc;
+    rc = req->route->begin (req, url);
     if (req->state != REQ_RECEIVING)
         return rc;
     if (!req->pool)         //  a route that neither answered nor forwards
@@ -1045,6 +1242,7 @@ s_access (void *cls, struct MHD_Connection *connection, const char *url,
         }
         req->state = REQ_RECEIVING;
         req->started = tiers_clock_us ();
+        req->api_key = -1;
         *con_cls = req;
         tiers_gauge_add (self->inflight, 1);
         const char *length = MHD_lookup_connection_value (connection,
@@ -1262,9 +1460,25 @@ s_start_daemon (face_t *self)
 {
     unsigned flags = MHD_USE_EPOLL | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME
                    | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET;
+    //  HTTPS: MHD's GnuTLS with the files tls.c checked. A connection the
+    //  listener hands over is then a TLS connection (MHD_add_connection
+    //  sets up the session when the daemon has MHD_USE_TLS).
+    struct MHD_OptionItem tls [] = {
+        { MHD_OPTION_HTTPS_MEM_CERT, 0,
+          self->tls ? (void *) tiers_tls_cert (self->tls) : NULL },
+        { MHD_OPTION_HTTPS_MEM_KEY, 0,
+          self->tls ? (void *) tiers_tls_key (self->tls) : NULL },
+        { MHD_OPTION_HTTPS_PRIORITIES, 0, (void *) tiers_tls_priorities () },
+        { MHD_OPTION_END, 0, NULL }
+    };
+    if (self->tls)
+        flags |= MHD_USE_TLS;
+    else
+        tls [0].option = MHD_OPTION_END;
     self->daemon = MHD_start_daemon (flags, 0, NULL, NULL,
         s_access, self,
         MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, self,    //  first, or MHD complains
+        MHD_OPTION_ARRAY, tls,
         //  The listener admits within the same limit; at MHD's own it
         //  would close connections without a word, which cannot happen
         //  since both count the same connections.
@@ -1319,6 +1533,8 @@ tiers_http_new (const tiers_http_config_t *config, char **why)
     self->route_count = config->route_count;
     self->arg = config->arg;
     self->not_found = config->not_found ? config->not_found : "no such route";
+    self->tls = config->tls;
+    self->guard = config->guard;
     snprintf (self->metrics, sizeof self->metrics, "%s",
               config->metrics ? config->metrics : "gateway");
     self->max_body = config->max_body;
@@ -1353,7 +1569,8 @@ tiers_http_new (const tiers_http_config_t *config, char **why)
     }
     self->port = tiers_listener_port (self->listener);
     if (s_start_daemon (self)) {
-        *why = zsys_sprintf ("cannot start libmicrohttpd on %s:%d", self->host, self->port);
+        *why = zsys_sprintf ("cannot start libmicrohttpd%s on %s:%d", self->tls
+                             ? " with TLS" : "", self->host, self->port);
         tiers_listener_destroy (&self->listener);
         free (self);
         return NULL;
@@ -1394,6 +1611,16 @@ tiers_http_new (const tiers_http_config_t *config, char **why)
                            "too slow";
     self->cut_head = tiers_metrics_counter (name, "phase=\"head\"", timeouts);
     self->cut_body = tiers_metrics_counter (name, "phase=\"body\"", timeouts);
+    if (self->guard) {
+        s_metric (self, "denied_total", name, sizeof name);
+        for (int verdict = TIERS_GUARD_NO_KEY; verdict < TIERS_GUARD_VERDICTS; verdict++) {
+            char labels [64];
+            snprintf (labels, sizeof labels, "reason=\"%s\"",
+                      tiers_guard_reason ((tiers_verdict_t) verdict));
+            self->denied [verdict] = tiers_metrics_counter (name, labels,
+                "Requests refused by the API keys (401, 403) or the rate limits (429)");
+        }
+    }
     self->running = true;
     return self;
 }

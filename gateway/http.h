@@ -21,6 +21,13 @@
     first table; the S3 listener, the queue's SQS face and the jobs routes
     are the next ones, each its own table over this face.
 
+    Who may ask (gateway/guard.h): a face with a guard checks API keys and
+    rate limits before a route begins, as each route's `access` says
+    (401, 429), and a route checks the rights of the key for what it was
+    asked (tiers_http_allowed: 403). A face with TLS (gateway/tls.h)
+    serves HTTPS through libmicrohttpd's GnuTLS, and answers plain HTTP on
+    its port with a plain 400.
+
     Bodies: a route that keeps the body gets it whole (at most max_body)
     as the wire body. A route that sets `body` instead gets it chunk by
     chunk as MHD reads it (bounded by MHD's per-connection memory), and
@@ -33,11 +40,25 @@
 #include <microhttpd.h>
 #include "reactor.h"
 #include "wire.h"
+#include "guard.h"
+#include "tls.h"
 
 typedef struct _tiers_http_t tiers_http_t;
 typedef struct _tiers_http_req_t tiers_http_req_t;
 
 #define TIERS_HTTP_STATE_MAX 400    //  bytes of per-request state a route keeps
+
+//  What a route asks of a request before it begins, when the face has a
+//  guard (without one, every route is open as it always was).
+typedef enum {
+    TIERS_HTTP_KEYED,       //  a valid API key when there are keys (401), charged
+                            //  to the key's bucket; the route checks the key's
+                            //  rights with tiers_http_allowed (403)
+    TIERS_HTTP_ANYONE,      //  no key; charged to the client address's bucket
+    TIERS_HTTP_OPEN,        //  no key and no limit (liveness: /health)
+    TIERS_HTTP_METRICS      //  a key with the right `metrics` when a key has it,
+                            //  else as ANYONE
+} tiers_http_access_t;
 
 typedef struct {
     const char *name;       //  the metrics label: route="document"
@@ -61,6 +82,7 @@ typedef struct {
     //  with tiers_http_problem or tiers_http_text). NULL: the face's own
     //  mapping (status, body, ETag, Location, Retry-After, problem+json).
     void (*reply) (tiers_http_req_t *req, tiers_wire_t *reply);
+    tiers_http_access_t access;
 } tiers_http_route_t;
 
 typedef struct {
@@ -86,6 +108,9 @@ typedef struct {
                                 //  tiers_gateway_requests_total, ...
     const char *not_found;      //  detail of the 404 no route takes (NULL:
                                 //  "no such route")
+    const tiers_tls_t *tls;     //  HTTPS with this certificate; NULL = plain HTTP
+    tiers_guard_t *guard;       //  API keys and rate limits; NULL = none (the
+                                //  caller owns both, and keeps them until destroy)
 } tiers_http_config_t;
 
 //  Starts listening. NULL + *why (malloc'ed) when MHD cannot.
@@ -115,6 +140,11 @@ void tiers_http_forward_to (tiers_http_req_t *req, const char *pool, bool keep_b
 //  what is left of its deadline; its reply comes to the hook again. Returns
 //  0, or -1 when it cannot be sent (then the hook must answer).
 int tiers_http_ask (tiers_http_req_t *req, const char *pool, int kind, const char *method);
+//  May the request's key do `right` (TIERS_RIGHT_READ or _WRITE) on
+//  `collection`? True when it may, or when the face has no keys; else
+//  answers 403 (*rc is the answer's result) and returns false.
+bool tiers_http_allowed (tiers_http_req_t *req, unsigned right, const char *collection,
+                         enum MHD_Result *rc);
 //  Answers (exactly once per request; the result is for MHD).
 enum MHD_Result tiers_http_problem (tiers_http_req_t *req, int status, const char *detail,
                                     const char *allow, const char *retry_after);

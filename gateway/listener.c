@@ -374,10 +374,8 @@ tiers_listener_answer (int fd, int status, const char *detail, const char *rid,
 }
 
 void
-tiers_listener_refuse (int fd, int status, const char *detail, const char *rid,
-                       const char *retry_after)
+tiers_listener_end (int fd)
 {
-    tiers_listener_answer (fd, status, detail, rid, retry_after);
     //  Closing a socket with unread input resets the connection, and a
     //  reset can reach the client before it read the answer: FIN first,
     //  then drop what already came (a request usually came with the
@@ -389,5 +387,26 @@ tiers_listener_refuse (int fd, int status, const char *detail, const char *rid,
     while (drained < LISTENER_DRAIN
        &&  (n = recv (fd, buffer, sizeof buffer, MSG_DONTWAIT)) > 0)
         drained += (size_t) n;
+}
+
+void
+tiers_listener_refuse (int fd, int status, const char *detail, const char *rid,
+                       const char *retry_after)
+{
+    tiers_listener_answer (fd, status, detail, rid, retry_after);
+    tiers_listener_end (fd);
+    close (fd);
+}
+
+void
+tiers_listener_refuse_tls (int fd)
+{
+    //  A TLS alert record (RFC 8446 6): type 21, the version of a first
+    //  record (TLS 1.0, what ClientHellos carry too), length 2; fatal (2),
+    //  internal_error (80). A client may read it before any handshake.
+    static const unsigned char alert [] = { 21, 3, 1, 0, 2, 2, 80 };
+    ssize_t sent = send (fd, alert, sizeof alert, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void) sent;
+    tiers_listener_end (fd);
     close (fd);
 }

@@ -97,5 +97,12 @@ int tiers_listener_answer (int fd, int status, const char *detail, const char *r
 //  close does not reset the connection under the answer.
 void tiers_listener_refuse (int fd, int status, const char *detail, const char *rid,
                             const char *retry_after);
+//  The same for a TLS listener, where no HTTP can be written before a
+//  handshake: a fatal TLS alert (internal_error), then closed.
+void tiers_listener_refuse_tls (int fd);
+//  Shuts the write side and drops what the client already sent (at most
+//  64 KiB), without closing: for an answer written on a socket someone
+//  else closes.
+void tiers_listener_end (int fd);
 
 #endif

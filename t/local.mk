@@ -90,3 +90,12 @@ t_cluster_probe_SOURCES = t/cluster/probe.c
 t_cluster_probe_LDADD = $(TIERS_LIBS)
 TESTS += t/cluster/security.sh
 EXTRA_DIST += t/cluster/security.sh
+# The public edge: the API key file and the rate limits' buckets (gateway/).
+UNIT_TESTS += t/unit/keys.t t/unit/limit.t
+t_unit_keys_t_SOURCES = t/unit/keys.c t/tap.h
+t_unit_keys_t_LDADD = $(TIERS_LIBS)
+t_unit_limit_t_SOURCES = t/unit/limit.c t/tap.h
+t_unit_limit_t_LDADD = $(TIERS_LIBS)
+# The guarded public edge: HTTPS, API keys, rate limits (curl, openssl).
+TESTS += t/cluster/edge-auth.sh
+EXTRA_DIST += t/cluster/edge-auth.sh

@@ -43,6 +43,11 @@
                                   (answered 408), closed (closed without an
                                   answer), open, and last_408_ms (the
                                   longest a connection lived before its 408)
+        tool hold PORT N SECS     open N connections to 127.0.0.1:PORT and
+                                  send nothing; print "connected C", hold
+                                  them SECS seconds (or until the server
+                                  closes them all), then print "open O"
+                                  (those still open) and close them
 */
 #include <stdbool.h>
 #include <stdio.h>
@@ -464,6 +469,44 @@ s_trickle (const char *host, int port, int per_source, int interval_ms, int seco
     return 0;
 }
 
+//  Connections that say nothing: they hold their slots (a TLS client that
+//  has not sent its ClientHello yet looks the same to the server).
+static int
+s_hold (int port, int count, int seconds)
+{
+    if (count < 1 || count > 1024 || seconds < 1)
+        return 2;
+    struct pollfd items [1024];
+    int connected = 0;
+    for (int i = 0; i < count; i++) {
+        items [i].fd = s_connect (port);
+        items [i].events = POLLIN;
+        connected += items [i].fd >= 0;
+    }
+    printf ("connected %d\n", connected);
+    fflush (stdout);
+    long long end = s_now_ms () + seconds * 1000LL;
+    int open = connected;
+    while (open > 0 && s_now_ms () < end) {
+        if (poll (items, (nfds_t) count, (int) (end - s_now_ms ())) <= 0)
+            continue;
+        for (int i = 0; i < count; i++)
+            if (items [i].fd >= 0 && items [i].revents) {
+                char byte;
+                if (recv (items [i].fd, &byte, 1, MSG_DONTWAIT) <= 0) {
+                    close (items [i].fd);
+                    items [i].fd = -1;
+                    open--;
+                }
+            }
+    }
+    printf ("open %d\n", open);
+    for (int i = 0; i < count; i++)
+        if (items [i].fd >= 0)
+            close (items [i].fd);
+    return 0;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -492,6 +535,8 @@ main (int argc, char **argv)
                           atoi (argv [6]), argc >= 8 ? atoi (argv [7]) : 0,
                           s_trickle_mode (mode));
     }
+    if (argc == 5 && strcmp (argv [1], "hold") == 0)
+        return s_hold (atoi (argv [2]), atoi (argv [3]), atoi (argv [4]));
     if (argc == 4 && strcmp (argv [1], "zmtp-huge") == 0)
         return s_zmtp_huge (atoi (argv [2]), strtoull (argv [3], NULL, 10));
     if (argc == 2 && strcmp (argv [1], "freeport") == 0)

@@ -12,13 +12,13 @@
     on the number of keys only.
 */
 #include "keys.h"
+#include "tls.h"
 #include "names.h"
 #include <czmq.h>
 #include <nettle/sha2.h>
 #include <nettle/memops.h>
 #include <sys/stat.h>
 
-#define KEYS_FILE_MAX       (1024 * 1024)   //  bytes of the key file
 #define KEYS_LINE_MAX       4096            //  bytes of one line
 #define KEYS_NAME_MAX       64
 #define KEYS_FIELDS         4
@@ -311,32 +311,11 @@ tiers_keys_t *
 tiers_keys_load (const char *path, char **why)
 {
     *why = NULL;
-    FILE *file = fopen (path, "rb");
-    struct stat info;
-    if (!file || fstat (fileno (file), &info)) {
-        *why = zsys_sprintf ("cannot read api_keys %s: %s", path, strerror (errno));
-        if (file)
-            fclose (file);
+    size_t size = 0;
+    char *text = tiers_secret_file_read ("api_keys", path, &size, why);
+    if (!text)
         return NULL;
-    }
-    if (!S_ISREG (info.st_mode) || info.st_size > KEYS_FILE_MAX) {
-        *why = zsys_sprintf ("api_keys %s: %s", path, S_ISREG (info.st_mode)
-                             ? "larger than 1 MiB" : "not a regular file");
-        fclose (file);
-        return NULL;
-    }
-    size_t size = (size_t) info.st_size;
-    char *text = (char *) malloc (size + 1);
-    assert (text);
-    size_t got = fread (text, 1, size, file);
-    int error = ferror (file) ? errno : 0;
-    fclose (file);
-    tiers_keys_t *self = NULL;
-    if (got != size)
-        *why = zsys_sprintf ("cannot read api_keys %s: %s", path,
-                             error ? strerror (error) : "it changed while read");
-    else
-        self = tiers_keys_parse (text, size, path, why);
+    tiers_keys_t *self = tiers_keys_parse (text, size, path, why);
     explicit_bzero (text, size + 1);
     free (text);
     return self;

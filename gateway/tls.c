@@ -24,9 +24,9 @@ struct _tiers_tls_t {
     char summary [512];
 };
 
-//  The whole file, NUL-terminated, or NULL + *why.
-static char *
-s_read (const char *what, const char *path, size_t *size, char **why)
+//  A small secret file whole, NUL-terminated (tls.h), or NULL + *why.
+char *
+tiers_secret_file_read (const char *what, const char *path, size_t *size, char **why)
 {
     FILE *file = fopen (path, "rb");
     struct stat info;
@@ -144,9 +144,9 @@ tiers_tls_load (const char *cert_path, const char *key_path, char **why)
     tiers_tls_t *self = (tiers_tls_t *) zmalloc (sizeof *self);
     assert (self);
     size_t cert_size = 0;
-    self->cert = s_read ("tls_cert", cert_path, &cert_size, why);
+    self->cert = tiers_secret_file_read ("tls_cert", cert_path, &cert_size, why);
     if (self->cert)
-        self->key = s_read ("tls_key", key_path, &self->key_size, why);
+        self->key = tiers_secret_file_read ("tls_key", key_path, &self->key_size, why);
     if (self->key)
         *why = s_check (self, cert_path, key_path);
     if (*why) {

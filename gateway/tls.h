@@ -22,6 +22,8 @@
 #ifndef TIERS_TLS_H
 #define TIERS_TLS_H
 
+#include <stddef.h>
+
 #include <stdbool.h>
 
 typedef struct _tiers_tls_t tiers_tls_t;
@@ -29,6 +31,11 @@ typedef struct _tiers_tls_t tiers_tls_t;
 //  Reads and checks the PEM files. NULL + *why (malloc'ed) when they
 //  cannot be served.
 tiers_tls_t *tiers_tls_load (const char *cert_path, const char *key_path, char **why);
+//  A small file of secrets (a key, a certificate, api_keys) read whole,
+//  NUL-terminated: a regular file of at most 1 MiB. NULL + *why (named
+//  `what`) otherwise. The caller wipes (explicit_bzero) and frees it.
+char *tiers_secret_file_read (const char *what, const char *path, size_t *size,
+                              char **why);
 //  Zeroes the key's text and frees.
 void tiers_tls_destroy (tiers_tls_t **self_p);
 

@@ -7,83 +7,8 @@
 # on loopback tcp). Prints TAP. Every process started here is killed by pid
 # on exit, also when a test fails.
 
-: "${top_builddir:=.}"
-: "${top_srcdir:=.}"
-TIERS="$top_builddir/tiers"
-TOOL="$top_builddir/t/cluster/tool"
 dir=$(mktemp -d "${TMPDIR:-/tmp}/tiers-api-XXXXXX")
-pids=""
-cleanup () {
-    for p in $pids; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-    [ -n "${KEEP:-}" ] || rm -rf "$dir"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-n=0; failed=0
-ok () {   # ok STATUS DESCRIPTION
-    n=$((n + 1))
-    if [ "$1" -eq 0 ]; then echo "ok $n - $2"
-    else echo "not ok $n - $2"; failed=$((failed + 1)); fi
-}
-is () {   # is GOT EXPECTED DESCRIPTION
-    if [ "$1" = "$2" ]; then ok 0 "$3"
-    else ok 1 "$3"; echo "#      got: '$1'"; echo "# expected: '$2'"; fi
-}
-diag () { echo "# $*"; }
-
-# req METHOD PATH [CURL ARGS...]: $code, $dir/body, $dir/hdr
-req () {
-    method=$1; path=$2; shift 2
-    if [ "$method" = HEAD ]; then
-        code=$(curl -s -m 10 -I -o /dev/null -D "$dir/hdr" -w '%{http_code}' "$@" "$base$path")
-        : >"$dir/body"
-    else
-        code=$(curl -s -m 10 -o "$dir/body" -D "$dir/hdr" -w '%{http_code}' -X "$method" "$@" "$base$path")
-    fi
-}
-hdr () { grep -i "^$1:" "$dir/hdr" | head -n 1 | cut -d' ' -f2- | tr -d '\r'; }
-body () { cat "$dir/body"; }
-has () { grep -qF -- "$1" "$dir/body"; }
-
-start_node () {   # start_node LOG ARGS...: sets $pid
-    log=$1; shift
-    # Empty the log here, before the start: the shell truncates it only in
-    # the child, and a restart that reuses the log could otherwise read the
-    # last process's "ready" before that.
-    : >"$log"
-    "$TIERS" "$@" >>"$log" 2>&1 &
-    pid=$!
-    pids="$pids $pid"
-    i=0
-    while [ $i -lt 600 ] && ! grep -q "; ready" "$log"; do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.05; i=$((i + 1))
-    done
-    grep -q "; ready" "$log" && return 0
-    # Say why: still running after 30 s, or gone with which status
-    if kill -0 "$pid" 2>/dev/null; then
-        echo "# $* : not ready after $((i / 20)) s"
-    else
-        wait "$pid"; echo "# $* : exited with status $? before it was ready"
-    fi
-    sed 's/^/# /' "$log" | tail -n 10
-    return 1
-}
-stop_pid () {     # stop_pid PID SIGNAL: waits up to 10 s, returns the exit
-    kill -"$2" "$1" 2>/dev/null   # status (124 after a kill -9 if it hung)
-    i=0
-    while [ $i -lt 100 ] && kill -0 "$1" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
-    if kill -0 "$1" 2>/dev/null; then
-        kill -9 "$1" 2>/dev/null; wait "$1" 2>/dev/null; forget "$1"; return 124
-    fi
-    wait "$1"; status=$?
-    forget "$1"
-    return $status
-}
-forget () {       # forget PID: reaped, so the exit trap must not kill it
-    pids=$(echo " $pids " | sed "s/ $1 / /g")
-}
+. "${top_srcdir:-.}/t/cluster/lib.sh"
 
 # The two placements, from the example maps with this run's ports and data.
 start_cluster () {

@@ -63,28 +63,29 @@ s_fail (int fd)
     return fail;
 }
 
-int
-fsync (int fd)
+//  The call of the C library `name`, unless this sync is to fail.
+static int
+s_sync (int fd, const char *name, int (**real) (int))
 {
-    static int (*real) (int);
     if (s_fail (fd)) {
         errno = EIO;
         return -1;
     }
-    if (!real)
-        *(void **) &real = dlsym (RTLD_NEXT, "fsync");
-    return real (fd);
+    if (!*real)
+        *(void **) real = dlsym (RTLD_NEXT, name);
+    return (*real) (fd);
+}
+
+int
+fsync (int fd)
+{
+    static int (*real) (int);
+    return s_sync (fd, "fsync", &real);
 }
 
 int
 fdatasync (int fd)
 {
     static int (*real) (int);
-    if (s_fail (fd)) {
-        errno = EIO;
-        return -1;
-    }
-    if (!real)
-        *(void **) &real = dlsym (RTLD_NEXT, "fdatasync");
-    return real (fd);
+    return s_sync (fd, "fdatasync", &real);
 }

@@ -192,8 +192,23 @@ tiers_cli_main (int argc, char **argv)
 
     if (streq (command, "kinds")) {
         const tiers_kind_t *kind;
-        for (size_t i = 0; (kind = tiers_kind_at (i)); i++)
+        for (size_t i = 0; (kind = tiers_kind_at (i)); i++) {
             printf ("%-12s %s\n", kind->name, kind->summary ? kind->summary : "");
+            //  What it binds and what it connects to (doc/actors.md)
+            for (size_t p = 0; p < tiers_kind_port_count (kind); p++)
+                printf ("%-12s   port %s (%s%s): %s\n", "", kind->ports [p].name,
+                        zsys_sockname (kind->ports [p].type),
+                        kind->ports [p].required ? "" : ", optional",
+                        kind->ports [p].carries ? kind->ports [p].carries : "");
+            for (size_t l = 0; l < tiers_kind_link_count (kind); l++)
+                printf ("%-12s   link %s -> %s %s (%s, %s%s)\n", "", kind->links [l].name,
+                        kind->links [l].kind, kind->links [l].port,
+                        zsys_sockname (kind->links [l].type),
+                        !kind->links [l].many ? "one entry"
+                        : streq (kind->links [l].kind, kind->name) ? "every other entry"
+                        : "every entry",
+                        kind->links [l].optional ? ", optional" : "");
+        }
         return 0;
     }
     if (!streq (command, "run") && !streq (command, "check") && !streq (command, "keys")) {

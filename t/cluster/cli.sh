@@ -82,6 +82,8 @@ contains "$dir/out" "Usage: tiers"; ok $? "... and prints usage"
 contains "$dir/out" "unexpected argument 'stray'"; ok $? "... and is named"
 "$TIERS" kinds >"$dir/out" 2>&1; ok $? "kinds exits 0"
 contains "$dir/out" "balancer"; ok $? "kinds lists balancer"
+contains "$dir/out" "port requests (ROUTER)"; ok $? "kinds shows the ports a kind binds"
+contains "$dir/out" "link shards -> shard requests (DEALER, every entry)"; ok $? "... and the links it connects"
 
 # check: the built-in map, every example map and the bench maps are valid.
 "$TIERS" check >"$dir/out" 2>&1; ok $? "check of the built-in map exits 0"

@@ -673,14 +673,17 @@ s_guard_init (guard_t *guard, const tiers_map_t *map, const tiers_entry_t *me)
     }
 }
 
-//  May a READY come from `peer` (libzmq's Peer-Address, or NULL)? A peer
-//  that is no IP address (ipc://) cannot be told, so it may.
+//  May a READY come from `peer` (libzmq's Peer-Address, or NULL)? With
+//  the guard on (a tcp:// port) a peer whose address libzmq does not give
+//  is refused: on tcp:// it always does.
 static bool
 s_guard_allows (const guard_t *guard, const char *peer)
 {
     struct in6_addr address;
-    if (!guard->on || !peer || !s_guard_parse (peer, &address))
+    if (!guard->on)
         return true;
+    if (!peer || !s_guard_parse (peer, &address))
+        return false;
     for (size_t i = 0; i < guard->count; i++)
         if (memcmp (&guard->addresses [i], &address, sizeof address) == 0)
             return true;

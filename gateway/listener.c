@@ -36,7 +36,7 @@
 
 struct _tiers_client_t {
     unsigned count;                 //  open connections from the address
-    char address [INET6_ADDRSTRLEN];
+    char address [INET6_ADDRSTRLEN + 4];     //  an IPv4 address or an IPv6 /64
 };
 
 struct _tiers_listener_t {
@@ -262,10 +262,26 @@ tiers_listener_wake (tiers_listener_t *self)
 static void
 s_address (const struct sockaddr_storage *addr, char *text, size_t size)
 {
-    const void *bytes = addr->ss_family == AF_INET6
-        ? (const void *) &((const struct sockaddr_in6 *) addr)->sin6_addr
-        : (const void *) &((const struct sockaddr_in *) addr)->sin_addr;
-    if (!inet_ntop (addr->ss_family, bytes, text, (socklen_t) size))
+    //  A client is an IPv4 address, or an IPv6 /64 (what one subscriber
+    //  gets, and can pick addresses from at will), as the rate limiter
+    //  counts them (limit.c); an IPv4-mapped address is its IPv4 one.
+    if (addr->ss_family == AF_INET6) {
+        struct in6_addr in6 = ((const struct sockaddr_in6 *) addr)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED (&in6)) {
+            if (!inet_ntop (AF_INET, &in6.s6_addr [12], text, (socklen_t) size))
+                snprintf (text, size, "?");
+            return;
+        }
+        memset (&in6.s6_addr [8], 0, 8);
+        char prefix [INET6_ADDRSTRLEN];
+        if (inet_ntop (AF_INET6, &in6, prefix, sizeof prefix))
+            snprintf (text, size, "%s/64", prefix);
+        else
+            snprintf (text, size, "?");
+        return;
+    }
+    if (!inet_ntop (AF_INET, &((const struct sockaddr_in *) addr)->sin_addr, text,
+                    (socklen_t) size))
         snprintf (text, size, "?");
 }
 
@@ -299,11 +315,18 @@ tiers_listener_accept (tiers_listener_t *self, tiers_arrival_t *arrival)
         s_pause (self);
         return TIERS_ADMIT_NONE;
     }
+    if (fd < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+        //  ENOBUFS, ENOMEM, EPERM (a firewall): the connection stays in the
+        //  queue and the socket readable; pause instead of spinning on it.
+        tiers_warn ("accept: %s; pausing 100 ms", strerror (errno));
+        s_pause (self);
+        return TIERS_ADMIT_NONE;
+    }
     if (fd < 0)
         return TIERS_ADMIT_NONE;    //  EAGAIN: nobody waits
     if (self->open >= self->connections)
         return TIERS_ADMIT_FULL;
-    char address [INET6_ADDRSTRLEN];
+    char address [INET6_ADDRSTRLEN + 4];
     s_address (&arrival->addr, address, sizeof address);
     tiers_client_t *client = (tiers_client_t *) zhashx_lookup (self->clients, address);
     if (client && client->count >= self->per_client)
@@ -363,6 +386,10 @@ tiers_listener_answer (int fd, int status, const char *detail, const char *rid,
         date,
         rid ? "X-Request-Id: " : "", rid ? rid : "", rid ? "\r\n" : "",
         strlen (json));
+    if (length < 0 || (size_t) length >= sizeof head) {
+        free (json);
+        return -1;              //  cannot happen with our ids and titles
+    }
     struct iovec parts [2] = {
         { head, (size_t) length }, { json, strlen (json) }
     };

@@ -29,6 +29,8 @@ char *
 tiers_secret_file_read (const char *what, const char *path, size_t *size, char **why)
 {
     FILE *file = fopen (path, "rb");
+    if (file)
+        setvbuf (file, NULL, _IONBF, 0);    //  no stdio buffer left holding it
     struct stat info;
     if (!file || fstat (fileno (file), &info)) {
         *why = zsys_sprintf ("cannot read %s %s: %s", what, path, strerror (errno));
@@ -213,6 +215,18 @@ s_recv (gnutls_transport_ptr_t transport, void *data, size_t size)
     return recv ((int) (intptr_t) transport, data, size, 0);
 }
 
+//  GnuTLS asks whether data is there within `ms`; the face's thread never
+//  waits in here (the socket is non-blocking, MHD polls it), so the answer
+//  is for now. A custom pull function needs a pull timeout of its own:
+//  GnuTLS refuses the system one beside it.
+static int
+s_fd_pull_timeout (gnutls_transport_ptr_t transport, unsigned int ms)
+{
+    (void) ms;
+    struct pollfd item = { (int) (intptr_t) transport, POLLIN, 0 };
+    return poll (&item, 1, 0);
+}
+
 static void
 s_release (tiers_tls_probe_t *probe)
 {
@@ -220,7 +234,7 @@ s_release (tiers_tls_probe_t *probe)
     gnutls_transport_ptr_t socket = (gnutls_transport_ptr_t) (intptr_t) probe->fd;
     gnutls_transport_set_ptr2 (session, socket, socket);
     gnutls_transport_set_pull_function (session, s_recv);
-    gnutls_transport_set_pull_timeout_function (session, gnutls_system_recv_timeout);
+    gnutls_transport_set_pull_timeout_function (session, s_fd_pull_timeout);
     probe->session = NULL;
 }
 
@@ -247,9 +261,10 @@ s_pull (gnutls_transport_ptr_t transport, void *data, size_t size)
 static int
 s_pull_timeout (gnutls_transport_ptr_t transport, unsigned int ms)
 {
+    (void) ms;                      //  never waits: see s_fd_pull_timeout
     tiers_tls_probe_t *probe = (tiers_tls_probe_t *) transport;
     struct pollfd item = { probe->fd, POLLIN, 0 };
-    return poll (&item, 1, ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 : (int) ms);
+    return poll (&item, 1, 0);
 }
 
 void

@@ -70,6 +70,19 @@ tiers_security_curve (const tiers_map_t *map)
     return security && streq (security, "curve");
 }
 
+//  Does the public file itself hold `key`? (zcert_load reads only the
+//  secret file when there is one: the public file the other nodes get
+//  must say the same.)
+static bool
+s_public_file_is (const char *path, const char *key)
+{
+    zconfig_t *root = zconfig_load (path);
+    const char *text = root ? zconfig_get (root, "/curve/public-key", NULL) : NULL;
+    bool same = text && streq (text, key);
+    zconfig_destroy (&root);
+    return same;
+}
+
 static bool
 s_key_txt_ok (const char *txt)
 {
@@ -118,7 +131,8 @@ s_load_node (node_key_t *key, const char *dir, bool own, char **why)
         else
         if (own && (!s_key_txt_ok (zcert_secret_txt (cert))
                  || zmq_curve_public (derived, zcert_secret_txt (cert)) != 0
-                 || !streq (derived, public_txt)))
+                 || !streq (derived, public_txt)
+                 || !s_public_file_is (path, derived)))
             *why = zsys_sprintf ("%s does not hold the secret of %s (corrupt, or from "
                                  "another key pair)", secret, path);
         else {

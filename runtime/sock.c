@@ -76,7 +76,14 @@ zsock_t *
 tiers_sock_connect_from (const tiers_entry_t *entry, int type, const char *endpoint,
                          char **why)
 {
-    return s_open (type, endpoint, false, entry, NULL, NULL, why);
+    //  The entry that binds it, when one of the entry's links reaches it
+    //  (a service's balancer): its node's key is the server's.
+    const tiers_entry_t *to = NULL;
+    for (size_t l = 0; entry && !to && l < TIERS_LINKS_MAX; l++)
+        for (size_t t = 0; !to && t < entry->target_count [l]; t++)
+            if (streq (entry->targets [l][t].endpoint, endpoint))
+                to = entry->targets [l][t].entry;
+    return s_open (type, endpoint, false, entry, NULL, to, why);
 }
 
 zsock_t *

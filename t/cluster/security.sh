@@ -78,6 +78,12 @@ echo "garbage" >"$keys/storage.cert_secret"; chmod 600 "$keys/storage.cert_secre
 is "$st" 1 "a corrupt secret: the node does not start"
 contains "$dir/corrupt.log" "corrupt"; ok $? "... saying so"
 cp -p "$dir/saved" "$keys/storage.cert_secret"
+cp -p "$keys/storage.cert" "$dir/saved.cert"
+cp "$keys/web.cert" "$keys/storage.cert"
+"$TIERS" run -m "$dir/two.map" -n storage >"$dir/pair.log" 2>&1; st=$?
+is "$st" 1 "a public key that is not the secret's (another node's .cert): the node does not start"
+contains "$dir/pair.log" "does not hold the secret"; ok $? "... saying so"
+cp -p "$dir/saved.cert" "$keys/storage.cert"
 
 # --- A split cluster with CURVE on
 start_node "$dir/storage.log" run -m "$dir/two.map" -n storage; ok $? "the storage node starts with its keys"

@@ -42,43 +42,13 @@
 #define EXPORTER_HEAD_MS        10000
 #define EXPORTER_BODY_RATE      1024        //  bytes/s (a body is dropped)
 
-static bool
-s_match_metrics (const char *path)
-{
-    return streq (path, "/metrics");
-}
 
-static bool
-s_match_health (const char *path)
-{
-    return streq (path, "/health");
-}
 
-static enum MHD_Result
-s_begin_metrics (tiers_http_req_t *req, const char *path)
-{
-    if (!tiers_http_reading (req))
-        return tiers_http_problem (req, 405, "only GET and HEAD", "GET, HEAD", NULL);
-    char *text = tiers_metrics_render ();
-    enum MHD_Result rc = tiers_http_text (req, 200,
-        "text/plain; version=0.0.4; charset=utf-8", text ? text : "",
-        text ? strlen (text) : 0);
-    free (text);
-    return rc;
-}
 
-static enum MHD_Result
-s_begin_health (tiers_http_req_t *req, const char *path)
-{
-    if (!tiers_http_reading (req))
-        return tiers_http_problem (req, 405, "only GET and HEAD", "GET, HEAD", NULL);
-    const char *ok = "{\"status\":\"ok\"}";
-    return tiers_http_text (req, 200, "application/json", ok, strlen (ok));
-}
 
 static const tiers_http_route_t s_routes [] = {
-    { "metrics", s_match_metrics, s_begin_metrics, NULL, NULL, 0, NULL, TIERS_HTTP_OPEN },
-    { "health",  s_match_health,  s_begin_health,  NULL, NULL, 0, NULL, TIERS_HTTP_OPEN },
+    { "metrics", tiers_http_match_metrics, tiers_http_begin_metrics, NULL, NULL, 0, NULL, TIERS_HTTP_OPEN },
+    { "health",  tiers_http_match_health,  tiers_http_begin_health,  NULL, NULL, 0, NULL, TIERS_HTTP_OPEN },
 };
 
 static void

@@ -166,17 +166,7 @@ tiers_gateway_port (void)
 //  --------------------------------------------------------------------------
 //  The routes
 
-static bool
-s_match_health (const char *path)
-{
-    return streq (path, "/health");
-}
 
-static bool
-s_match_metrics (const char *path)
-{
-    return streq (path, "/metrics");
-}
 
 //  /v1/{collection}: no second slash.
 static bool
@@ -196,27 +186,7 @@ s_match_document (const char *path)
     return slash && slash [1] && !strchr (slash + 1, '/');
 }
 
-static enum MHD_Result
-s_begin_health (tiers_http_req_t *req, const char *path)
-{
-    if (!tiers_http_reading (req))
-        return tiers_http_problem (req, 405, "use GET or HEAD", "GET, HEAD", NULL);
-    const char *ok = "{\"status\":\"ok\"}";
-    return tiers_http_text (req, 200, "application/json", ok, strlen (ok));
-}
 
-static enum MHD_Result
-s_begin_metrics (tiers_http_req_t *req, const char *path)
-{
-    if (!tiers_http_reading (req))
-        return tiers_http_problem (req, 405, "use GET or HEAD", "GET, HEAD", NULL);
-    char *text = tiers_metrics_render ();
-    enum MHD_Result rc = tiers_http_text (req, 200,
-        "text/plain; version=0.0.4; charset=utf-8", text ? text : "",
-        text ? strlen (text) : 0);
-    free (text);
-    return rc;
-}
 
 //  The collection (and id) of a /v1/ path, checked by the one rule set
 //  (runtime/names.h). False when they were refused (answered; *rc is the
@@ -436,11 +406,11 @@ static const tiers_http_route_t s_routes [] = {
       TIERS_HTTP_KEYED },
     { "list",     s_match_list,     s_begin_list,     s_forward_list,     NULL, 0, NULL,
       TIERS_HTTP_KEYED },
-    { "health",   s_match_health,   s_begin_health,   NULL,               NULL, 0, NULL,
+    { "health",   tiers_http_match_health,   tiers_http_begin_health,   NULL,               NULL, 0, NULL,
       TIERS_HTTP_OPEN },
     { "ready",    s_match_ready,    s_begin_ready,    NULL,               NULL,
       TIERS_WIRE_STATUS, s_reply_ready, TIERS_HTTP_ANYONE },
-    { "metrics",  s_match_metrics,  s_begin_metrics,  NULL,               NULL, 0, NULL,
+    { "metrics",  tiers_http_match_metrics,  tiers_http_begin_metrics,  NULL,               NULL, 0, NULL,
       TIERS_HTTP_METRICS },
 };
 

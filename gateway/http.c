@@ -1722,3 +1722,42 @@ tiers_http_ask (tiers_http_req_t *req, const char *pool, int kind, const char *m
     }
     return rc;
 }
+
+//  --------------------------------------------------------------------------
+//  The two routes every face serves the same way (gateway, exporter)
+
+bool
+tiers_http_match_health (const char *path)
+{
+    return streq (path, "/health");
+}
+
+bool
+tiers_http_match_metrics (const char *path)
+{
+    return streq (path, "/metrics");
+}
+
+enum MHD_Result
+tiers_http_begin_health (tiers_http_req_t *req, const char *path)
+{
+    (void) path;
+    if (!tiers_http_reading (req))
+        return tiers_http_problem (req, 405, "use GET or HEAD", "GET, HEAD", NULL);
+    const char *ok = "{\"status\":\"ok\"}";
+    return tiers_http_text (req, 200, "application/json", ok, strlen (ok));
+}
+
+enum MHD_Result
+tiers_http_begin_metrics (tiers_http_req_t *req, const char *path)
+{
+    (void) path;
+    if (!tiers_http_reading (req))
+        return tiers_http_problem (req, 405, "use GET or HEAD", "GET, HEAD", NULL);
+    char *text = tiers_metrics_render ();
+    enum MHD_Result rc = tiers_http_text (req, 200,
+        "text/plain; version=0.0.4; charset=utf-8", text ? text : "",
+        text ? strlen (text) : 0);
+    free (text);
+    return rc;
+}

@@ -159,4 +159,11 @@ void tiers_http_copy_value (tiers_http_req_t *req, tiers_wire_t *msg,
                             enum MHD_ValueKind kind, const char *name,
                             const char *key, bool *too_long);
 
+//  /health (liveness: 200 {"status":"ok"}) and /metrics (Prometheus text
+//  of the process), the same on every face: match and begin hooks.
+bool tiers_http_match_health (const char *path);
+bool tiers_http_match_metrics (const char *path);
+enum MHD_Result tiers_http_begin_health (tiers_http_req_t *req, const char *path);
+enum MHD_Result tiers_http_begin_metrics (tiers_http_req_t *req, const char *path);
+
 #endif

@@ -34,21 +34,7 @@ dir=$(mktemp -d "${TMPDIR:-/tmp}/tiers-auth-XXXXXX")
 [ -x "$TOOL" ] || { echo "1..0 # SKIP t/cluster/tool not built"; exit 0; }
 command -v openssl >/dev/null || { echo "1..0 # SKIP openssl is not installed (to make the test certificates)"; exit 0; }
 
-map_head () {     # map_head NAME: the cluster block and the back end
-    cat <<EOF
-cluster
-    name = $1
-    data = $dir/$1-data
-    log = debug
-node = box
-    balancer
-        bind = inproc://balancer
-    read-api
-    write-api
-    shard = s0
-        bind = inproc://s0
-EOF
-}
+map_head () { box_map_head "$1" "log = debug"; }   # the cluster block and the back end
 # refuses MAP TEXT DESCRIPTION: `tiers run` exits 1 before it is ready,
 # saying TEXT; its output is in $dir/refused
 refuses () {

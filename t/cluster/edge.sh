@@ -54,20 +54,7 @@ code () {         # code URL [CURL ARGS...]: the status, 000 for none within 2 s
     curl -s -m 2 -o /dev/null -w '%{http_code}' "$@" "$url"
 }
 
-map_head () {     # map_head NAME: the cluster block and the back end
-    cat <<EOF
-cluster
-    name = $1
-    data = $dir/$1-data
-node = box
-    balancer
-        bind = inproc://balancer
-    read-api
-    write-api
-    shard = s0
-        bind = inproc://s0
-EOF
-}
+map_head () { box_map_head "$1"; }      # the cluster block and the back end
 
 [ -x "$TOOL" ] || { echo "1..0 # SKIP t/cluster/tool not built"; exit 0; }
 

@@ -8,6 +8,8 @@
 #   start_node LOG ARGS...          `tiers ARGS` in the background until
 #                                   "; ready" shows in LOG; sets $pid
 #   stop_pid PID SIGNAL             waits up to 10 s; the exit status
+#   box_map_head NAME [LINE...]     a single-box map's cluster block (LINEs
+#                                   added to it) and back end, to stdout
 # Every pid started is killed on exit, also when a test fails.
 
 : "${top_builddir:=.}"
@@ -82,4 +84,18 @@ stop_pid () {
 }
 forget () {       # forget PID: reaped, so the exit trap must not kill it
     pids=$(echo " $pids " | sed "s/ $1 / /g")
+}
+box_map_head () {   # the cluster block (extra lines after NAME) and the back end
+    mh_name=$1; shift
+    printf 'cluster\n    name = %s\n    data = %s\n' "$mh_name" "$dir/$mh_name-data"
+    for line in "$@"; do printf '    %s\n' "$line"; done
+    cat <<EOF
+node = box
+    balancer
+        bind = inproc://balancer
+    read-api
+    write-api
+    shard = s0
+        bind = inproc://s0
+EOF
 }

@@ -44,6 +44,7 @@ struct _tiers_counter_t {
 
 struct _tiers_gauge_t {
     atomic_int_fast64_t value;
+    bool milli;                 //  the value is in thousandths (seconds as ms)
 };
 
 struct _tiers_histogram_t {
@@ -234,6 +235,16 @@ tiers_metrics_gauge (const char *name, const char *labels, const char *help)
     return &s_find_or_create (S_GAUGE, name, labels, help)->gauge;
 }
 
+tiers_gauge_t *
+tiers_metrics_gauge_ms (const char *name, const char *labels, const char *help)
+{
+    tiers_gauge_t *gauge = &s_find_or_create (S_GAUGE, name, labels, help)->gauge;
+    pthread_mutex_lock (&s_lock);
+    gauge->milli = true;
+    pthread_mutex_unlock (&s_lock);
+    return gauge;
+}
+
 tiers_histogram_t *
 tiers_metrics_histogram (const char *name, const char *labels,
                          const char *help)
@@ -407,6 +418,13 @@ s_print_series (FILE *out, const s_metric_t *metric)
     if (metric->type == S_COUNTER)
         fprintf (out, "%s%s%s%s %" PRIu64 "\n", name, open, labels, close,
                  tiers_counter_value (&metric->counter));
+    else
+    if (metric->type == S_GAUGE && metric->gauge.milli) {
+        int64_t value = tiers_gauge_value (&metric->gauge);
+        uint64_t magnitude = value < 0 ? (uint64_t) 0 - (uint64_t) value : (uint64_t) value;
+        fprintf (out, "%s%s%s%s %s%" PRIu64 ".%03" PRIu64 "\n", name, open, labels, close,
+                 value < 0 ? "-" : "", magnitude / 1000, magnitude % 1000);
+    }
     else
     if (metric->type == S_GAUGE)
         fprintf (out, "%s%s%s%s %" PRId64 "\n", name, open, labels, close,

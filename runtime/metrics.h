@@ -26,6 +26,10 @@ tiers_counter_t *tiers_metrics_counter (const char *name, const char *labels,
                                         const char *help);
 tiers_gauge_t *tiers_metrics_gauge (const char *name, const char *labels,
                                     const char *help);
+//  A gauge of seconds kept in milliseconds: set and add in ms, rendered
+//  in seconds with three decimals (a replica's lag).
+tiers_gauge_t *tiers_metrics_gauge_ms (const char *name, const char *labels,
+                                       const char *help);
 tiers_histogram_t *tiers_metrics_histogram (const char *name,
                                             const char *labels,
                                             const char *help);

@@ -116,9 +116,14 @@ s_test_render (void)
         "tiers_test_latency_seconds", "tier=\"shard\"", "Commit latency.");
     tiers_histogram_t *bare = tiers_metrics_histogram (
         "tiers_test_bare_seconds", NULL, NULL);
+    tiers_gauge_t *lag = tiers_metrics_gauge_ms ("tiers_test_lag_seconds",
+        "replica=\"r1\"", "Seconds behind.");
+    tiers_gauge_t *early = tiers_metrics_gauge_ms ("tiers_test_early_seconds", NULL, NULL);
     tiers_counter_add (reads, 7);
     tiers_counter_add (writes, 2);
     tiers_gauge_set (depth, -3);
+    tiers_gauge_set (lag, 1234);
+    tiers_gauge_set (early, -5);
     tiers_histogram_observe (latency, 0.00004);    //  le 0.00005
     tiers_histogram_observe (latency, 0.00008);    //  le 0.0001
     tiers_histogram_observe (latency, 0.0001);     //  le 0.0001 (inclusive)
@@ -154,6 +159,10 @@ s_test_render (void)
     ok (s_has_line (text, "# TYPE tiers_test_queue_depth gauge"), "TYPE gauge");
     ok (s_has_line (text, "tiers_test_queue_depth -3"),
         "gauge without labels, negative");
+    ok (s_has_line (text, "tiers_test_lag_seconds{replica=\"r1\"} 1.234"),
+        "a gauge of seconds kept in ms renders seconds");
+    ok (s_has_line (text, "tiers_test_early_seconds -0.005"),
+        "... negative too");
 
     ok (s_has_line (text, "# TYPE tiers_test_latency_seconds histogram"),
         "TYPE histogram");

@@ -201,13 +201,16 @@ tiers_cli_main (int argc, char **argv)
                         kind->ports [p].required ? "" : ", optional",
                         kind->ports [p].carries ? kind->ports [p].carries : "");
             for (size_t l = 0; l < tiers_kind_link_count (kind); l++)
-                printf ("%-12s   link %s -> %s %s (%s, %s%s)\n", "", kind->links [l].name,
+                printf ("%-12s   link %s -> %s %s (%s, %s%s%s%s)\n", "", kind->links [l].name,
                         kind->links [l].kind, kind->links [l].port,
                         zsys_sockname (kind->links [l].type),
                         !kind->links [l].many ? "one entry"
                         : streq (kind->links [l].kind, kind->name) ? "every other entry"
                         : "every entry",
-                        kind->links [l].optional ? ", optional" : "");
+                        kind->links [l].by ? ", the one its " : "",
+                        kind->links [l].by ? kind->links [l].by : "",
+                        kind->links [l].by ? " names"
+                        : kind->links [l].optional ? ", optional" : "");
         }
         return 0;
     }

@@ -10,7 +10,8 @@
         commit stream).
       - LINKS are what an entry talks to: sockets it connects to a port of
         another kind, to one entry of that kind or to every one. A read-api
-        links to the balancer (one) and to the shards (every one).
+        links to the balancer (one) and to the shards (every one); a
+        replica links to the one shard its `of` key names (the link's `by`).
 
     The map loader resolves every link to endpoints and checks them
     (something binds them, the connecting node can reach them); an actor
@@ -66,6 +67,11 @@ typedef struct {
     bool many;              //  every entry of the kind that binds the port
                             //  (never the entry itself); else exactly one
     bool optional;          //  none is fine (else the map must have one)
+    //  The entry key that names the target, as `connect.NAME = X` would
+    //  (a replica's `of`), or NULL. Only for a link that is not `many`:
+    //  the target is then the one entry that key names (the map may not
+    //  choose it with `connect.NAME` too), and no key means no target.
+    const char *by;
 } tiers_link_t;
 
 //  What an actor body receives as its `args`.

@@ -120,12 +120,35 @@ s_resolve_link (tiers_loader_t *self, tiers_draft_t *draft, size_t index)
     int line = draft->connect_lines [index];
     char key [48];
     s_link_key (kind, index, key, sizeof key);
-    if (line && !written)
+    if (line && !written && !link->by)
         return;                     //  a bad value, already reported
     tiers_target_t *targets = (tiers_target_t *) calloc (self->draft_count + 1,
                                                          sizeof (tiers_target_t));
     assert (targets);
     size_t count = 0;
+    //  A link named by a key (a replica's `of`): the key's value stands
+    //  where `connect.LINK = NAME` would, and the messages name the key.
+    if (link->by) {
+        if (line)
+            tiers_problems_add (self->problems, line, "%s: a %s's %s is the %s its `%s` "
+                                "names; `%s` does not apply to it", key, kind->name,
+                                link->name, link->kind, link->by, key);
+        snprintf (key, sizeof key, "%s", link->by);
+        written = tiers_entry_get (entry, link->by, NULL);
+        line = entry->line;
+        for (size_t k = 0; k < entry->setting_count; k++)
+            if (streq (entry->keys [k], link->by))
+                line = entry->lines [k];
+        if (!written) {
+            const tiers_key_t *spec = kind->keys ? tiers_key_find (kind->keys, link->by)
+                                                 : NULL;
+            if (!link->optional && !(spec && spec->required))
+                tiers_problems_add (self->problems, line, "%s needs `%s`: the %s its "
+                                    "%s reaches", kind->name, link->by, link->kind,
+                                    link->name);
+            goto done;              //  (a required key missing is reported)
+        }
+    }
     bool explicit_ = written != NULL;
     if (written && link->many) {
         tiers_problems_add (self->problems, line, "%s: a %s reaches every %s; "
@@ -134,7 +157,7 @@ s_resolve_link (tiers_loader_t *self, tiers_draft_t *draft, size_t index)
     }
     if (written) {
         const tiers_entry_t *target = NULL;
-        if (strstr (written, "://")) {
+        if (strstr (written, "://") && !link->by) {
             for (size_t j = 0; j < self->draft_count && !target; j++)
                 for (size_t p = 0; p < TIERS_PORTS_MAX && !target; p++)
                     if (self->drafts [j].entry->binds [p]
@@ -149,8 +172,8 @@ s_resolve_link (tiers_loader_t *self, tiers_draft_t *draft, size_t index)
         else {
             tiers_draft_t *named = tiers_loader_draft (self, written);
             if (!named) {
-                tiers_problems_add (self->problems, line,
-                                    "connect: no actor named '%s' in the map", written);
+                tiers_problems_add (self->problems, line, "%s: no actor named '%s' in "
+                                    "the map", link->by ? key : "connect", written);
                 goto done;
             }
             target = named->entry;
@@ -161,13 +184,30 @@ s_resolve_link (tiers_loader_t *self, tiers_draft_t *draft, size_t index)
             goto done;
         }
         if (!streq (target->kind->name, link->kind)) {
-            tiers_problems_add (self->problems, line,
-                                "a %s connects to a %s; %s '%s' is not one",
-                                kind->name, link->kind, target->kind->name, target->name);
+            if (link->by)
+                tiers_problems_add (self->problems, line,
+                                    "%s: a %s's %s is a %s; %s '%s' is not one", key,
+                                    kind->name, link->name, link->kind,
+                                    target->kind->name, target->name);
+            else
+                tiers_problems_add (self->problems, line,
+                                    "a %s connects to a %s; %s '%s' is not one",
+                                    kind->name, link->kind, target->kind->name,
+                                    target->name);
             goto done;
         }
         const char *endpoint = s_port_of (target, link);
         if (!endpoint) {
+            size_t port = 0;
+            bool declared = tiers_kind_port (target->kind, link->port, &port) != NULL;
+            if (link->by && !s_port_written (self, target, link))
+                tiers_problems_add (self->problems, line,
+                                    "%s: %s '%s' binds no %s port (%s%s%s)", key,
+                                    target->kind->name, target->name, link->port,
+                                    declared && port == 0 ? "bind" : "bind.",
+                                    declared && port == 0 ? "" : link->port,
+                                    declared ? "" : "; this tiers has no such port");
+            else
             if (!s_port_written (self, target, link))
                 tiers_problems_add (self->problems, line,
                                     "connect: '%s' binds nothing to connect to",

@@ -2,12 +2,58 @@
 
     What `tiers run` would do with a map, said before it does it: each node
     with the actors it places there (kind, instances, bind and the resolved
-    connect), then the public listeners, so that everything not listed is
+    connect; under a shard its replicas and its `ack`), then the public
+    listeners, so that everything not listed is
     visibly private. It reads the loaded map through map.h only; a map that
     loaded is complete, so the plan needs no checks of its own.
 */
 #include "map.h"
 #include "subnet.h"
+
+//  The kind of the entries that follow `kind`'s port through a link
+//  named by a key (the replicas of a shard: the replica's link `primary`
+//  is named by its `of`), or NULL when no kind does.
+static const tiers_kind_t *
+s_follower_kind (const tiers_kind_t *kind)
+{
+    const tiers_kind_t *other;
+    for (size_t k = 0; (other = tiers_kind_at (k)); k++)
+        for (size_t l = 0; l < tiers_kind_link_count (other); l++) {
+            const tiers_link_t *link = &other->links [l];
+            if (link->by && streq (link->kind, kind->name)
+            &&  tiers_kind_port (kind, link->port, NULL))
+                return other;
+        }
+    return NULL;
+}
+
+//  Under an entry that can be followed: who follows it (a shard's
+//  replicas), and when its writes are acknowledged (`ack`, the entry's
+//  or the cluster's: primary or replica; primary when neither says).
+static void
+s_print_followers (const tiers_map_t *self, const tiers_entry_t *entry,
+                   int indent, FILE *out)
+{
+    const tiers_kind_t *follower = s_follower_kind (entry->kind);
+    if (!follower)
+        return;
+    fprintf (out, "    %*s%ss:", indent, "", follower->name);
+    size_t count = 0;
+    for (size_t i = 0; i < tiers_map_entry_count (self); i++) {
+        const tiers_entry_t *from = tiers_map_entry (self, i);
+        for (size_t l = 0; l < tiers_kind_link_count (from->kind); l++) {
+            const tiers_target_t *targets;
+            size_t reached = tiers_entry_targets (from, from->kind->links [l].name,
+                                                  &targets);
+            if (from->kind->links [l].by && reached && targets [0].entry == entry)
+                fprintf (out, "%s %s (node %s)", count++ ? "," : "", from->name,
+                         from->node);
+        }
+    }
+    const char *cluster_ack = tiers_map_cluster (self, "ack");
+    fprintf (out, "%s  ack: %s\n", count ? "" : " none",
+             tiers_entry_get (entry, "ack", cluster_ack ? cluster_ack : "primary"));
+}
 
 void
 tiers_map_print_plan (const tiers_map_t *self, const char *node, FILE *out)
@@ -64,6 +110,7 @@ tiers_map_print_plan (const tiers_map_t *self, const char *node, FILE *out)
             if (address)
                 fprintf (out, "  %s %s (public)", listener, address);
             fprintf (out, "\n");
+            s_print_followers (self, entry, name_width + 2, out);
         }
     }
     fprintf (out, "\npublic listeners:%s\n", listeners? "": " none");

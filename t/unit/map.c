@@ -25,7 +25,7 @@ static const tiers_key_t s_echo_keys [] = {
 };
 static const tiers_link_t s_to_balancer [] = {
     TIERS_LINK_BALANCER,
-    { NULL, NULL, NULL, 0, false, false }
+    { NULL, NULL, NULL, 0, false, false, NULL }
 };
 static const tiers_kind_t s_echo = {
     .name = "echo", .summary = "answers what it gets", .rank = TIERS_RANK_SERVICE,
@@ -842,13 +842,142 @@ test_files (void)
 }
 
 static const tiers_link_t s_user_links [] = {
-    { "stores", "store", "requests", ZMQ_DEALER, true, false },
-    { NULL, NULL, NULL, 0, false, false }
+    { "stores", "store", "requests", ZMQ_DEALER, true, false, NULL },
+    { NULL, NULL, NULL, 0, false, false, NULL }
 };
 static const tiers_kind_t s_user = {
     .name = "user", .summary = "uses every store", .rank = 30,
     .run = s_dummy, .keys = NULL, .multi = true, .links = s_user_links
 };
+
+//  A link named by a key (the replica's `of`), on kinds of the test's own:
+//  a "source" with a second port `feed`, a "mirror" whose link `upstream`
+//  reaches the source its `of` names.
+static const tiers_key_t s_source_keys [] = {
+    { "ack", TIERS_KEY_ENUM, false, 0, 0, "primary|replica" },
+    { NULL, 0, false, 0, 0, NULL }
+};
+static const tiers_port_t s_source_ports [] = {
+    { "requests", ZMQ_ROUTER, "reads", true },
+    { "feed", ZMQ_ROUTER, "what changed", false },
+    { NULL, 0, NULL, false }
+};
+static const tiers_kind_t s_source = {
+    .name = "source", .summary = "is followed", .rank = TIERS_RANK_STORAGE,
+    .run = s_dummy, .keys = s_source_keys, .ports = s_source_ports
+};
+static const tiers_key_t s_mirror_keys [] = {
+    { "of", TIERS_KEY_NAME, true, 0, 0, NULL },
+    { NULL, 0, false, 0, 0, NULL }
+};
+static const tiers_port_t s_mirror_ports [] = {
+    { "requests", ZMQ_ROUTER, "reads", true },
+    { NULL, 0, NULL, false }
+};
+static const tiers_link_t s_mirror_links [] = {
+    { "upstream", "source", "feed", ZMQ_DEALER, false, false, "of" },
+    { NULL, NULL, NULL, 0, false, false, NULL }
+};
+static const tiers_kind_t s_mirror = {
+    .name = "mirror", .summary = "follows a source", .rank = TIERS_RANK_STORAGE + 1,
+    .run = s_dummy, .keys = s_mirror_keys, .ports = s_mirror_ports,
+    .links = s_mirror_links
+};
+
+static void
+test_named_by_key (void)
+{
+    const char *text =
+        "node = box\n"
+        "    source = o1\n"
+        "        bind = inproc://o1\n"
+        "        bind.feed = inproc://o1-feed\n"
+        "        ack = replica\n"
+        "    source = o2\n"
+        "        bind = inproc://o2\n"
+        "        bind.feed = inproc://o2-feed\n"
+        "    mirror = m1\n"
+        "        bind = inproc://m1\n"
+        "        of = o2\n"
+        "    mirror = m2\n"
+        "        bind = inproc://m2\n"
+        "        of = o2\n";
+    char *errors = NULL;
+    tiers_map_t *map = tiers_map_parse (text, "t.map", &errors);
+    ok (map != NULL, "by: two sources, the mirrors name theirs with `of`");
+    s_diag_lines (errors);
+    free (errors);
+    const tiers_target_t *targets = NULL;
+    const tiers_entry_t *m1 = map ? tiers_map_find (map, "m1") : NULL;
+    size_t count = m1 ? tiers_entry_targets (m1, "upstream", &targets) : 0;
+    ok (count == 1 && streq (targets [0].entry->name, "o2")
+        && streq (targets [0].endpoint, "inproc://o2-feed"),
+        "by: m1's upstream is o2's feed port");
+    ok (m1 && m1->connect && streq (m1->connect, "inproc://o2-feed"),
+        "by: and its connect (the first link)");
+    if (map) {
+        char *plan = NULL;
+        size_t plan_size = 0;
+        FILE *out = open_memstream (&plan, &plan_size);
+        tiers_map_print_plan (map, NULL, out);
+        fclose (out);
+        ok (strstr (plan, "mirrors: none  ack: replica\n") != NULL,
+            "plan: a source without mirrors, with its ack");
+        ok (strstr (plan, "mirrors: m1 (node box), m2 (node box)  ack: primary\n") != NULL,
+            "plan: a source's mirrors, ack primary by default");
+        ok (strstr (plan, "m1    mirror  x1   bind inproc://m1  connect inproc://o2-feed")
+            != NULL, "plan: the mirror connects to the feed");
+        s_diag_lines (plan);
+        free (plan);
+    }
+    tiers_map_destroy (&map);
+
+    const char *source =
+        "node = box\n"
+        "    source = o1\n"
+        "        bind = inproc://o1\n"
+        "        bind.feed = inproc://o1-feed\n";
+    char *broken = zsys_sprintf ("%s    mirror = m1\n        bind = inproc://m1\n"
+                                 "        of = o9\n", source);
+    s_broken (broken, "t.map:7: of: no actor named 'o9' in the map");
+    free (broken);
+    broken = zsys_sprintf ("%s    store = s\n        bind = inproc://s\n"
+                           "    mirror = m1\n        bind = inproc://m1\n"
+                           "        of = s\n", source);
+    s_broken (broken, "t.map:9: of: a mirror's upstream is a source; store 's' is not one");
+    free (broken);
+    s_broken ("node = box\n"
+              "    source = o1\n"
+              "        bind = inproc://o1\n"
+              "    mirror = m1\n        bind = inproc://m1\n        of = o1\n",
+              "t.map:6: of: source 'o1' binds no feed port (bind.feed)");
+    broken = zsys_sprintf ("%s    mirror = m1\n        bind = inproc://m1\n", source);
+    s_broken (broken, "t.map:5: mirror 'm1' needs 'of'");
+    free (broken);
+    broken = zsys_sprintf ("%s    mirror = m1\n        bind = inproc://m1\n"
+                           "        of = o1\n        connect = o1\n", source);
+    s_broken (broken, "t.map:8: connect: a mirror's upstream is the source its `of` "
+                      "names; `connect` does not apply to it");
+    free (broken);
+    s_broken ("node = a\n"
+              "    source = o1\n"
+              "        bind = inproc://o1\n"
+              "        bind.feed = inproc://o1-feed\n"
+              "node = b\n"
+              "    mirror = m1\n        bind = inproc://m1\n        of = o1\n",
+              "t.map:8: inproc://o1-feed is bound on node 'a'; node 'b' cannot reach it "
+              "(use tcp://)");
+    char *loaded = s_errors_of ("cluster\n    security = none\n"
+                                "node = a\n"
+                                "    source = o1\n"
+                                "        bind = inproc://o1\n"
+                                "        bind.feed = tcp://127.0.0.1:7100\n"
+                                "node = b\n"
+                                "    mirror = m1\n        bind = inproc://m1\n"
+                                "        of = o1\n");
+    is (loaded, "(loaded)", "by: a feed on tcp:// is reachable from another node");
+    free (loaded);
+}
 
 //  Slot ownership across stores, and reaching every used store.
 static void
@@ -888,6 +1017,8 @@ main (void)
     ok (tiers_kind_register (&s_edge) == 0, "register edge");
     ok (tiers_kind_register (&s_edge) == -1, "a kind registers once");
     ok (tiers_kind_register (&s_user) == 0, "register user");
+    ok (tiers_kind_register (&s_source) == 0, "register source");
+    ok (tiers_kind_register (&s_mirror) == 0, "register mirror");
     test_parsers ();
     test_single_box ();
     test_two_nodes ();
@@ -899,5 +1030,6 @@ main (void)
     test_collected ();
     test_files ();
     test_ownership ();
+    test_named_by_key ();
     return done_testing ();
 }

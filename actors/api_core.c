@@ -795,6 +795,6 @@ const tiers_key_t tiers_api_keys [] = {
 
 const tiers_link_t tiers_api_links [] = {
     TIERS_LINK_BALANCER,
-    { "shards", "shard", "requests", ZMQ_DEALER, true, false, NULL },
-    { NULL, NULL, NULL, 0, false, false, NULL }
+    { "shards", "shard", "requests", ZMQ_DEALER, true, false },
+    { NULL, NULL, NULL, 0, false, false }
 };

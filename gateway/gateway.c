@@ -590,7 +590,7 @@ static const tiers_key_t s_keys [] = {
 
 static const tiers_link_t s_links [] = {
     TIERS_LINK_BALANCER,
-    { NULL, NULL, NULL, 0, false, false, NULL }
+    { NULL, NULL, NULL, 0, false, false }
 };
 
 //  Where the routes send requests: pool.read and pool.write.

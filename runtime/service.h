@@ -87,7 +87,7 @@ int tiers_service_pass (tiers_service_t *self, tiers_reactor_t *reactor, int rea
 //  put it in the kind's links table (the map's `connect`, to the one
 //  balancer of the map unless it names one).
 #define TIERS_LINK_BALANCER \
-    { "balancer", "balancer", "requests", ZMQ_DEALER, false, false, NULL }
+    { "balancer", "balancer", "requests", ZMQ_DEALER, false, false }
 
 //  Caller side: send `request` on a DEALER connected to a balancer and wait
 //  up to timeout_ms for the reply with the same rid (others are dropped).

@@ -111,7 +111,7 @@ static const tiers_key_t s_fakeapi_keys [] = {
 
 static const tiers_link_t s_links [] = {
     TIERS_LINK_BALANCER,
-    { NULL, NULL, NULL, 0, false, false, NULL }
+    { NULL, NULL, NULL, 0, false, false }
 };
 
 static const tiers_kind_t s_fakeapi_kind = {

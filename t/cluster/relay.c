@@ -189,9 +189,9 @@ static const tiers_port_t s_ports [] = {
 };
 
 static const tiers_link_t s_links [] = {
-    { "next",  "relay", "in",   ZMQ_DEALER, false, true, NULL },
-    { "watch", "relay", "news", ZMQ_SUB,    true,  true, NULL },
-    { NULL, NULL, NULL, 0, false, false, NULL }
+    { "next",  "relay", "in",   ZMQ_DEALER, false, true },
+    { "watch", "relay", "news", ZMQ_SUB,    true,  true },
+    { NULL, NULL, NULL, 0, false, false }
 };
 
 static const tiers_kind_t s_relay_kind = {

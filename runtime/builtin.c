@@ -8,6 +8,7 @@
 
 extern const tiers_kind_t tiers_balancer_kind;
 extern const tiers_kind_t tiers_shard_kind;
+extern const tiers_kind_t tiers_replica_kind;
 extern const tiers_kind_t tiers_read_api_kind;
 extern const tiers_kind_t tiers_write_api_kind;
 extern const tiers_kind_t tiers_gateway_kind;
@@ -15,6 +16,7 @@ extern const tiers_kind_t tiers_exporter_kind;
 
 const tiers_kind_t *const tiers_builtin_kinds [] = {
     &tiers_shard_kind,
+    &tiers_replica_kind,
     &tiers_balancer_kind,
     &tiers_read_api_kind,
     &tiers_write_api_kind,

@@ -25,7 +25,7 @@ static const tiers_key_t s_echo_keys [] = {
 };
 static const tiers_link_t s_to_balancer [] = {
     TIERS_LINK_BALANCER,
-    { NULL, NULL, NULL, 0, false, false, NULL }
+    { NULL, NULL, NULL, 0, false, false }
 };
 static const tiers_kind_t s_echo = {
     .name = "echo", .summary = "answers what it gets", .rank = TIERS_RANK_SERVICE,
@@ -842,8 +842,8 @@ test_files (void)
 }
 
 static const tiers_link_t s_user_links [] = {
-    { "stores", "store", "requests", ZMQ_DEALER, true, false, NULL },
-    { NULL, NULL, NULL, 0, false, false, NULL }
+    { "stores", "store", "requests", ZMQ_DEALER, true, false },
+    { NULL, NULL, NULL, 0, false, false }
 };
 static const tiers_kind_t s_user = {
     .name = "user", .summary = "uses every store", .rank = 30,
@@ -977,6 +977,30 @@ test_named_by_key (void)
                                 "        of = o1\n");
     is (loaded, "(loaded)", "by: a feed on tcp:// is reachable from another node");
     free (loaded);
+
+    //  The real replica kind: its `of` names a shard that binds `stream`.
+    s_broken ("node = box\n"
+              "    shard = s0\n        bind = inproc://s0\n"
+              "    replica = r1\n        bind = inproc://r1\n        of = s0\n",
+              "t.map:6: of: shard 's0' binds no stream port");
+    s_broken ("node = box\n"
+              "    shard = s0\n        bind = inproc://s0\n"
+              "    replica = r1\n        bind = inproc://r1\n        of = s1\n",
+              "t.map:6: of: no actor named 's1' in the map");
+    s_broken ("node = box\n"
+              "    balancer\n        bind = inproc://b\n"
+              "    shard = s0\n        bind = inproc://s0\n"
+              "    replica = r1\n        bind = inproc://r1\n        of = balancer\n",
+              "t.map:8: of: a replica's primary is a shard; balancer 'balancer' is not one");
+    s_broken ("node = box\n"
+              "    shard = s0\n        bind = inproc://s0\n"
+              "    replica = r1\n        bind = inproc://r1\n",
+              "t.map:4: replica 'r1' needs 'of'");
+    s_broken ("node = box\n"
+              "    shard = s0\n        bind = inproc://s0\n"
+              "    replica = r1\n        bind = inproc://r1\n        of = s0\n"
+              "        max_lag = forever\n",
+              "t.map:7: ");
 }
 
 //  Slot ownership across stores, and reaching every used store.

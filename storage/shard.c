@@ -77,6 +77,10 @@
 #include "log.h"
 #include "metrics.h"
 #include "storage/shard.h"
+#include "storage/stream.h"
+//  The session extension's declarations (Debian's libsqlite3 has it built in).
+#define SQLITE_ENABLE_SESSION 1
+#define SQLITE_ENABLE_PREUPDATE_HOOK 1
 #include <sqlite3.h>
 #include <jansson.h>
 #include <nettle/sha2.h>
@@ -133,6 +137,9 @@ typedef struct {
     char *error_text;           //  a replayed reason (owned), or NULL
     const char *outcome;        //  "unknown" / "not-applied" on a failure
     bool replayed;              //  the first outcome of its key, again
+    //  ack = replica: committed, waiting until a replica has `ack_sequence`
+    int64_t ack_sequence;
+    int64_t ack_deadline;       //  monotonic ms; then 503 outcome unknown
 } write_t;
 
 //  A batch's states (the file head says who may touch it in each).
@@ -143,6 +150,12 @@ typedef struct {
     write_t **writes;           //  capacity = `batch`
     size_t count;
     int64_t sequence;           //  the sequence after the batch
+    //  With a stream: the committed transaction's changeset (sqlite3_malloc'ed,
+    //  the actor thread publishes and frees it), the sequence before it and
+    //  when COMMIT returned (wall ms).
+    void *changeset;
+    int changeset_size;
+    int64_t previous, committed;
 } batch_t;
 
 //  The one place a batch changes state, under the hand-off's lock:
@@ -167,6 +180,8 @@ typedef struct {
     write_t **queue;            //  ring of SHARD_QUEUE_MAX
     size_t head, count;
     size_t batch_max;
+    size_t batch_bytes;         //  bodies in one batch, at most (a stream's
+                                //  changeset must fit in one message)
     batch_t batches [2];
     size_t committing;          //  writes in the batch at the writer
     int64_t commit_started;     //  monotonic us the batch was taken, or 0
@@ -187,6 +202,8 @@ typedef struct {
     sqlite3_stmt *lookup, *upsert, *remove, *store_sequence;
     sqlite3_stmt *key_lookup, *key_store, *key_prune, *fence;
     int64_t sequence;           //  last version handed out
+    int64_t epoch;              //  the shard's epoch (meta 'epoch'; 1 when absent)
+    bool replicating;           //  a stream follows: one changeset per commit
     //  The file's identity (doc/storage.md): made when the file is, new
     //  again whenever the file cannot be the one this shard last served.
     const char *cluster, *shard;    //  the map's names (not owned)
@@ -223,7 +240,13 @@ typedef struct {
     int64_t sequence;           //  as of the last batch handed back
     char incarnation [SHARD_INCARNATION + 1];   //  the file's, for tags
     int lock_fd;                //  <file>.lock, held with flock while serving
-    tiers_counter_t *reads, *errors;
+    //  Replication (doc/replication.md)
+    tiers_stream_t *stream;     //  the commit stream, or NULL (no `stream` port)
+    bool ack_replica;           //  ack = replica: a write waits for a replica
+    int64_t ack_timeout_ms;
+    zlistx_t *acking;           //  committed writes waiting for a replica's ack,
+                                //  in sequence order (write_t, owned)
+    tiers_counter_t *reads, *errors, *ack_timeouts;
 } shard_t;
 
 
@@ -522,6 +545,12 @@ s_writer_open (writer_t *self, char **why)
         *why = zsys_sprintf ("%s: cannot read the sequence", self->path);
         return -1;
     }
+    //  The epoch (doc/replication.md): absent in a file that was never
+    //  promoted, which is epoch 1.
+    if (s_prepare (self->db, "SELECT value FROM meta WHERE key = 'epoch'", &stmt, why))
+        return -1;
+    self->epoch = sqlite3_step (stmt) == SQLITE_ROW ? sqlite3_column_int64 (stmt, 0) : 1;
+    sqlite3_finalize (stmt);
     if (s_prepare (self->db, "BEGIN IMMEDIATE", &self->begin, why)
     ||  s_prepare (self->db, "COMMIT", &self->commit, why)
     ||  s_prepare (self->db, "ROLLBACK", &self->rollback, why)
@@ -882,12 +911,45 @@ s_writer_commit (writer_t *self, batch_t *batch)
     int64_t started = tiers_clock_us ();
     int64_t saved = self->sequence;
     int64_t now = tiers_wire_now ();
-    bool good = s_step_done (self->begin);
+    batch->changeset = NULL;
+    batch->changeset_size = 0;
+    batch->previous = saved;
+    //  With a stream, the session records the transaction: attached before
+    //  BEGIN, its changeset taken before COMMIT (after it, other writes
+    //  could mix in), deleted after (3.40 has no reset).
+    sqlite3_session *session = NULL;
+    bool good = true;
+    if (self->replicating) {
+        good = sqlite3session_create (self->db, "main", &session) == SQLITE_OK
+            && sqlite3session_attach (session, "docs") == SQLITE_OK
+            && sqlite3session_attach (session, "meta") == SQLITE_OK
+            && sqlite3session_attach (session, "identity") == SQLITE_OK
+            && sqlite3session_attach (session, "idempotency") == SQLITE_OK;
+        if (!good)
+            tiers_error ("cannot record the transaction for the stream: %s",
+                         sqlite3_errmsg (self->db));
+    }
+    good = good && s_step_done (self->begin);
     for (size_t i = 0; good && i < batch->count; i++)
         good = s_writer_apply (self, batch->writes [i], now) == 0;
+    if (good)
+        good = s_writer_prune (self, now);
+    //  A transaction that changed rows but took no version (keys pruned, a
+    //  keyed outcome kept) still moves the sequence: every change of the
+    //  stream has sequence > previous.
+    if (good && session && self->sequence == saved && !sqlite3session_isempty (session))
+        self->sequence++;
     if (good) {
         sqlite3_bind_int64 (self->store_sequence, 1, self->sequence);
-        good = s_step_done (self->store_sequence) && s_writer_prune (self, now);
+        good = s_step_done (self->store_sequence);
+    }
+    if (good && session && self->sequence != saved) {
+        good = sqlite3session_changeset (session, &batch->changeset_size,
+                                         &batch->changeset) == SQLITE_OK
+            && (size_t) batch->changeset_size <= TIERS_STREAM_CHANGE_MAX;
+        if (!good)
+            tiers_error ("cannot take the changeset of %zu writes (%d bytes): %s",
+                         batch->count, batch->changeset_size, sqlite3_errmsg (self->db));
     }
     bool intact = good && s_files_intact (self);
     //  Up to here nothing has reached the file as a commit: a failure is
@@ -895,7 +957,13 @@ s_writer_commit (writer_t *self, batch_t *batch)
     bool committing = good && intact;
     if (committing)
         good = s_step_done (self->commit);
+    if (session)
+        sqlite3session_delete (session);
+    batch->committed = tiers_wire_now ();
     if (!good || !intact) {
+        sqlite3_free (batch->changeset);
+        batch->changeset = NULL;
+        batch->changeset_size = 0;
         if (intact || committing)
             tiers_error ("%s of %zu writes failed: %s", committing ? "commit" : "transaction",
                          batch->count, sqlite3_errmsg (self->db));
@@ -980,7 +1048,12 @@ s_writer_actor (zsock_t *pipe, void *args)
                 batch = &handoff->batches [i];
                 s_batch_move (batch, BATCH_COMMITTING, &handoff->batches [1 - i]);
                 batch->count = 0;
-                while (handoff->count && batch->count < handoff->batch_max) {
+                size_t bytes = 0;
+                while (handoff->count && batch->count < handoff->batch_max
+                   &&  (batch->count == 0 || bytes + 2 * handoff->queue [handoff->head]->
+                        request->body_size + 4096 <= handoff->batch_bytes)) {
+                    //  (an update's changeset holds the old and the new body)
+                    bytes += 2 * handoff->queue [handoff->head]->request->body_size + 4096;
                     batch->writes [batch->count++] = handoff->queue [handoff->head];
                     handoff->queue [handoff->head] = NULL;
                     handoff->head = (handoff->head + 1) % SHARD_QUEUE_MAX;
@@ -1387,6 +1460,61 @@ s_wake_writer (shard_t *self)
     }
 }
 
+//  ack = replica: answer the committed writes that a replica now has.
+static void
+s_acks_answer (shard_t *self, int64_t acked)
+{
+    write_t *write;
+    while ((write = (write_t *) zlistx_first (self->acking))
+       &&  write->ack_sequence <= acked) {
+        zlistx_detach (self->acking, NULL);
+        s_write_answer (self, write);
+        s_write_destroy (&write);
+    }
+}
+
+//  The stream says a replica acknowledged more.
+static void
+s_on_replica_ack (void *arg, int64_t acked)
+{
+    s_acks_answer ((shard_t *) arg, acked);
+}
+
+//  ack = replica: a committed write that no replica confirmed in time. It
+//  is on the primary, so "not applied" would be a lie: outcome unknown (a
+//  keyed retry settles it).
+static void
+s_acks_expire (shard_t *self, bool all)
+{
+    int64_t now = tiers_clock_us () / 1000;
+    write_t *write;
+    while ((write = (write_t *) zlistx_first (self->acking))
+       &&  (all || write->ack_deadline <= now)) {
+        zlistx_detach (self->acking, NULL);
+        write->status = 503;
+        write->outcome = "unknown";
+        write->error = all ? "the shard stopped before a replica confirmed this write "
+                             "(ack = replica): it is committed on the primary, but may "
+                             "be lost if the primary's machine is; retry it with the "
+                             "same Idempotency-Key"
+                           : "no replica confirmed this write in time (ack = replica): "
+                             "it is committed on the primary, but may be lost if the "
+                             "primary's machine is; retry it with the same "
+                             "Idempotency-Key";
+        write->version = write->updated = 0;
+        write->tag [0] = 0;
+        tiers_counter_add (self->ack_timeouts, 1);
+        s_write_answer (self, write);
+        s_write_destroy (&write);
+    }
+}
+
+static void
+s_on_ack_tick (void *arg)
+{
+    s_acks_expire ((shard_t *) arg, false);
+}
+
 //  COMMITTING -> ANSWERING -> FREE: the writer handed a batch back.
 static void
 s_on_writer (shard_t *self)
@@ -1402,10 +1530,30 @@ s_on_writer (shard_t *self)
     batch_t *batch = (batch_t *) pointer;
     assert (batch->state == BATCH_ANSWERING);
     self->sequence = batch->sequence;
+    //  Published before any write of it is answered: with ack = primary a
+    //  replica gets a write as soon as its writer can tell about it.
+    if (batch->changeset && self->stream)
+        tiers_stream_publish (self->stream, batch->previous, batch->sequence,
+                              batch->committed, batch->changeset,
+                              (size_t) batch->changeset_size);
+    sqlite3_free (batch->changeset);
+    batch->changeset = NULL;
+    int64_t now = tiers_clock_us () / 1000;
     for (size_t i = 0; i < batch->count; i++) {
-        s_write_answer (self, batch->writes [i]);
+        write_t *write = batch->writes [i];
+        if (self->ack_replica && write->status >= 200 && write->status < 300) {
+            //  ack = replica: answered when a replica has it (s_acks_answer)
+            write->ack_sequence = batch->sequence;
+            write->ack_deadline = now + self->ack_timeout_ms;
+            zlistx_add_end (self->acking, write);
+            batch->writes [i] = NULL;
+            continue;
+        }
+        s_write_answer (self, write);
         s_write_destroy (&batch->writes [i]);
     }
+    if (self->ack_replica && self->stream)
+        s_acks_answer (self, tiers_stream_acked (self->stream));
     batch->count = 0;
     pthread_mutex_lock (&handoff->lock);
     s_batch_move (batch, BATCH_FREE, NULL);
@@ -1560,6 +1708,19 @@ s_on_request (shard_t *self, tiers_wire_t *msg, zmsg_t **route_p)
         s_fail (self, msg, route, 503, "shard busy: %d writes waiting", SHARD_QUEUE_MAX);
         return;
     }
+    //  ack = replica never downgrades: with no replica streaming, a write
+    //  is refused before it is applied.
+    if (self->ack_replica && (!self->stream || tiers_stream_live (self->stream, 1000) == 0)) {
+        tiers_wire_t *reply = tiers_wire_reply_to (msg, 503);
+        const char *reason = "no replica is streaming from this shard (ack = replica): "
+                             "the write was not applied";
+        tiers_wire_set_header (reply, "error", reason, strlen (reason));
+        tiers_wire_set_header (reply, "outcome", "not-applied", 11);
+        tiers_wire_set_header (reply, "retry-after", "1", 1);
+        tiers_counter_add (self->errors, 1);
+        s_send (self, &reply, route);
+        return;
+    }
     write_t *write = (write_t *) zmalloc (sizeof *write);
     assert (write);
     write->request = msg;
@@ -1601,6 +1762,23 @@ s_on_status (shard_t *self, tiers_wire_t *msg, zmsg_t *route)
               self->handoff.unwritable ? "false" : "true");
     pthread_mutex_unlock (&self->handoff.lock);
     s_text_str (&json, numbers);
+    json.size--;                    //  its closing brace comes last
+    snprintf (numbers, sizeof numbers, ",\"role\":\"primary\",\"ack\":\"%s\","
+              "\"acking\":%zu", self->ack_replica ? "replica" : "primary",
+              zlistx_size (self->acking));
+    s_text_str (&json, numbers);
+    if (self->stream) {
+        char *stream = tiers_stream_status (self->stream);
+        s_text_str (&json, ",");
+        s_text_str (&json, stream);
+        free (stream);
+    }
+    else {
+        snprintf (numbers, sizeof numbers, ",\"epoch\":%" PRId64,
+                  self->writer_state.epoch);
+        s_text_str (&json, numbers);
+    }
+    s_text_str (&json, "}");
     tiers_wire_t *reply = tiers_wire_reply_to (msg, 200);
     reply->kind = TIERS_WIRE_REPLY;
     tiers_wire_set_body (reply, json.data, json.size);
@@ -1781,6 +1959,8 @@ s_shard_destroy (shard_t *self)
     //  into the main file, and that needs the writable one.
     s_reader_close (self);
     zactor_destroy (&self->writer);     //  writer closes its connection
+    tiers_stream_destroy (&self->stream);
+    zlistx_destroy (&self->acking);
     //  The last answers (the batch that committed during $TERM, the 503s)
     //  may still be queued on tcp://: let them leave, briefly.
     tiers_sock_flush (self->router, 500);
@@ -1853,13 +2033,48 @@ s_shard_actor (zsock_t *pipe, void *args_)
     snprintf (leaf, sizeof leaf, "%s.db", entry->name);
     writer->path = tiers_data_path (args->map, leaf);
 
+    //  Replication: a shard that binds a `stream` port records every
+    //  commit's changeset; its batches are bounded so that one fits in a
+    //  message (an update's holds the old and the new body).
+    const char *ack = tiers_entry_get (entry, "ack", tiers_map_cluster (args->map, "ack"));
+    self->ack_replica = ack && streq (ack, "replica");
+    self->ack_timeout_ms = tiers_entry_int (entry, "ack_timeout", 1000);
+    self->acking = zlistx_new ();
+    self->ack_timeouts = tiers_metrics_counter ("tiers_shard_ack_timeouts_total", labels,
+        "Writes committed with ack = replica that no replica confirmed in time (503)");
+    writer->replicating = tiers_entry_port (entry, "stream") != NULL;
+    handoff->batch_bytes = writer->replicating ? TIERS_STREAM_CHANGE_MAX - 65536 : SIZE_MAX;
+    size_t doc_cap = (TIERS_STREAM_CHANGE_MAX - 65536 - 4096) / 2;
+    if (writer->replicating && self->max_doc > doc_cap) {
+        tiers_warn ("max_doc %zu is more than a replicated shard can send in one change: "
+                    "%zu", self->max_doc, doc_cap);
+        self->max_doc = doc_cap;
+    }
+    if (self->ack_replica && !writer->replicating)
+        tiers_warn ("ack = replica but the shard binds no stream port: no replica can "
+                    "follow it, and every write will be refused (503)");
+
     char *why = NULL;
+    zsock_t *stream = NULL;
     if (s_lock (self, writer->path, &why) == 0) {
         writer->lock_fd = self->lock_fd;
         self->router = tiers_port_bind (entry, "requests", &why);
     }
-    if (self->router && s_writer_start (self, &why) == 0)
-        s_reader_open (self, writer->path, &why);
+    if (self->router && writer->replicating)
+        stream = tiers_port_bind (entry, "stream", &why);
+    if (self->router && (stream || !writer->replicating) && s_writer_start (self, &why) == 0
+    &&  s_reader_open (self, writer->path, &why) == 0 && stream) {
+        tiers_stream_config_t config = {
+            .shard = entry->name, .db_path = writer->path,
+            .log_changes = (size_t) tiers_entry_int (entry, "log_changes", 100000),
+            .log_bytes = (size_t) tiers_entry_int (entry, "log_bytes", 64 << 20),
+            .on_ack = s_on_replica_ack, .ack_arg = self
+        };
+        self->stream = tiers_stream_new (&config, stream, self->incarnation,
+                                         writer->epoch, self->sequence);
+        stream = NULL;
+    }
+    zsock_destroy (&stream);
     if (why) {
         tiers_actor_failed (pipe, "%s", why);
         free (why);
@@ -1878,6 +2093,10 @@ s_shard_actor (zsock_t *pipe, void *args_)
     tiers_reactor_reader (reactor, self->writer, 0, s_on_writer_ready, self);
     tiers_reactor_reader (reactor, self->router, SHARD_ROUTER_BURST, s_on_router, self);
     tiers_reactor_set_pass (reactor, s_on_pass, self);
+    if (self->stream)
+        tiers_stream_attach (self->stream, reactor);
+    if (self->ack_replica)
+        tiers_reactor_timer (reactor, 50, s_on_ack_tick, self);
     tiers_reactor_run (reactor);
     tiers_reactor_destroy (&reactor);
 
@@ -1900,6 +2119,9 @@ s_shard_actor (zsock_t *pipe, void *args_)
         if (errno != EINTR)
             break;
     }
+    //  Committed writes that no replica confirmed yet: they are on the
+    //  primary, their outcome is unknown to their callers.
+    s_acks_expire (self, true);
     //  The writer takes nothing more: the queue is the actor thread's now.
     while (handoff->count) {
         write_t *write = handoff->queue [handoff->head];
@@ -1918,12 +2140,18 @@ static const tiers_key_t s_keys [] = {
     { "batch",   TIERS_KEY_INT,   false, 1, 10000, NULL },
     { "max_doc", TIERS_KEY_BYTES, false, 1, 15 * 1024 * 1024, NULL },
     { "idempotency_ttl", TIERS_KEY_MS, false, 1000, 30LL * 24 * 3600 * 1000, NULL },
+    { "ack",     TIERS_KEY_ENUM,  false, 0, 0, "primary|replica" },
+    { "ack_timeout", TIERS_KEY_MS, false, 10, 60000, NULL },
+    { "log_changes", TIERS_KEY_INT, false, 1, 10000000, NULL },
+    { "log_bytes", TIERS_KEY_BYTES, false, 65536, 1LL << 40, NULL },
     { NULL, 0, false, 0, 0, NULL }
 };
 
 static const tiers_port_t s_ports [] = {
     { "requests", ZMQ_ROUTER, "document reads and writes from the APIs "
                               "(doc/protocol.md)", true },
+    { "stream", ZMQ_ROUTER, "the commit stream to replicas: changesets, "
+                            "snapshots (doc/replication.md)", false },
     { NULL, 0, NULL, false }
 };
 

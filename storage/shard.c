@@ -213,6 +213,7 @@ typedef struct {
     int64_t pruned_at;          //  wall ms of the last prune of keys
     bool broken;                //  sticky: a reopen after a failure failed
     bool reopening;             //  s_writer_recover's open: same file, same identity
+    int64_t promote_to;         //  > 0: a promotion, to this epoch (new incarnation)
     //  The files as opened: a removed or replaced one loses every later
     //  commit (SQLite writes on into the unlinked inode).
     dev_t db_dev, wal_dev;
@@ -419,6 +420,11 @@ s_identity (writer_t *self, char **why)
     //  incarnation it had, if the file still says so.
     if (self->reopening)
         vouched = *incarnation && streq (incarnation, self->incarnation);
+    //  A promotion starts a new history on this file: a new incarnation
+    //  (no tag handed out by the old primary can match here, whatever it
+    //  acknowledged that never reached this copy) and the next epoch.
+    if (self->promote_to > 0)
+        vouched = false;
     if (*incarnation && vouched) {
         memcpy (self->incarnation, incarnation, sizeof self->incarnation);
         s_mark (self, 'R', true);
@@ -431,14 +437,23 @@ s_identity (writer_t *self, char **why)
     }
     for (size_t i = 0; i < sizeof random; i++)
         snprintf (self->incarnation + 2 * i, 3, "%02x", random [i]);
+    char *promotion = self->promote_to > 0
+        ? sqlite3_mprintf ("INSERT OR REPLACE INTO meta (key, value) VALUES ('epoch', %lld);"
+                           "INSERT OR REPLACE INTO meta (key, value) VALUES ('epoch_start', %lld);",
+                           (long long) self->promote_to, (long long) self->sequence)
+        : sqlite3_mprintf ("%s", "");
     char *sql = sqlite3_mprintf (
         "BEGIN IMMEDIATE;"
         "INSERT OR REPLACE INTO identity (name, value) VALUES ('cluster', %Q);"
         "INSERT OR REPLACE INTO identity (name, value) VALUES ('shard', %Q);"
         "INSERT OR REPLACE INTO identity (name, value) VALUES ('incarnation', %Q);"
         "INSERT OR REPLACE INTO identity (name, value) VALUES ('created', '%lld');"
+        "%s"
         "COMMIT;", self->cluster, self->shard, self->incarnation,
-        (long long) tiers_wire_now ());
+        (long long) tiers_wire_now (), promotion ? promotion : "");
+    sqlite3_free (promotion);
+    if (self->promote_to > 0)
+        self->epoch = self->promote_to;
     int rc = sql ? s_exec (self->db, sql, why) : -1;
     sqlite3_free (sql);
     if (rc) {
@@ -446,6 +461,11 @@ s_identity (writer_t *self, char **why)
             *why = strdup ("out of memory");
         return -1;
     }
+    if (self->promote_to > 0)
+        tiers_warn ("%s: promoted to primary at epoch %" PRId64 ", sequence %" PRId64
+                    ": new incarnation %s (was %s)", self->path, self->promote_to,
+                    self->sequence, self->incarnation, *incarnation ? incarnation : "none");
+    else
     if (!*incarnation && self->sequence == 0)
         tiers_info ("%s is new: incarnation %s", self->path, self->incarnation);
     else
@@ -1975,17 +1995,16 @@ s_shard_destroy (shard_t *self)
     self->lock_fd = -1;
 }
 
-static void
-s_shard_actor (zsock_t *pipe, void *args_)
+void
+tiers_shard_serve (zsock_t *pipe, tiers_actor_args_t *args, const tiers_shard_setup_t *setup)
 {
-    tiers_actor_args_t *args = (tiers_actor_args_t *) args_;
     tiers_log_set_actor (args->name);
     shard_t self_, *self = &self_;
     memset (self, 0, sizeof *self);
     self->lock_fd = -1;
     snprintf (self->name, sizeof self->name, "%s", args->name);
     const tiers_entry_t *entry = args->entry;
-    self->slots = tiers_entry_get (entry, "slots", "all");
+    self->slots = setup->slots ? setup->slots : tiers_entry_get (entry, "slots", "all");
     self->batch_max = (size_t) tiers_entry_int (entry, "batch", 256);
     self->max_doc = (size_t) tiers_entry_int (entry, "max_doc", 1024 * 1024);
     const char *sync = tiers_entry_get (entry, "sync",
@@ -2012,7 +2031,8 @@ s_shard_actor (zsock_t *pipe, void *args_)
     snprintf (writer->name, sizeof writer->name, "%s/writer", args->name);
     writer->sync_full = !streq (sync, "normal");
     writer->cluster = tiers_map_name (args->map);
-    writer->shard = entry->name;
+    writer->shard = setup->shard ? setup->shard : entry->name;
+    writer->promote_to = setup->promote_to;
     writer->lock_fd = -1;
     writer->key_ttl_ms = tiers_entry_int (entry, "idempotency_ttl", 24 * 3600 * 1000);
     writer->replays = tiers_metrics_counter ("tiers_shard_replays_total", labels,
@@ -2056,9 +2076,12 @@ s_shard_actor (zsock_t *pipe, void *args_)
 
     char *why = NULL;
     zsock_t *stream = NULL;
-    if (s_lock (self, writer->path, &why) == 0) {
+    if (setup->lock_fd >= 0)
+        self->lock_fd = setup->lock_fd;     //  a promoted replica's: held already
+    if (setup->lock_fd >= 0 || s_lock (self, writer->path, &why) == 0) {
         writer->lock_fd = self->lock_fd;
-        self->router = tiers_port_bind (entry, "requests", &why);
+        self->router = setup->requests ? setup->requests
+                                       : tiers_port_bind (entry, "requests", &why);
     }
     if (self->router && writer->replicating)
         stream = tiers_port_bind (entry, "stream", &why);
@@ -2076,15 +2099,20 @@ s_shard_actor (zsock_t *pipe, void *args_)
     }
     zsock_destroy (&stream);
     if (why) {
-        tiers_actor_failed (pipe, "%s", why);
+        if (setup->promote_to > 0)
+            tiers_error ("cannot serve as the primary: %s", why);
+        else
+            tiers_actor_failed (pipe, "%s", why);
         free (why);
         s_shard_destroy (self);
         return;
     }
-    tiers_info ("serving %s on %s (slots %s, sync %s, batch %zu, sequence %" PRId64 ")",
-                writer->path, entry->bind, self->slots, sync, self->batch_max,
-                self->sequence);
-    tiers_actor_ready (pipe);
+    tiers_info ("serving %s on %s (slots %s, sync %s, batch %zu, sequence %" PRId64
+                ", epoch %" PRId64 "%s)", writer->path, entry->bind, self->slots, sync,
+                self->batch_max, self->sequence, writer->epoch,
+                self->stream ? ", streaming" : "");
+    if (setup->promote_to <= 0)
+        tiers_actor_ready (pipe);
 
     //  Batches handed back first, then a bounded burst of requests, then
     //  the read transaction of the burst ends (the writer gets whatever
@@ -2132,6 +2160,13 @@ s_shard_actor (zsock_t *pipe, void *args_)
     }
     s_shard_destroy (self);
     tiers_info ("stopped at sequence %" PRId64, self->sequence);
+}
+
+static void
+s_shard_actor (zsock_t *pipe, void *args)
+{
+    tiers_shard_setup_t setup = { .lock_fd = -1 };
+    tiers_shard_serve (pipe, (tiers_actor_args_t *) args, &setup);
 }
 
 static const tiers_key_t s_keys [] = {

@@ -67,6 +67,26 @@
 
     Key ownership (which slots belong here) is checked by the APIs, which
     route with tiers_slot_of(); the shard does not re-check it for now.
+
+    Its role (doc/replication.md, promotion and fencing):
+
+        CHECKING    started with replicas in the map: it asks each of them
+                    for its epoch before it takes a write (503 meanwhile),
+                    for at most FENCE_CHECK_MS --none is ahead--> PRIMARY
+                                               --one is ahead--> FENCED
+        PRIMARY     takes writes, publishes the stream. Every
+                    FENCE_CHECK_MS it asks its replicas again
+                                               --one is ahead, or a FENCE
+                                                 with a higher epoch--> FENCED
+        FENCED      a copy of a higher epoch exists (a replica was
+                    promoted): this file may hold writes that the new
+                    primary never had. It answers no read and no write
+                    (421 with the reason); nothing leaves FENCED but a
+                    restart as a replica.
+
+    Invariant: a FENCED shard acknowledges nothing more; a write that its
+    writer commits after the fence (it was in flight) is answered 421 too,
+    never 2xx.
 */
 #include "kind.h"
 #include "map.h"
@@ -76,6 +96,7 @@
 #include "sock.h"
 #include "log.h"
 #include "metrics.h"
+#include "parse.h"
 #include "storage/shard.h"
 #include "storage/stream.h"
 //  The session extension's declarations (Debian's libsqlite3 has it built in).
@@ -107,6 +128,8 @@
 #define SHARD_IKEY_MAX      255         //  bytes of an idempotency key
 #define SHARD_PRUNE_MS      1000        //  expired keys are pruned this often
 #define SHARD_PRUNE_ROWS    1000        //  ... at most this many at a time
+#define FENCE_CHECK_MS      1000        //  replicas asked for their epoch this often
+#define SHARD_PEERS_MAX     16          //  replicas of one shard
 //  The lock file: the holder's pid, then the mark (doc/storage.md):
 //  "INCARNATION SEQUENCE STATE INODE\n", STATE R (running) or C (stopped
 //  cleanly), INODE the database file's.
@@ -114,6 +137,8 @@
 #define MARK_SIZE           (SHARD_INCARNATION + 1 + 20 + 1 + 1 + 1 + 20 + 1)
 
 typedef enum { OP_GET, OP_PUT, OP_DELETE, OP_LIST } op_t;
+
+typedef enum { ROLE_CHECKING, ROLE_PRIMARY, ROLE_FENCED } role_t;
 
 //  One queued write. The actor thread fills the request part; the writer
 //  fills the outcome while the batch is COMMITTING.
@@ -247,6 +272,15 @@ typedef struct {
     int64_t ack_timeout_ms;
     zlistx_t *acking;           //  committed writes waiting for a replica's ack,
                                 //  in sequence order (write_t, owned)
+    //  Its role (the file head): its replicas, asked for their epochs
+    role_t role;
+    zsock_t *peers [SHARD_PEERS_MAX];
+    bool peer_answered [SHARD_PEERS_MAX];
+    size_t peer_count;
+    int64_t checking_until;     //  CHECKING: monotonic ms
+    int64_t fence_asked;        //  monotonic ms the replicas were last asked
+    int64_t fenced_epoch;       //  FENCED: the epoch that fenced it
+    char fenced_reason [200];
     tiers_counter_t *reads, *errors, *ack_timeouts;
 } shard_t;
 
@@ -1480,6 +1514,107 @@ s_wake_writer (shard_t *self)
     }
 }
 
+static void s_acks_expire (shard_t *self, bool all);
+
+static const char *
+s_role_name (role_t role)
+{
+    return role == ROLE_CHECKING ? "checking" : role == ROLE_PRIMARY ? "primary" : "fenced";
+}
+
+//  The one place the role changes (the file head lists the moves).
+static void
+s_role_move (shard_t *self, role_t to)
+{
+    assert ((self->role == ROLE_CHECKING && (to == ROLE_PRIMARY || to == ROLE_FENCED))
+         || (self->role == ROLE_PRIMARY && to == ROLE_FENCED));
+    self->role = to;
+}
+
+//  A copy of a higher epoch exists: acknowledge nothing more.
+static void
+s_fence (shard_t *self, int64_t epoch, const char *by)
+{
+    if (self->role == ROLE_FENCED)
+        return;
+    s_role_move (self, ROLE_FENCED);
+    self->fenced_epoch = epoch;
+    snprintf (self->fenced_reason, sizeof self->fenced_reason,
+              "fenced: %s is at epoch %" PRId64 " (this copy is at %" PRId64 "): it "
+              "answers nothing until it rejoins as a replica", by, epoch,
+              self->writer_state.epoch);
+    tiers_error ("%s", self->fenced_reason);
+    if (self->stream)
+        tiers_stream_set_identity (self->stream, "fenced", self->writer_state.epoch);
+    s_acks_expire (self, true);
+}
+
+//  A replica's STATUS: its epoch.
+static bool
+s_on_peer (void *arg, size_t index)
+{
+    shard_t *self = (shard_t *) arg;
+    tiers_wire_t *reply = NULL;
+    const char *error = NULL;
+    if (tiers_wire_try_recv (self->peers [index], NULL, &reply, &error))
+        return false;
+    json_t *status = reply && reply->status == 200
+        ? json_loadb ((const char *) reply->body, reply->body_size, 0, NULL) : NULL;
+    json_t *epoch = json_object_get (status, "epoch");
+    const char *name = json_string_value (json_object_get (status, "replica"));
+    if (json_is_integer (epoch)) {
+        self->peer_answered [index] = true;
+        if (json_integer_value (epoch) > self->writer_state.epoch)
+            s_fence (self, json_integer_value (epoch), name ? name : "a replica");
+    }
+    json_decref (status);
+    tiers_wire_destroy (&reply);
+    return true;
+}
+
+#define PEER_READER(n) \
+    static bool s_on_peer_##n (void *arg) { return s_on_peer (arg, n); }
+PEER_READER (0)  PEER_READER (1)  PEER_READER (2)  PEER_READER (3)
+PEER_READER (4)  PEER_READER (5)  PEER_READER (6)  PEER_READER (7)
+PEER_READER (8)  PEER_READER (9)  PEER_READER (10) PEER_READER (11)
+PEER_READER (12) PEER_READER (13) PEER_READER (14) PEER_READER (15)
+static tiers_reader_fn *const s_peer_readers [SHARD_PEERS_MAX] = {
+    s_on_peer_0, s_on_peer_1, s_on_peer_2, s_on_peer_3, s_on_peer_4, s_on_peer_5,
+    s_on_peer_6, s_on_peer_7, s_on_peer_8, s_on_peer_9, s_on_peer_10, s_on_peer_11,
+    s_on_peer_12, s_on_peer_13, s_on_peer_14, s_on_peer_15
+};
+
+//  Ask every replica for its epoch; CHECKING ends when all answered or
+//  its time is up.
+static void
+s_on_fence_tick (void *arg)
+{
+    shard_t *self = (shard_t *) arg;
+    if (self->role == ROLE_CHECKING) {
+        bool all = true;
+        for (size_t i = 0; i < self->peer_count; i++)
+            all &= self->peer_answered [i];
+        if (all || tiers_clock_us () / 1000 >= self->checking_until) {
+            if (!all)
+                tiers_warn ("not every replica answered within %d ms: serving as the "
+                            "primary at epoch %" PRId64, FENCE_CHECK_MS,
+                            self->writer_state.epoch);
+            s_role_move (self, ROLE_PRIMARY);
+        }
+    }
+    if (self->role == ROLE_FENCED)
+        return;
+    int64_t now = tiers_clock_us () / 1000;
+    if (self->role == ROLE_PRIMARY && now - self->fence_asked < FENCE_CHECK_MS)
+        return;
+    self->fence_asked = now;
+    for (size_t i = 0; i < self->peer_count; i++) {
+        tiers_wire_t *ask = tiers_wire_new (TIERS_WIRE_STATUS);
+        tiers_wire_send (ask, zsock_resolve (self->peers [i]), NULL);
+        tiers_wire_destroy (&ask);
+    }
+}
+
 //  ack = replica: answer the committed writes that a replica now has.
 static void
 s_acks_answer (shard_t *self, int64_t acked)
@@ -1561,6 +1696,14 @@ s_on_writer (shard_t *self)
     int64_t now = tiers_clock_us () / 1000;
     for (size_t i = 0; i < batch->count; i++) {
         write_t *write = batch->writes [i];
+        if (self->role == ROLE_FENCED && write->status >= 200 && write->status < 300) {
+            //  Committed in a file that a re-snapshot will discard.
+            write->status = 421;
+            write->outcome = "not-applied";
+            write->error = self->fenced_reason;
+            write->version = write->updated = 0;
+            write->tag [0] = 0;
+        }
         if (self->ack_replica && write->status >= 200 && write->status < 300) {
             //  ack = replica: answered when a replica has it (s_acks_answer)
             write->ack_sequence = batch->sequence;
@@ -1626,6 +1769,30 @@ s_fingerprint (write_t *write)
     sha256_digest (&sha, SHA256_DIGEST_SIZE, write->fingerprint);
 }
 
+//  `fence` (tiers promote): a copy of a higher epoch is the primary now.
+//  The answer says where this copy stands, for the promoter's choice.
+static void
+s_on_fence (shard_t *self, tiers_wire_t *msg, zmsg_t *route)
+{
+    bool bad = false;
+    const char *epoch_text = tiers_wire_text (msg, "epoch", &bad);
+    const char *by = tiers_wire_text (msg, "by", &bad);
+    long long epoch = 0;
+    if (bad || !epoch_text || tiers_parse_int (epoch_text, &epoch) || epoch < 1
+    ||  !by || !*by || strlen (by) > 64 || !s_printable (by, strlen (by))) {
+        s_fail (self, msg, route, 400, "fence needs epoch (> 0) and by (a name)");
+        return;
+    }
+    if (epoch > self->writer_state.epoch)
+        s_fence (self, epoch, by);
+    tiers_wire_t *reply = tiers_wire_reply_to (msg, 200);
+    tiers_wire_set_headerf (reply, "epoch", "%" PRId64, self->writer_state.epoch);
+    tiers_wire_set_headerf (reply, "sequence", "%" PRId64, self->sequence);
+    tiers_wire_set_header (reply, "role", s_role_name (self->role),
+                           strlen (s_role_name (self->role)));
+    s_send (self, &reply, route);
+}
+
 static void
 s_on_request (shard_t *self, tiers_wire_t *msg, zmsg_t **route_p)
 {
@@ -1659,8 +1826,23 @@ s_on_request (shard_t *self, tiers_wire_t *msg, zmsg_t **route_p)
     else
     if (streq (op_name, "list"))
         op = OP_LIST;
+    else
+    if (streq (op_name, "fence")) {
+        s_on_fence (self, msg, route);
+        return;
+    }
     else {
-        s_fail (self, msg, route, 400, "unknown op (get, put, delete, list)");
+        s_fail (self, msg, route, 400, "unknown op (get, put, delete, list, fence)");
+        return;
+    }
+    if (self->role == ROLE_FENCED) {
+        s_fail (self, msg, route, 421, "%s", self->fenced_reason);
+        return;
+    }
+    if (self->role == ROLE_CHECKING && (op == OP_PUT || op == OP_DELETE)) {
+        s_fail (self, msg, route, 503, "the shard is asking its replicas whether one "
+                "was promoted; no write is taken until they answered (at most %d ms)",
+                FENCE_CHECK_MS);
         return;
     }
     const char *why = NULL;
@@ -1783,9 +1965,9 @@ s_on_status (shard_t *self, tiers_wire_t *msg, zmsg_t *route)
     pthread_mutex_unlock (&self->handoff.lock);
     s_text_str (&json, numbers);
     json.size--;                    //  its closing brace comes last
-    snprintf (numbers, sizeof numbers, ",\"role\":\"primary\",\"ack\":\"%s\","
-              "\"acking\":%zu", self->ack_replica ? "replica" : "primary",
-              zlistx_size (self->acking));
+    snprintf (numbers, sizeof numbers, ",\"role\":\"%s\",\"ack\":\"%s\","
+              "\"acking\":%zu", s_role_name (self->role),
+              self->ack_replica ? "replica" : "primary", zlistx_size (self->acking));
     s_text_str (&json, numbers);
     if (self->stream) {
         char *stream = tiers_stream_status (self->stream);
@@ -1981,6 +2163,9 @@ s_shard_destroy (shard_t *self)
     zactor_destroy (&self->writer);     //  writer closes its connection
     tiers_stream_destroy (&self->stream);
     zlistx_destroy (&self->acking);
+    for (size_t i = 0; i < self->peer_count; i++)
+        zsock_destroy (&self->peers [i]);
+    self->peer_count = 0;
     //  The last answers (the batch that committed during $TERM, the 503s)
     //  may still be queued on tcp://: let them leave, briefly.
     tiers_sock_flush (self->router, 500);
@@ -2125,6 +2310,28 @@ tiers_shard_serve (zsock_t *pipe, tiers_actor_args_t *args, const tiers_shard_se
         tiers_stream_attach (self->stream, reactor);
     if (self->ack_replica)
         tiers_reactor_timer (reactor, 50, s_on_ack_tick, self);
+    //  Its replicas, asked for their epochs (the role, in the file head).
+    const tiers_target_t *targets = NULL;
+    size_t count = tiers_entry_targets (entry, "replicas", &targets);
+    for (size_t i = 0; i < count && self->peer_count < SHARD_PEERS_MAX; i++) {
+        const char *of = tiers_entry_get (targets [i].entry, "of", NULL);
+        if (!of || !streq (of, writer->shard))
+            continue;
+        char *problem = NULL;
+        zsock_t *peer = tiers_link_connect (entry, "replicas", i, &problem);
+        if (!peer) {
+            tiers_warn ("cannot reach replica %s: %s", targets [i].entry->name,
+                        problem ? problem : "?");
+            free (problem);
+            continue;
+        }
+        tiers_reactor_reader (reactor, peer, 0, s_peer_readers [self->peer_count], self);
+        self->peers [self->peer_count++] = peer;
+    }
+    self->role = self->peer_count ? ROLE_CHECKING : ROLE_PRIMARY;
+    self->checking_until = tiers_clock_us () / 1000 + FENCE_CHECK_MS;
+    if (self->peer_count)
+        tiers_reactor_timer (reactor, 100, s_on_fence_tick, self);
     tiers_reactor_run (reactor);
     tiers_reactor_destroy (&reactor);
 
@@ -2182,6 +2389,12 @@ static const tiers_key_t s_keys [] = {
     { NULL, 0, false, 0, 0, NULL }
 };
 
+//  Its replicas (those whose `of` names it), asked for their epochs.
+static const tiers_link_t s_links [] = {
+    { "replicas", "replica", "requests", ZMQ_DEALER, true, true },
+    { NULL, NULL, NULL, 0, false, false }
+};
+
 static const tiers_port_t s_ports [] = {
     { "requests", ZMQ_ROUTER, "document reads and writes from the APIs "
                               "(doc/protocol.md)", true },
@@ -2197,6 +2410,7 @@ const tiers_kind_t tiers_shard_kind = {
     .run = s_shard_actor,
     .keys = s_keys,
     .ports = s_ports,
+    .links = s_links,
     .multi = false,
     .listener = NULL
 };

@@ -404,6 +404,41 @@ s_primary (const char *dir)
     ok (in_order && caught == 37 && at == 77, "... and catches up from the log: %d changes "
         "in order", caught);
     zsock_destroy (&late);
+
+    //  A fence (what tiers promote sends): a higher epoch exists.
+    tiers_wire_t *fence = tiers_wire_new (TIERS_WIRE_REQUEST);
+    tiers_wire_set_rid (fence, "f1");
+    tiers_wire_set_header (fence, "op", "fence", 5);
+    tiers_wire_set_header (fence, "epoch", "x", 1);
+    reply = tiers_call (client, fence, 3000);
+    ok (reply && reply->status == 400, "fence: a bad epoch is refused (400)");
+    tiers_wire_destroy (&reply);
+    tiers_wire_set_header (fence, "epoch", "1", 1);
+    tiers_wire_set_header (fence, "by", "s0r9", 4);
+    reply = tiers_call (client, fence, 3000);
+    ok (reply && reply->status == 200 && streq (tiers_wire_header (reply, "role"), "primary"),
+        "fence: an epoch not above its own changes nothing");
+    tiers_wire_destroy (&reply);
+    tiers_wire_set_header (fence, "epoch", "2", 1);
+    reply = tiers_call (client, fence, 3000);
+    ok (reply && reply->status == 200 && streq (tiers_wire_header (reply, "role"), "fenced")
+     && streq (tiers_wire_header (reply, "sequence"), "77"),
+        "fence: epoch 2 fences it; the answer says its sequence");
+    tiers_wire_destroy (&reply);
+    tiers_wire_destroy (&fence);
+    reply = s_shard_call (client, "put", "f1", "{}", 3000);
+    ok (reply && reply->status == 421, "fenced: a write is refused (421)");
+    tiers_wire_destroy (&reply);
+    reply = s_shard_call (client, "get", "d3", NULL, 3000);
+    ok (reply && reply->status == 421, "fenced: a read too");
+    tiers_wire_destroy (&reply);
+    answer = s_stream_expect (replica, "follow", 2000);
+    ok (answer && answer->status == 409, "fenced: its follower is sent away (409)");
+    tiers_wire_destroy (&answer);
+    status = s_status (client);
+    ok (streq (json_string_value (json_object_get (status, "role")) ?: "", "fenced"),
+        "fenced: STATUS says so");
+    json_decref (status);
     sqlite3_close (db);
     zsock_destroy (&replica);
     zsock_destroy (&client);

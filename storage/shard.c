@@ -1545,7 +1545,7 @@ s_fence (shard_t *self, int64_t epoch, const char *by)
               self->writer_state.epoch);
     tiers_error ("%s", self->fenced_reason);
     if (self->stream)
-        tiers_stream_set_identity (self->stream, "fenced", self->writer_state.epoch);
+        tiers_stream_fence (self->stream, epoch);
     s_acks_expire (self, true);
 }
 

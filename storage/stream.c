@@ -97,6 +97,7 @@ struct _tiers_stream_t {
     char snapshot_checksum [CHECKSUM_HEX + 1];
     char snapshot_incarnation [16];
     int snapshot_fd;
+    int64_t fenced;             //  > 0: fenced by this epoch: 421 to all
     tiers_counter_t *changes, *snapshots, *refused;
     tiers_gauge_t *live, *log_changes, *log_bytes;
 };
@@ -686,6 +687,16 @@ s_on_router (void *arg)
                       !msg ? "malformed message" : "a stream request needs an op");
         }
         else
+        if (self->fenced) {
+            //  Not the primary any more: neither its changes nor its file
+            //  may be copied (they may hold what the new primary never had).
+            tiers_wire_t *reply = s_reply (op, 421);
+            tiers_wire_set_headerf (reply, "epoch", "%" PRId64, self->fenced);
+            const char *fenced = "this copy was fenced: a higher epoch is the primary";
+            tiers_wire_set_header (reply, "error", fenced, strlen (fenced));
+            s_send (self, identity, &reply);
+        }
+        else
         if (streq (op, "follow"))
             s_on_follow (self, follower, msg);
         else
@@ -874,6 +885,23 @@ tiers_stream_publish (tiers_stream_t *self, int64_t previous, int64_t sequence,
         &&  !s_push (self, follower))
             continue;
         i++;
+    }
+}
+
+void
+tiers_stream_fence (tiers_stream_t *self, int64_t epoch)
+{
+    self->fenced = epoch;
+    s_log_clear (self);
+    if (self->snapshot == SNAPSHOT_READY)
+        s_snapshot_drop (self);
+    for (size_t i = 0; i < self->follower_count; i++) {
+        tiers_wire_t *reply = s_reply ("follow", 421);
+        tiers_wire_set_headerf (reply, "epoch", "%" PRId64, epoch);
+        const char *error = "this copy was fenced: a higher epoch is the primary";
+        tiers_wire_set_header (reply, "error", error, strlen (error));
+        s_send (self, self->followers [i]->identity, &reply);
+        self->followers [i]->state = FOLLOWER_SNAPSHOT;
     }
 }
 

@@ -50,6 +50,10 @@ void tiers_stream_publish (tiers_stream_t *self, int64_t previous, int64_t seque
 void tiers_stream_set_identity (tiers_stream_t *self, const char *incarnation,
                                 int64_t epoch);
 
+//  A higher epoch is the primary: every request on the port is answered
+//  421 from now on, followers are told so, the log and snapshot dropped.
+void tiers_stream_fence (tiers_stream_t *self, int64_t epoch);
+
 //  The highest sequence a live follower has acknowledged (-1: none).
 int64_t tiers_stream_acked (tiers_stream_t *self);
 //  Followers that are streaming and were heard from within `within_ms`.

@@ -433,7 +433,7 @@ s_primary (const char *dir)
     ok (reply && reply->status == 421, "fenced: a read too");
     tiers_wire_destroy (&reply);
     answer = s_stream_expect (replica, "follow", 2000);
-    ok (answer && answer->status == 409, "fenced: its follower is sent away (409)");
+    ok (answer && answer->status == 421, "fenced: its follower is sent away (421)");
     tiers_wire_destroy (&answer);
     status = s_status (client);
     ok (streq (json_string_value (json_object_get (status, "role")) ?: "", "fenced"),

@@ -2268,6 +2268,12 @@ tiers_shard_serve (zsock_t *pipe, tiers_actor_args_t *args, const tiers_shard_se
         self->router = setup->requests ? setup->requests
                                        : tiers_port_bind (entry, "requests", &why);
     }
+    if (setup->stream) {
+        stream = setup->stream;
+        writer->replicating = true;
+        handoff->batch_bytes = TIERS_STREAM_CHANGE_MAX - 65536;
+    }
+    else
     if (self->router && writer->replicating)
         stream = tiers_port_bind (entry, "stream", &why);
     if (self->router && (stream || !writer->replicating) && s_writer_start (self, &why) == 0
@@ -2283,6 +2289,25 @@ tiers_shard_serve (zsock_t *pipe, tiers_actor_args_t *args, const tiers_shard_se
         stream = NULL;
     }
     zsock_destroy (&stream);
+    if (setup->promote) {
+        //  The promoter hears how it went.
+        tiers_wire_t *reply = tiers_wire_reply_to (setup->promote, why ? 503 : 200);
+        if (why)
+            tiers_wire_set_header (reply, "error", why, strlen (why));
+        else {
+            tiers_wire_set_headerf (reply, "epoch", "%" PRId64, writer->epoch);
+            tiers_wire_set_headerf (reply, "sequence", "%" PRId64, self->sequence);
+            tiers_wire_set_header (reply, "incarnation", self->incarnation,
+                                   strlen (self->incarnation));
+        }
+        if (self->router)
+            s_send (self, &reply, setup->promote_route);
+        tiers_wire_destroy (&reply);
+        tiers_wire_t *request = setup->promote;
+        tiers_wire_destroy (&request);
+        zmsg_t *route = setup->promote_route;
+        zmsg_destroy (&route);
+    }
     if (why) {
         if (setup->promote_to > 0)
             tiers_error ("cannot serve as the primary: %s", why);

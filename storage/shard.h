@@ -8,6 +8,7 @@
 #define TIERS_SHARD_H
 
 #include "kind.h"
+#include "wire.h"
 
 extern const tiers_kind_t tiers_shard_kind;
 
@@ -20,8 +21,12 @@ typedef struct {
     const char *slots;          //  NULL: the entry's `slots`
     zsock_t *requests;          //  the requests port, bound (taken); NULL: bind it
     int lock_fd;                //  the file's lock, held (taken); -1: take it
+    zsock_t *stream;            //  the stream port, bound (taken); NULL: bind
+                                //  it if the entry has one
     int64_t promote_to;         //  > 0: a promotion: a new incarnation and
                                 //  this epoch, written before serving
+    tiers_wire_t *promote;      //  the `promote` request (taken), answered
+    zmsg_t *promote_route;      //  once serving (200) or when it cannot (503)
 } tiers_shard_setup_t;
 
 //  Runs a shard in the calling actor thread until $TERM on `pipe`. The

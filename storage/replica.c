@@ -774,8 +774,10 @@ s_apply (replica_t *self)
         tiers_counter_add (self->errors, 1);
         s_file_close (self);
         char *why = NULL;
-        if (s_file_open (self, &why) == 0)
+        if (s_file_open (self, &why) == 0) {
+            s_reconnect (self);
             s_follow (self, "a commit failed; the file was opened again");
+        }
         else {
             tiers_error ("cannot open the file again: %s", why ? why : "it is gone");
             free (why);
@@ -901,12 +903,26 @@ s_on_change (replica_t *self, tiers_wire_t **msg_p)
 static void
 s_on_follow (replica_t *self, tiers_wire_t *msg)
 {
+    bool bad = false;
+    const char *error = tiers_wire_text (msg, "error", &bad);
+    if (msg->status == 409 && self->following
+    &&  (self->state == REPLICA_CATCHING_UP || self->state == REPLICA_STREAMING)) {
+        //  While streaming: the primary forgot this follower (it restarted,
+        //  or heard nothing for a while), or its position left the log. A
+        //  follow on a new socket finds out which.
+        s_reconnect (self);
+        s_follow (self, error ? error : "the primary answered 409");
+        return;
+    }
     if (self->state != REPLICA_CATCHING_UP || self->following) {
         tiers_counter_add (self->ignored, 1);
         return;                     //  the answer to an earlier follow
     }
-    bool bad = false;
-    const char *error = tiers_wire_text (msg, "error", &bad);
+    if (msg->status == 421) {
+        tiers_warn ("the primary is fenced (%.200s): following again in 1 s",
+                    error ? error : "421");
+        return;
+    }
     if (msg->status == 409) {
         s_resync (self, false, "the primary cannot stream from sequence %" PRId64
                   " of incarnation %s, epoch %" PRId64 ": %.200s", self->applied,
@@ -1192,6 +1208,7 @@ s_snapshot_install (replica_t *self)
                            ? self->primary_sequence : self->applied;
     tiers_info ("snapshot %s installed: sequence %" PRId64 " of incarnation %s",
                 snap->id, self->applied, self->incarnation);
+    s_reconnect (self);             //  nothing of the snapshot's time is left on it
     s_follow (self, "snapshot installed");
     s_gauges (self);
     s_pending_check (self);

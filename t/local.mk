@@ -103,3 +103,8 @@ EXTRA_DIST += t/cluster/edge-auth.sh
 CLUSTER_TESTS += t/cluster/stream.t
 t_cluster_stream_t_SOURCES = t/cluster/stream.c t/cluster/harness.c t/cluster/harness.h t/tap.h
 t_cluster_stream_t_LDADD = $(TIERS_LIBS)
+# The replica against a primary the test plays by hand (inproc, and a
+# `tiers run` process on tcp): snapshot, streaming, reads, resyncs.
+CLUSTER_TESTS += t/cluster/replica.t
+t_cluster_replica_t_SOURCES = t/cluster/replica.c t/cluster/harness.c t/cluster/harness.h t/tap.h
+t_cluster_replica_t_LDADD = $(TIERS_LIBS)

@@ -108,3 +108,7 @@ t_cluster_stream_t_LDADD = $(TIERS_LIBS)
 CLUSTER_TESTS += t/cluster/replica.t
 t_cluster_replica_t_SOURCES = t/cluster/replica.c t/cluster/harness.c t/cluster/harness.h t/tap.h
 t_cluster_replica_t_LDADD = $(TIERS_LIBS)
+# A real shard and real replicas as processes, CURVE between them: from
+# empty and after kill -9 under curl write load (sqlite3 reads the files).
+TESTS += t/cluster/replicas.sh
+EXTRA_DIST += t/cluster/replicas.sh

@@ -13,6 +13,9 @@
             junk after it, then close
         probe http HOST PORT
             write an HTTP request (no ZMTP at all), then close
+        probe status ENDPOINT SERVER_CERT CLIENT_CERT
+            send STATUS to ENDPOINT as CLIENT_CERT's node and print the
+            JSON answer (nothing within 2 s: prints nothing, exits 1)
         probe truncated HOST PORT
             write the first 10 bytes of a ZMTP greeting, then stall: wait
             until the server drops the connection (at most 6 s); prints
@@ -73,6 +76,41 @@ main (int argc, char **argv)
     if (argc == 4 && streq (argv [1], "truncated")) {
         static const uint8_t greeting [10] = { 0xff, 0, 0, 0, 0, 0, 0, 0, 1, 0x7f };
         return s_raw (argv [2], atoi (argv [3]), greeting, sizeof greeting, true);
+    }
+    if (argc == 5 && streq (argv [1], "status")) {
+        zsock_t *dealer = zsock_new (ZMQ_DEALER);
+        zsock_set_linger (dealer, 0);
+        zcert_t *server = zcert_load (argv [3]);
+        zcert_t *client = zcert_load (argv [4]);
+        if (!server || !client || !dealer) {
+            fprintf (stderr, "probe: cannot load %s\n", server ? argv [4] : argv [3]);
+            return 2;
+        }
+        zcert_apply (client, zsock_resolve (dealer));
+        zsock_set_curve_serverkey (dealer, zcert_public_txt (server));
+        zcert_destroy (&server);
+        zcert_destroy (&client);
+        if (zsock_connect (dealer, "%s", argv [2])) {
+            fprintf (stderr, "probe: cannot connect to %s\n", argv [2]);
+            return 2;
+        }
+        tiers_wire_t *request = tiers_wire_new (TIERS_WIRE_STATUS);
+        tiers_wire_set_rid (request, "status");
+        tiers_wire_send (request, zsock_resolve (dealer), NULL);
+        tiers_wire_destroy (&request);
+        zpoller_t *poller = zpoller_new (dealer, NULL);
+        int rc = 1;
+        if (zpoller_wait (poller, 2000)) {
+            tiers_wire_t *answer = tiers_wire_recv (zsock_resolve (dealer), NULL, NULL);
+            if (answer && answer->status == 200) {
+                printf ("%s\n", (char *) answer->body);
+                rc = 0;
+            }
+            tiers_wire_destroy (&answer);
+        }
+        zpoller_destroy (&poller);
+        zsock_destroy (&dealer);
+        return rc;
     }
     if (argc != 3 && argc != 4) {
         fprintf (stderr, "usage: probe ENDPOINT SERVER_CERT [CLIENT_CERT|new]\n"

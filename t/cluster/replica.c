@@ -720,8 +720,10 @@ s_scenarios (replica_t *r, primary_t *p, const char *L)
 
     //  min-sequence: satisfied while it waits, timed out, another incarnation.
     snprintf (number, sizeof number, "%" PRId64, top + 2);
-    tiers_wire_send (r_request ("get", "c", "min-sequence", number, "incarnation", INC, NULL),
-                     zsock_resolve (r->client), NULL);
+    tiers_wire_t *waiting = r_request ("get", "c", "min-sequence", number, "incarnation",
+                                       INC, NULL);
+    tiers_wire_send (waiting, zsock_resolve (r->client), NULL);
+    tiers_wire_destroy (&waiting);
     p_serve (p, 200);
     ok (!(zsock_events (r->client) & ZMQ_POLLIN), "%s: a read for sequence %s waits", L, number);
     p_put (p, "c", "{\"n\":33}");

@@ -49,6 +49,7 @@ struct _tiers_reactor_t {
     tiers_command_fn *command;
     void *command_arg;
     bool timed_out;
+    bool stopping;              //  tiers_reactor_stop: the run ends after this pass
 };
 
 tiers_reactor_t *
@@ -158,6 +159,13 @@ tiers_reactor_set_command (tiers_reactor_t *self, tiers_command_fn *fn, void *ar
     self->command_arg = arg;
 }
 
+void
+tiers_reactor_stop (tiers_reactor_t *self)
+{
+    assert (self);
+    self->stopping = true;
+}
+
 bool
 tiers_reactor_timed_out (tiers_reactor_t *self)
 {
@@ -265,5 +273,8 @@ tiers_reactor_run (tiers_reactor_t *self)
         if (self->timer_count)
             s_timers (self);
         wish = self->pass ? self->pass (self->pass_arg) : -1;
+        if (self->stopping)
+            break;
     }
+    self->stopping = false;
 }

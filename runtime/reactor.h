@@ -69,8 +69,12 @@ int tiers_reactor_timer (tiers_reactor_t *self, int interval_ms,
 void tiers_reactor_set_pass (tiers_reactor_t *self, tiers_pass_fn *fn, void *arg);
 void tiers_reactor_set_command (tiers_reactor_t *self, tiers_command_fn *fn, void *arg);
 
-//  Runs until $TERM on the pipe (or the pipe is gone).
+//  Runs until $TERM on the pipe (or the pipe is gone), or until a handler
+//  called tiers_reactor_stop: then the run ends after the pass, with the
+//  pipe unread (an actor that hands its thread to another loop, a replica
+//  promoted to primary).
 void tiers_reactor_run (tiers_reactor_t *self);
+void tiers_reactor_stop (tiers_reactor_t *self);
 //  True when the last wait ended without anything ready (a timeout).
 bool tiers_reactor_timed_out (tiers_reactor_t *self);
 

@@ -64,6 +64,27 @@ s_on_pass (void *arg)
     return -1;
 }
 
+typedef struct {
+    tiers_reactor_t *reactor;
+    zsock_t *in;
+    int taken;
+} stopper_t;
+
+//  Takes "stop" and stops the reactor.
+static bool
+s_on_stop (void *arg)
+{
+    stopper_t *self = (stopper_t *) arg;
+    if (!(zsock_events (self->in) & ZMQ_POLLIN))
+        return false;
+    char *text = zstr_recv (self->in);
+    self->taken++;
+    if (text && streq (text, "stop"))
+        tiers_reactor_stop (self->reactor);
+    zstr_free (&text);
+    return true;
+}
+
 //  One run: MESSAGES queued, then the reactor until the reader stops it.
 static void
 s_run (bench_t *self, bool timer, const char *endpoint)
@@ -129,5 +150,27 @@ main (void)
     is_int (fast.taken, MESSAGES, "no timers: the reader took every message");
     is_int (fast.tick_count, 0, "and nothing else ran between them");
     ok (fast.passes <= 3, "in one burst (%d passes)", fast.passes);
+
+    //  A handler that stops the reactor: the run ends after that pass,
+    //  with $TERM still unread on the pipe (the next loop's to take).
+    zsock_t *pipe = zsock_new_pair ("@inproc://reactor-stop-pipe");
+    zsock_t *other = zsock_new_pair (">inproc://reactor-stop-pipe");
+    zsock_t *in = zsock_new_pair ("@inproc://reactor-stop");
+    zsock_t *out = zsock_new_pair (">inproc://reactor-stop");
+    zstr_send (out, "stop");
+    tiers_reactor_t *reactor = tiers_reactor_new (pipe);
+    stopper_t stopper = { reactor, in, 0 };
+    tiers_reactor_reader (reactor, in, 0, s_on_stop, &stopper);
+    tiers_reactor_run (reactor);
+    is_int (stopper.taken, 1, "tiers_reactor_stop ends the run after its pass");
+    zstr_send (other, "$TERM");
+    zstr_send (out, "more");
+    tiers_reactor_run (reactor);
+    ok (stopper.taken >= 1, "a run after a stop ends on $TERM");
+    tiers_reactor_destroy (&reactor);
+    zsock_destroy (&out);
+    zsock_destroy (&in);
+    zsock_destroy (&other);
+    zsock_destroy (&pipe);
     return done_testing ();
 }

@@ -67,6 +67,8 @@
 #include "metrics.h"
 #include "storage/replica.h"
 #include "storage/docread.h"
+#include "storage/shard.h"
+#include "storage/promote.h"
 #include <sqlite3.h>
 #include <jansson.h>
 #include <nettle/sha2.h>
@@ -158,6 +160,8 @@ typedef struct {
     zsock_t *router, *stream;
     tiers_reactor_t *reactor;
     int stream_reader;          //  the reactor's handle of the stream reader
+    const char *link;           //  what `stream` reaches: "primary" (the `of`), or
+    size_t link_index;          //  "peers" [i] (a replica promoted since, `fence`)
     replica_state_t state;
 
     //  The file (db == NULL: none)
@@ -185,6 +189,12 @@ typedef struct {
     snapshot_t snap;
     pending_t pending [REPLICA_PENDING_MAX];
     size_t pending_count;
+
+    //  Promotion and fencing (doc/replication.md)
+    int64_t told_epoch;         //  the highest epoch a `fence` told of
+    tiers_wire_t *promote;      //  the `promote` request, once taken
+    zmsg_t *promote_route;
+    int64_t promote_to;
 
     tiers_gauge_t *applied_gauge, *lag, *lag_seconds, *state_gauge;
     tiers_counter_t *changes, *snapshots, *resyncs, *refused, *reads_total;
@@ -553,7 +563,7 @@ static void
 s_reconnect (replica_t *self)
 {
     char *why = NULL;
-    zsock_t *stream = tiers_link_connect (self->entry, "primary", 0, &why);
+    zsock_t *stream = tiers_link_connect (self->entry, self->link, self->link_index, &why);
     if (!stream) {
         tiers_error ("cannot connect to the primary again: %s", why);
         free (why);
@@ -942,6 +952,13 @@ s_on_follow (replica_t *self, tiers_wire_t *msg)
                   "(incarnation, epoch, sequence)");
         return;
     }
+    if (epoch < self->told_epoch) {
+        //  A fence told of a higher epoch: this primary is not the primary.
+        tiers_warn ("the primary answers at epoch %" PRId64 ", but epoch %" PRId64 " is the "
+                    "primary's now: not following it (asking again in 1 s)", epoch,
+                    self->told_epoch);
+        return;
+    }
     if (!streq (incarnation, self->incarnation) || epoch != self->epoch) {
         tiers_counter_add (self->refused, 1);
         s_resync (self, false, "the primary follows with incarnation '%.32s', epoch %"
@@ -1103,6 +1120,11 @@ s_on_snapshot (replica_t *self, tiers_wire_t *msg)
         tiers_counter_add (self->refused, 1);
         s_resync (self, false, "a snapshot answer with missing or malformed headers "
                   "(snapshot, size, checksum, sequence, incarnation, epoch)");
+        return;
+    }
+    if (epoch < self->told_epoch) {
+        s_resync (self, false, "a snapshot of epoch %" PRId64 ", but epoch %" PRId64
+                  " is the primary's now", epoch, self->told_epoch);
         return;
     }
     snprintf (snap->id, sizeof snap->id, "%s", id);
@@ -1464,6 +1486,54 @@ s_pending_check (replica_t *self)
     self->pending_count = kept;
 }
 
+//  The highest epoch this replica knows of: its file's, or one a fence
+//  told it of (what it says in STATUS: a primary that asks must learn of
+//  a promotion from any copy that knows of it).
+static int64_t
+s_epoch_known (replica_t *self)
+{
+    return self->told_epoch > self->epoch ? self->told_epoch : self->epoch;
+}
+
+//  `fence` (epoch, by): a copy of a higher epoch is the primary. The
+//  replica follows it from now on (at its stream port: the link `peers`),
+//  and never again the primary it followed (its epoch is lower).
+static void
+s_on_fence (replica_t *self, tiers_wire_t *msg, zmsg_t *route, int64_t epoch,
+            const char *by)
+{
+    if (epoch > s_epoch_known (self) && epoch > self->epoch) {
+        self->told_epoch = epoch;
+        const tiers_target_t *targets = NULL;
+        size_t count = tiers_entry_targets (self->entry, "peers", &targets);
+        size_t found = count;
+        for (size_t i = 0; i < count; i++)
+            if (streq (targets [i].entry->name, by))
+                found = i;
+        if (found < count) {
+            tiers_warn ("fenced: %s is the primary at epoch %" PRId64 " (this copy is at %"
+                        PRId64 "): following it", by, epoch, self->epoch);
+            self->link = "peers";
+            self->link_index = found;
+            s_reconnect (self);
+            if (self->state == REPLICA_CATCHING_UP || self->state == REPLICA_STREAMING)
+                s_follow (self, "a new primary");
+            else
+            if (self->state == REPLICA_SNAPSHOTTING)
+                s_snapshot_start (self, 0);
+        }
+        else
+            tiers_warn ("fenced: %s is the primary at epoch %" PRId64 ", but it binds no "
+                        "stream port in this map: this replica follows no primary of a "
+                        "lower epoch, and nobody until the map says where", by, epoch);
+    }
+    tiers_wire_t *reply = tiers_wire_reply_to (msg, 200);
+    tiers_wire_set_headerf (reply, "epoch", "%" PRId64, s_epoch_known (self));
+    tiers_wire_set_headerf (reply, "sequence", "%" PRId64, self->applied);
+    tiers_wire_set_header (reply, "role", "replica", 7);
+    s_reply (self, &reply, route);
+}
+
 static void
 s_on_request (replica_t *self, tiers_wire_t **msg_p, zmsg_t **route_p)
 {
@@ -1481,6 +1551,41 @@ s_on_request (replica_t *self, tiers_wire_t **msg_p, zmsg_t **route_p)
     }
     if (!op) {
         s_fail (self, msg, route, 400, "missing op");
+        return;
+    }
+    if (streq (op, "fence") || streq (op, "promote")) {
+        const char *by = tiers_wire_text (msg, "by", &bad);
+        int64_t epoch = 0;
+        if (bad || !by || !*by || strlen (by) > 64
+        ||  s_header_number (msg, "epoch", &epoch) || epoch < 1) {
+            s_fail (self, msg, route, 400, "%s needs epoch (1 or more) and by (a name)", op);
+            return;
+        }
+        if (streq (op, "fence")) {
+            s_on_fence (self, msg, route, epoch, by);
+            return;
+        }
+        if (epoch <= s_epoch_known (self)) {
+            s_fail (self, msg, route, 409, "epoch %" PRId64 " is not above this copy's %"
+                    PRId64, epoch, s_epoch_known (self));
+            return;
+        }
+        if (!s_readable (self) || self->promote) {
+            s_fail (self, msg, route, 503, "this replica cannot be promoted now (%s%s)",
+                    self->promote ? "a promotion is under way" : s_state_names [self->state],
+                    !self->promote && self->diverged ? ", its file diverged" : "");
+            return;
+        }
+        //  The handover (s_replica_actor, after the reactor): the shard's
+        //  loop answers the promoter once it serves.
+        tiers_warn ("promoted by %.64s to epoch %" PRId64 " at sequence %" PRId64,
+                    by, epoch, self->applied);
+        self->promote = msg;
+        self->promote_route = route;
+        self->promote_to = epoch;
+        *msg_p = NULL;
+        *route_p = NULL;
+        tiers_reactor_stop (self->reactor);
         return;
     }
     if (streq (op, "put") || streq (op, "delete")) {
@@ -1576,7 +1681,7 @@ s_on_status (replica_t *self, tiers_wire_t *msg, zmsg_t *route)
     json_object_set_new (status, "of", json_string (self->of));
     json_object_set_new (status, "state", json_string (s_state_words [self->state]));
     json_object_set_new (status, "incarnation", json_string (self->incarnation));
-    json_object_set_new (status, "epoch", json_integer (self->epoch));
+    json_object_set_new (status, "epoch", json_integer (s_epoch_known (self)));
     json_object_set_new (status, "applied", json_integer (self->applied));
     json_object_set_new (status, "primary_sequence", json_integer (self->primary_sequence));
     json_object_set_new (status, "lag", json_integer (lag));
@@ -1728,6 +1833,7 @@ s_replica_actor (zsock_t *pipe, void *args_)
     self->max_lag_ms = tiers_entry_int (entry, "max_lag", 1000);
     self->read_wait_ms = tiers_entry_int (entry, "read_wait", 1000);
     self->started = self->heard = s_now ();
+    self->link = "primary";
 
     char labels [160], name [100];
     snprintf (labels, sizeof labels, "replica=\"%s\"",
@@ -1790,6 +1896,34 @@ s_replica_actor (zsock_t *pipe, void *args_)
     tiers_reactor_run (self->reactor);
     tiers_reactor_destroy (&self->reactor);
     int64_t applied = self->applied;
+    if (self->promote) {
+        //  Promoted: the thread serves as the shard from here on, with the
+        //  replica's file, requests port and lock. Reads that wait are
+        //  told to ask again; the shard's loop answers the promoter.
+        for (size_t i = 0; i < self->pending_count; i++) {
+            s_fail (self, self->pending [i].request, self->pending [i].route, 503,
+                    "this replica is being promoted to primary: ask again");
+            tiers_wire_destroy (&self->pending [i].request);
+            zmsg_destroy (&self->pending [i].route);
+        }
+        self->pending_count = 0;
+        const tiers_entry_t *shard = tiers_map_find (args->map, self->of);
+        tiers_shard_setup_t setup = {
+            .shard = self->of,
+            .slots = shard ? tiers_entry_get (shard, "slots", "all") : "all",
+            .requests = self->router, .lock_fd = self->lock_fd, .stream = NULL,
+            .promote_to = self->promote_to, .promote = self->promote,
+            .promote_route = self->promote_route
+        };
+        self->router = NULL;
+        self->lock_fd = -1;
+        self->promote = NULL;
+        self->promote_route = NULL;
+        s_replica_destroy (self);       //  its connections close: the shard opens its own
+        free (self);
+        tiers_shard_serve (pipe, args, &setup);
+        return;
+    }
     s_replica_destroy (self);
     free (self);
     tiers_info ("stopped at sequence %" PRId64, applied);
@@ -1804,14 +1938,20 @@ static const tiers_key_t s_keys [] = {
 };
 
 static const tiers_port_t s_ports [] = {
-    { "requests", ZMQ_ROUTER, "document reads (get, list; min-sequence, eventual) and "
-                              "STATUS; writes are refused 421 (doc/replication.md)", true },
+    { "requests", ZMQ_ROUTER, "document reads (get, list; min-sequence, eventual), "
+                              "STATUS, fence and promote; writes are refused 421 "
+                              "(doc/replication.md)", true },
+    { "stream", ZMQ_ROUTER, "the commit stream it serves once promoted to primary", false },
     { NULL, 0, NULL, false }
 };
 
 static const tiers_link_t s_links [] = {
     //  The shard the entry's `of` names, at its commit stream.
     { "primary", "shard", "stream", ZMQ_DEALER, false, false, "of" },
+    //  Promoted, it asks the other replicas for their epochs (as a shard).
+    { "replicas", "replica", "requests", ZMQ_DEALER, true, true, NULL },
+    //  Fenced, it follows the replica promoted since, at its stream port.
+    { "peers", "replica", "stream", ZMQ_DEALER, true, true, NULL },
     { NULL, NULL, NULL, 0, false, false, NULL }
 };
 
@@ -1824,5 +1964,9 @@ const tiers_kind_t tiers_replica_kind = {
     .ports = s_ports,
     .links = s_links,
     .multi = false,
-    .listener = NULL
+    .listener = NULL,
+    .command = "promote",
+    .command_usage = "  promote REPLICA  make a replica the primary of its shard at the next "
+                     "epoch\n                  (-m MAP, --keys DIR, --force; doc/replication.md)\n",
+    .command_run = tiers_promote_run
 };

@@ -46,6 +46,7 @@ typedef struct {
 } change_t;
 
 typedef struct {
+    char inc [16];              //  its file's incarnation
     char *dir, *path, *snap_path;
     sqlite3 *db;
     zsock_t *router;
@@ -88,14 +89,16 @@ s_exec (sqlite3 *db, const char *sql)
 }
 
 static primary_t *
-p_new (const char *dir, const char *endpoint, const char *cluster)
+p_new (const char *dir, const char *endpoint, const char *cluster, const char *inc,
+       int64_t epoch)
 {
     primary_t *p = (primary_t *) zmalloc (sizeof *p);
-    p->dir = zsys_sprintf ("%s/primary", dir);
+    snprintf (p->inc, sizeof p->inc, "%s", inc);
+    p->dir = zsys_sprintf ("%s/primary-%s", dir, inc);
     zsys_dir_create ("%s", p->dir);
     p->path = zsys_sprintf ("%s/s0.db", p->dir);
     p->snap_path = zsys_sprintf ("%s/s0.snapshot.db", p->dir);
-    p->epoch = 1;
+    p->epoch = epoch;
     p->chunk = 1024 * 1024;
     p->snap_fd = -1;
     unlink (p->path);
@@ -126,7 +129,9 @@ p_new (const char *dir, const char *endpoint, const char *cluster)
         "COMMIT;");
     char *sql = sqlite3_mprintf (
         "INSERT INTO identity (name, value) VALUES ('cluster', %Q), ('shard', 's0'),"
-        " ('incarnation', '" INC "'), ('created', '1')", cluster);
+        " ('incarnation', %Q), ('created', '1');"
+        "INSERT INTO meta (key, value) SELECT 'epoch', %lld WHERE %lld > 1", cluster, inc,
+        (long long) epoch, (long long) epoch);
     s_exec (p->db, sql);
     sqlite3_free (sql);
     char *why = NULL;
@@ -220,7 +225,7 @@ p_send_change (primary_t *p, const forged_t *f)
 static void
 p_send_logged (primary_t *p, const change_t *change)
 {
-    forged_t f = { "s0", INC, NULL, p->epoch, change->previous, change->sequence,
+    forged_t f = { "s0", p->inc, NULL, p->epoch, change->previous, change->sequence,
                    change->body, change->size, false };
     p_send_change (p, &f);
 }
@@ -285,7 +290,7 @@ p_follow (primary_t *p, tiers_wire_t *msg)
               incarnation ? incarnation : "?");
     p->follow_epoch = atoll (tiers_wire_header (msg, "epoch") ?: "-1");
     p->follow_applied = atoll (tiers_wire_header (msg, "applied") ?: "-1");
-    if (!streq (p->follow_incarnation, INC) || p->follow_epoch != p->epoch
+    if (!streq (p->follow_incarnation, p->inc) || p->follow_epoch != p->epoch
     ||  p->follow_applied > p->sequence || p->follow_applied < p->log_from) {
         tiers_wire_t *reply = p_reply ("follow", 409);
         tiers_wire_set_header (reply, "error", "take a snapshot", 15);
@@ -294,7 +299,7 @@ p_follow (primary_t *p, tiers_wire_t *msg)
         return;
     }
     tiers_wire_t *reply = p_reply ("follow", 200);
-    tiers_wire_set_header (reply, "incarnation", INC, strlen (INC));
+    tiers_wire_set_header (reply, "incarnation", p->inc, strlen (p->inc));
     tiers_wire_set_headerf (reply, "epoch", "%" PRId64, p->epoch);
     tiers_wire_set_headerf (reply, "sequence", "%" PRId64, p->sequence);
     p_send (p, &reply);
@@ -328,7 +333,7 @@ p_snapshot (primary_t *p)
     tiers_wire_set_headerf (reply, "size", "%" PRId64, p->snap_size);
     tiers_wire_set_header (reply, "checksum", hex, 64);
     tiers_wire_set_headerf (reply, "sequence", "%" PRId64, p->sequence);
-    tiers_wire_set_header (reply, "incarnation", INC, strlen (INC));
+    tiers_wire_set_header (reply, "incarnation", p->inc, strlen (p->inc));
     tiers_wire_set_headerf (reply, "epoch", "%" PRId64, p->epoch);
     p_send (p, &reply);
 }
@@ -381,7 +386,7 @@ p_serve (primary_t *p, int ms)
         int64_t now = zclock_mono ();
         if (p->following && !p->quiet && now >= p->beat_at) {
             tiers_wire_t *beat = p_reply ("heartbeat", 200);
-            tiers_wire_set_header (beat, "incarnation", INC, strlen (INC));
+            tiers_wire_set_header (beat, "incarnation", p->inc, strlen (p->inc));
             tiers_wire_set_headerf (beat, "epoch", "%" PRId64, p->epoch);
             tiers_wire_set_headerf (beat, "sequence", "%" PRId64, p->sequence);
             tiers_wire_set_headerf (beat, "committed", "%" PRId64, p->committed);
@@ -633,7 +638,7 @@ s_big_docs (primary_t *p, int count, size_t size)
 //  Every scenario, with the replica `r` (started and stopped here) and
 //  the primary `p`.
 static void
-s_scenarios (replica_t *r, primary_t *p, const char *L)
+s_scenarios (replica_t *r, primary_t *p, const char *L, const char *r2_stream)
 {
     //  From empty: the snapshot in chunks (4 asked at a time), then the
     //  follow, then streaming.
@@ -977,13 +982,89 @@ s_scenarios (replica_t *r, primary_t *p, const char *L)
             "%s: state, applied and lag are gauges", L);
         free (metrics);
     }
+
+    //  Fencing: a fence of an epoch not above its own changes nothing; a
+    //  higher one points it at the new primary, r2 (played by a second
+    //  ROUTER at r2's stream port: another incarnation, epoch 2).
+    reply = r_call (r, p, r_request ("fence", NULL, "epoch", "1", "by", "s0", NULL), 2000);
+    ok (reply && reply->status == 200 && streq (tiers_wire_header (reply, "epoch") ?: "", "1")
+        && streq (tiers_wire_header (reply, "role") ?: "", "replica"),
+        "%s: a fence at its own epoch: 200, epoch 1, role replica", L);
+    tiers_wire_destroy (&reply);
+    ok (r_wait (r, p, "streaming", p->sequence, 2000), "%s: ... it streams on from s0", L);
+    reply = r_call (r, p, r_request ("fence", NULL, "epoch", "x", NULL), 2000);
+    ok (reply && reply->status == 400, "%s: a fence without a good epoch and by: 400", L);
+    tiers_wire_destroy (&reply);
+    char *where = zsys_sprintf ("%s/%s", h_tmpdir (), L);
+    zsys_dir_create ("%s", where);
+    primary_t *q = p_new (where, r2_stream, "rt", "9e8d7c6b5a41", 2);
+    free (where);
+    p_put (q, "q", "{\"from\":\"r2\"}");
+    reply = r_call (r, q, r_request ("fence", NULL, "epoch", "2", "by", "r2", NULL), 2000);
+    ok (reply && reply->status == 200 && streq (tiers_wire_header (reply, "epoch") ?: "", "2"),
+        "%s: a fence of epoch 2 by r2: 200, epoch 2", L);
+    tiers_wire_destroy (&reply);
+    ok (r_wait (r, q, "streaming", q->sequence, 10000), "%s: it follows r2 (a snapshot of "
+        "the new incarnation, then streaming)", L);
+    json_t *status = r_status (r, NULL);
+    ok (status && streq (json_string_value (json_object_get (status, "incarnation")) ?: "",
+                         q->inc)
+        && json_integer_value (json_object_get (status, "epoch")) == 2,
+        "%s: its file is r2's incarnation, epoch 2", L);
+    json_decref (status);
+    reply = r_call (r, q, r_request ("get", "q", NULL), 2000);
+    ok (reply && reply->status == 200 && streq ((char *) reply->body, "{\"from\":\"r2\"}"),
+        "%s: it reads r2's documents", L);
+    tiers_wire_destroy (&reply);
+
+    //  Promotion: above its epoch only; then it serves as the shard.
+    reply = r_call (r, q, r_request ("promote", NULL, "epoch", "2", "by", "r1", NULL), 2000);
+    ok (reply && reply->status == 409, "%s: promote to an epoch not above its own: 409", L);
+    tiers_wire_destroy (&reply);
+    int64_t sequence = q->sequence;
+    reply = r_call (r, q, r_request ("promote", NULL, "epoch", "3", "by", "r1", NULL), 5000);
+    const char *promoted = reply ? tiers_wire_header (reply, "incarnation") : NULL;
+    ok (reply && reply->status == 200 && streq (tiers_wire_header (reply, "epoch") ?: "", "3")
+        && atoll (tiers_wire_header (reply, "sequence") ?: "0") >= sequence
+        && promoted && strlen (promoted) == 12 && !streq (promoted, q->inc),
+        "%s: promote to epoch 3: 200 once it serves, with a new incarnation (%s)", L,
+        promoted ? promoted : "-");
+    char *incarnation = promoted ? strdup (promoted) : NULL;
+    tiers_wire_destroy (&reply);
+    int status_code = 0;
+    until = zclock_mono () + 4000;
+    while (status_code != 201 && zclock_mono () < until) {
+        tiers_wire_t *put = r_request ("put", "p1", NULL);
+        tiers_wire_set_body (put, "{\"w\":1}", 7);
+        reply = r_call (r, NULL, put, 2000);
+        status_code = reply ? reply->status : 0;
+        tiers_wire_destroy (&reply);
+        if (status_code != 201)
+            zclock_sleep (100);
+    }
+    is_int (status_code, 201, "%s: the promoted replica takes a write", L);
+    reply = r_call (r, NULL, r_request ("get", "p1", NULL), 2000);
+    char *tag_prefix = zsys_sprintf ("%s.", incarnation ? incarnation : "?");
+    ok (reply && reply->status == 200 && streq ((char *) reply->body, "{\"w\":1}")
+        && strncmp (tiers_wire_header (reply, "tag") ?: "", tag_prefix, strlen (tag_prefix)) == 0,
+        "%s: and serves it back, tagged with its new incarnation", L);
+    free (tag_prefix);
+    free (incarnation);
+    tiers_wire_destroy (&reply);
+    text = NULL;
+    json_decref (r_status (r, &text));
+    ok (text && strstr (text, "\"role\":\"primary\"") && strstr (text, "\"epoch\":3"),
+        "%s: its STATUS: role primary, epoch 3", L);
+    free (text);
+    p_destroy (&q);
+
     r_stop (r, false);
     free (incoming);
 }
 
 static char *
 s_map_text (bool split, const char *data, const char *stream, const char *requests,
-            const char *replica)
+            const char *replica, const char *r1_stream, const char *r2, const char *r2_stream)
 {
     return zsys_sprintf (
         "cluster\n"
@@ -999,10 +1080,17 @@ s_map_text (bool split, const char *data, const char *stream, const char *reques
         "%s"
         "    replica = r1\n"
         "        bind = %s\n"
+        "        bind.stream = %s\n"
         "        of = s0\n"
-        "        read_wait = 500ms\n",
+        "        read_wait = 500ms\n"
+        "%s"
+        "    replica = r2\n"
+        "        bind = %s\n"
+        "        bind.stream = %s\n"
+        "        of = s0\n",
         data, split ? "    security = none\n" : "", split ? "db1" : "box", requests,
-        stream, split ? "node = db2\n" : "", replica);
+        stream, split ? "node = db2\n" : "", replica, r1_stream, split ? "node = db3\n" : "",
+        r2, r2_stream);
 }
 
 int
@@ -1015,7 +1103,8 @@ main (int argc, char **argv)
     //  One process, inproc: the replica is a thread of the test.
     char *data = zsys_sprintf ("%s/one", dir);
     char *text = s_map_text (false, data, "inproc://rt-s0-stream", "inproc://rt-s0",
-                             "inproc://rt-r1");
+                             "inproc://rt-r1", "inproc://rt-r1-stream", "inproc://rt-r2",
+                             "inproc://rt-r2-stream");
     char *errors = NULL;
     replica_t r = { .split = false };
     r.map = tiers_map_parse (text, "one.map", &errors);
@@ -1024,10 +1113,10 @@ main (int argc, char **argv)
         diag ("%s", errors);
     free (errors);
     if (r.map) {
-        primary_t *p = p_new (data, "inproc://rt-s0-stream", "rt");
+        primary_t *p = p_new (data, "inproc://rt-s0-stream", "rt", INC, 1);
         r.file = zsys_sprintf ("%s/r1.db", data);
         r.endpoint = "inproc://rt-r1";
-        s_scenarios (&r, p, "inproc");
+        s_scenarios (&r, p, "inproc", "inproc://rt-r2-stream");
         zsock_destroy (&r.client);
         p_destroy (&p);
         free (r.file);
@@ -1038,20 +1127,23 @@ main (int argc, char **argv)
 
     //  Two processes, tcp: the replica is `tiers run -n db2`.
     const char *top = getenv ("top_builddir");
-    char stream [64], requests [64], replica [64];
+    char stream [64], requests [64], replica [64], r1_stream [64], r2 [64], r2_stream [64];
     snprintf (stream, sizeof stream, "tcp://127.0.0.1:%d", h_free_port ());
     snprintf (requests, sizeof requests, "tcp://127.0.0.1:%d", h_free_port ());
     snprintf (replica, sizeof replica, "tcp://127.0.0.1:%d", h_free_port ());
+    snprintf (r1_stream, sizeof r1_stream, "tcp://127.0.0.1:%d", h_free_port ());
+    snprintf (r2, sizeof r2, "tcp://127.0.0.1:%d", h_free_port ());
+    snprintf (r2_stream, sizeof r2_stream, "tcp://127.0.0.1:%d", h_free_port ());
     data = zsys_sprintf ("%s/two", dir);
-    text = s_map_text (true, data, stream, requests, replica);
+    text = s_map_text (true, data, stream, requests, replica, r1_stream, r2, r2_stream);
     replica_t s = { .split = true };
     s.map_path = h_write_file ("two.map", text);
     s.log = zsys_sprintf ("%s/replica.log", dir);
     s.tiers = zsys_sprintf ("%s/tiers", top ? top : ".");
     s.file = zsys_sprintf ("%s/r1.db", data);
-    primary_t *p = p_new (data, stream, "rt");
+    primary_t *p = p_new (data, stream, "rt", INC, 1);
     s.endpoint = replica;
-    s_scenarios (&s, p, "tcp");
+    s_scenarios (&s, p, "tcp", r2_stream);
     zsock_destroy (&s.client);
     p_destroy (&p);
     if (tap_failed) {

@@ -27,10 +27,11 @@ t_fuzz_wire_fuzz_SOURCES = t/fuzz/wire_fuzz.c runtime/wire.c runtime/poller.c
 t_fuzz_wire_fuzz_CFLAGS = $(AM_CFLAGS) -fsanitize=fuzzer
 t_fuzz_wire_fuzz_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
 t_fuzz_wire_fuzz_LDADD = $(CZMQ_LIBS) $(ZMQ_LIBS)
-# The API tier's header decoders (If-Match lists, Idempotency-Key):
-# api_core.c is compiled here for coverage; libtiers.a gives the rest.
+# The API tier's header decoders (If-Match lists, Idempotency-Key,
+# Tiers-Token): api_core.c and token.c are compiled here for coverage;
+# libtiers.a gives the rest.
 noinst_PROGRAMS += t/fuzz/header_fuzz
-t_fuzz_header_fuzz_SOURCES = t/fuzz/header_fuzz.c actors/api_core.c
+t_fuzz_header_fuzz_SOURCES = t/fuzz/header_fuzz.c actors/api_core.c actors/token.c
 t_fuzz_header_fuzz_CFLAGS = $(AM_CFLAGS) -fsanitize=fuzzer
 t_fuzz_header_fuzz_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
 t_fuzz_header_fuzz_LDADD = $(TIERS_LIBS)
@@ -64,6 +65,10 @@ t_unit_problem_t_SOURCES = t/unit/problem.c t/tap.h
 t_unit_problem_t_LDADD = $(TIERS_LIBS)
 t_unit_tags_t_SOURCES = t/unit/tags.c t/tap.h
 t_unit_tags_t_LDADD = $(TIERS_LIBS)
+# Session tokens (Tiers-Token): the parser and a write's entry.
+UNIT_TESTS += t/unit/token.t
+t_unit_token_t_SOURCES = t/unit/token.c t/tap.h
+t_unit_token_t_LDADD = $(TIERS_LIBS)
 # Storage faults through HTTP: EIO on fsync (the shim t/fault/eio.c,
 # LD_PRELOADed), kill -9, incarnations, Idempotency-Key.
 check_PROGRAMS += t/fault/eio.so

@@ -55,6 +55,10 @@ t_cluster_wire_api_t_SOURCES = t/cluster/wire_api.c t/cluster/harness.c t/cluste
 t_cluster_wire_api_t_LDADD = $(TIERS_LIBS)
 t_unit_poller_t_SOURCES = t/unit/poller.c t/tap.h
 t_unit_poller_t_LDADD = $(TIERS_LIBS)
+# Reads over replicas (played by the test) with read-your-writes, both placements.
+CLUSTER_TESTS += t/cluster/replicas.t
+t_cluster_replicas_t_SOURCES = t/cluster/replicas.c t/cluster/harness.c t/cluster/harness.h t/tap.h
+t_cluster_replicas_t_LDADD = $(TIERS_LIBS)
 # The example kind of doc/actors.md (two ports, two links) in both placements.
 CLUSTER_TESTS += t/cluster/relay.t
 t_cluster_relay_t_SOURCES = t/cluster/relay.c t/cluster/harness.c t/cluster/harness.h t/tap.h

@@ -19,6 +19,31 @@
 #include <signal.h>
 #include <errno.h>
 
+//  The commands that kinds bring (tiers_kind_t.command), for the help.
+static const char *
+s_kind_commands (void)
+{
+    static char text [2048];
+    size_t at = 0;
+    const tiers_kind_t *kind;
+    for (size_t i = 0; (kind = tiers_kind_at (i)) && at < sizeof text; i++)
+        if (kind->command && kind->command_usage)
+            at += (size_t) snprintf (text + at, sizeof text - at, "%s", kind->command_usage);
+    text [at < sizeof text ? at : sizeof text - 1] = 0;
+    return text;
+}
+
+//  The kind that brings `command`, or NULL.
+static const tiers_kind_t *
+s_command_kind (const char *command)
+{
+    const tiers_kind_t *kind;
+    for (size_t i = 0; (kind = tiers_kind_at (i)); i++)
+        if (kind->command && kind->command_run && streq (kind->command, command))
+            return kind;
+    return NULL;
+}
+
 static void
 s_usage (FILE *out)
 {
@@ -38,6 +63,7 @@ s_usage (FILE *out)
 "                  (default: the map's keys); existing ones are kept\n"
 "                  unless --rotate\n"
 "  kinds           list the actor kinds this program knows\n"
+"%s"
 "\n"
 "Options:\n"
 "  -m, --map FILE      the map file (ZPL, see tiers-map(5))\n"
@@ -49,8 +75,10 @@ s_usage (FILE *out)
 "  -h, --help          show this help and exit\n"
 "  -V, --version       show the version and exit\n"
 "\n"
+"      --force         (promote) go on where it would stop to save writes\n"
+"\n"
 "Exit status: 0 success, 1 the node failed, 2 usage error or invalid map.\n"
-"See tiers(1) and tiers-map(5).\n");
+"See tiers(1) and tiers-map(5).\n", s_kind_commands ());
 }
 
 static tiers_map_t *
@@ -112,6 +140,7 @@ typedef struct {
     const char *keys;
     const char *out;
     bool rotate;
+    bool force;
 } s_options_t;
 
 //  Reads the options in argv with getopt_long (from optind, with
@@ -127,6 +156,7 @@ s_parse (int argc, char **argv, const char *optstring, s_options_t *options)
         { "keys",    required_argument, NULL, 'K' },
         { "out",     required_argument, NULL, 'o' },
         { "rotate",  no_argument,       NULL, 'R' },
+        { "force",   no_argument,       NULL, 'F' },
         { "log",     required_argument, NULL, 'l' },
         { "help",    no_argument,       NULL, 'h' },
         { "version", no_argument,       NULL, 'V' },
@@ -141,6 +171,7 @@ s_parse (int argc, char **argv, const char *optstring, s_options_t *options)
             case 'K': options->keys = optarg; break;
             case 'o': options->out = optarg; break;
             case 'R': options->rotate = true; break;
+            case 'F': options->force = true; break;
             case 'l':
                 if (tiers_log_level_parse (optarg) < 0) {
                     fprintf (stderr, "tiers: unknown log level '%s'\n", optarg);
@@ -164,7 +195,7 @@ tiers_cli_main (int argc, char **argv)
     tiers_log_set_actor ("tiers");
 
     //  Options before the command ("+": stop at the command), then after it.
-    s_options_t options = { NULL, NULL, NULL, NULL, NULL, false };
+    s_options_t options = { NULL, NULL, NULL, NULL, NULL, false, false };
     int rc = s_parse (argc, argv, "+m:n:l:hV", &options);
     if (rc >= 0)
         return rc;
@@ -185,6 +216,10 @@ tiers_cli_main (int argc, char **argv)
     const char *map_path = options.map_path;
     const char *node_name = options.node_name;
     const char *http = options.http;
+    const tiers_kind_t *brings = s_command_kind (command);
+    const char *argument = NULL;
+    if (brings && optind < sub_argc)
+        argument = sub_argv [optind++];
     if (optind < sub_argc) {
         fprintf (stderr, "tiers: unexpected argument '%s'\n", sub_argv [optind]);
         return 2;
@@ -211,12 +246,17 @@ tiers_cli_main (int argc, char **argv)
         }
         return 0;
     }
-    if (!streq (command, "run") && !streq (command, "check") && !streq (command, "keys")) {
+    if (!streq (command, "run") && !streq (command, "check") && !streq (command, "keys")
+    &&  !brings) {
         fprintf (stderr, "tiers: unknown command '%s' (try --help)\n", command);
         return 2;
     }
-    if (streq (command, "keys") && !map_path) {
-        fprintf (stderr, "tiers: keys needs the map (-m MAP)\n");
+    if ((streq (command, "keys") || brings) && !map_path) {
+        fprintf (stderr, "tiers: %s needs the map (-m MAP)\n", command);
+        return 2;
+    }
+    if (brings && !argument) {
+        fprintf (stderr, "tiers: %s needs the name of a %s\n", command, brings->name);
         return 2;
     }
     tiers_map_t *map = s_load (map_path);
@@ -225,6 +265,11 @@ tiers_cli_main (int argc, char **argv)
     if (options.keys)
         tiers_map_set_keys (map, options.keys);
     rc = 0;
+    if (brings) {
+        rc = brings->command_run (map, argument, options.force, stdout);
+        tiers_map_destroy (&map);
+        return rc;
+    }
     if (streq (command, "keys")) {
         char *why = NULL;
         const char *dir = options.out ? options.out : tiers_map_cluster (map, "keys");

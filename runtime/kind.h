@@ -23,6 +23,7 @@
 
 #include <stdbool.h>
 #include <czmq.h>
+#include <stdio.h>
 
 typedef enum {
     TIERS_KEY_STRING,       //  any non-empty value
@@ -98,6 +99,12 @@ typedef struct {
     const char *const *outlets;     //  NULL-terminated, or NULL
     const char *listener;   //  key holding a public listener ("http"), or NULL
     bool fixed_listener;    //  `tiers run --http` never moves it (exporter)
+    //  A command of `tiers` that the kind brings, run as `tiers COMMAND -m
+    //  MAP [--keys DIR] [--force] ARG` ("promote" for replicas); or NULL.
+    //  Returns the exit code (0 done, 1 not done, 2 usage).
+    const char *command;
+    const char *command_usage;  //  its lines in --help
+    int (*command_run) (tiers_map_t *map, const char *arg, bool force, FILE *out);
 } tiers_kind_t;
 
 //  Start ranks, lowest first.

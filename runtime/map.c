@@ -44,10 +44,12 @@ static const tiers_key_t s_cluster_keys [] = {
     { "spin_us",   TIERS_KEY_INT,    false, 0, 100000, NULL },
     { "security",  TIERS_KEY_ENUM,   false, 0, 0, "curve|none" },
     { "keys",      TIERS_KEY_STRING, false, 0, 0, NULL },
+    { "ack",       TIERS_KEY_ENUM,   false, 0, 0, "primary|replica" },
     { NULL, 0, false, 0, 0, NULL }
 };
 static const char *s_cluster_defaults [] = {
-    "tiers", "./tiers-data", "info", "full", "1024", "1s", "200", "none", "./tiers-keys"
+    "tiers", "./tiers-data", "info", "full", "1024", "1s", "200", "none", "./tiers-keys",
+    "primary"
 };
 #define CLUSTER_KEYS (sizeof (s_cluster_defaults) / sizeof (s_cluster_defaults [0]))
 

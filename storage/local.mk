@@ -1,3 +1,3 @@
 # SQLite and LMDB live only in this folder (shard, replica, objstore, queue).
 libtiers_a_SOURCES += \
-    storage/shard.c storage/shard.h
+    storage/shard.c storage/shard.h storage/stream.c storage/stream.h storage/promote.c storage/promote.h

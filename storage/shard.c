@@ -67,6 +67,26 @@
 
     Key ownership (which slots belong here) is checked by the APIs, which
     route with tiers_slot_of(); the shard does not re-check it for now.
+
+    Its role (doc/replication.md, promotion and fencing):
+
+        CHECKING    started with replicas in the map: it asks each of them
+                    for its epoch before it takes a write (503 meanwhile),
+                    for at most FENCE_CHECK_MS --none is ahead--> PRIMARY
+                                               --one is ahead--> FENCED
+        PRIMARY     takes writes, publishes the stream. Every
+                    FENCE_CHECK_MS it asks its replicas again
+                                               --one is ahead, or a FENCE
+                                                 with a higher epoch--> FENCED
+        FENCED      a copy of a higher epoch exists (a replica was
+                    promoted): this file may hold writes that the new
+                    primary never had. It answers no read and no write
+                    (421 with the reason); nothing leaves FENCED but a
+                    restart as a replica.
+
+    Invariant: a FENCED shard acknowledges nothing more; a write that its
+    writer commits after the fence (it was in flight) is answered 421 too,
+    never 2xx.
 */
 #include "kind.h"
 #include "map.h"
@@ -76,7 +96,12 @@
 #include "sock.h"
 #include "log.h"
 #include "metrics.h"
+#include "parse.h"
 #include "storage/shard.h"
+#include "storage/stream.h"
+//  The session extension's declarations (Debian's libsqlite3 has it built in).
+#define SQLITE_ENABLE_SESSION 1
+#define SQLITE_ENABLE_PREUPDATE_HOOK 1
 #include <sqlite3.h>
 #include <jansson.h>
 #include <nettle/sha2.h>
@@ -103,6 +128,8 @@
 #define SHARD_IKEY_MAX      255         //  bytes of an idempotency key
 #define SHARD_PRUNE_MS      1000        //  expired keys are pruned this often
 #define SHARD_PRUNE_ROWS    1000        //  ... at most this many at a time
+#define FENCE_CHECK_MS      1000        //  replicas asked for their epoch this often
+#define SHARD_PEERS_MAX     16          //  replicas of one shard
 //  The lock file: the holder's pid, then the mark (doc/storage.md):
 //  "INCARNATION SEQUENCE STATE INODE\n", STATE R (running) or C (stopped
 //  cleanly), INODE the database file's.
@@ -110,6 +137,8 @@
 #define MARK_SIZE           (SHARD_INCARNATION + 1 + 20 + 1 + 1 + 1 + 20 + 1)
 
 typedef enum { OP_GET, OP_PUT, OP_DELETE, OP_LIST } op_t;
+
+typedef enum { ROLE_CHECKING, ROLE_PRIMARY, ROLE_FENCED } role_t;
 
 //  One queued write. The actor thread fills the request part; the writer
 //  fills the outcome while the batch is COMMITTING.
@@ -133,6 +162,9 @@ typedef struct {
     char *error_text;           //  a replayed reason (owned), or NULL
     const char *outcome;        //  "unknown" / "not-applied" on a failure
     bool replayed;              //  the first outcome of its key, again
+    //  ack = replica: committed, waiting until a replica has `ack_sequence`
+    int64_t ack_sequence;
+    int64_t ack_deadline;       //  monotonic ms; then 503 outcome unknown
 } write_t;
 
 //  A batch's states (the file head says who may touch it in each).
@@ -143,6 +175,12 @@ typedef struct {
     write_t **writes;           //  capacity = `batch`
     size_t count;
     int64_t sequence;           //  the sequence after the batch
+    //  With a stream: the committed transaction's changeset (sqlite3_malloc'ed,
+    //  the actor thread publishes and frees it), the sequence before it and
+    //  when COMMIT returned (wall ms).
+    void *changeset;
+    int changeset_size;
+    int64_t previous, committed;
 } batch_t;
 
 //  The one place a batch changes state, under the hand-off's lock:
@@ -167,6 +205,8 @@ typedef struct {
     write_t **queue;            //  ring of SHARD_QUEUE_MAX
     size_t head, count;
     size_t batch_max;
+    size_t batch_bytes;         //  bodies in one batch, at most (a stream's
+                                //  changeset must fit in one message)
     batch_t batches [2];
     size_t committing;          //  writes in the batch at the writer
     int64_t commit_started;     //  monotonic us the batch was taken, or 0
@@ -187,6 +227,8 @@ typedef struct {
     sqlite3_stmt *lookup, *upsert, *remove, *store_sequence;
     sqlite3_stmt *key_lookup, *key_store, *key_prune, *fence;
     int64_t sequence;           //  last version handed out
+    int64_t epoch;              //  the shard's epoch (meta 'epoch'; 1 when absent)
+    bool replicating;           //  a stream follows: one changeset per commit
     //  The file's identity (doc/storage.md): made when the file is, new
     //  again whenever the file cannot be the one this shard last served.
     const char *cluster, *shard;    //  the map's names (not owned)
@@ -196,6 +238,7 @@ typedef struct {
     int64_t pruned_at;          //  wall ms of the last prune of keys
     bool broken;                //  sticky: a reopen after a failure failed
     bool reopening;             //  s_writer_recover's open: same file, same identity
+    int64_t promote_to;         //  > 0: a promotion, to this epoch (new incarnation)
     //  The files as opened: a removed or replaced one loses every later
     //  commit (SQLite writes on into the unlinked inode).
     dev_t db_dev, wal_dev;
@@ -223,7 +266,22 @@ typedef struct {
     int64_t sequence;           //  as of the last batch handed back
     char incarnation [SHARD_INCARNATION + 1];   //  the file's, for tags
     int lock_fd;                //  <file>.lock, held with flock while serving
-    tiers_counter_t *reads, *errors;
+    //  Replication (doc/replication.md)
+    tiers_stream_t *stream;     //  the commit stream, or NULL (no `stream` port)
+    bool ack_replica;           //  ack = replica: a write waits for a replica
+    int64_t ack_timeout_ms;
+    zlistx_t *acking;           //  committed writes waiting for a replica's ack,
+                                //  in sequence order (write_t, owned)
+    //  Its role (the file head): its replicas, asked for their epochs
+    role_t role;
+    zsock_t *peers [SHARD_PEERS_MAX];
+    bool peer_answered [SHARD_PEERS_MAX];
+    size_t peer_count;
+    int64_t checking_until;     //  CHECKING: monotonic ms
+    int64_t fence_asked;        //  monotonic ms the replicas were last asked
+    int64_t fenced_epoch;       //  FENCED: the epoch that fenced it
+    char fenced_reason [200];
+    tiers_counter_t *reads, *errors, *ack_timeouts;
 } shard_t;
 
 
@@ -396,6 +454,11 @@ s_identity (writer_t *self, char **why)
     //  incarnation it had, if the file still says so.
     if (self->reopening)
         vouched = *incarnation && streq (incarnation, self->incarnation);
+    //  A promotion starts a new history on this file: a new incarnation
+    //  (no tag handed out by the old primary can match here, whatever it
+    //  acknowledged that never reached this copy) and the next epoch.
+    if (self->promote_to > 0)
+        vouched = false;
     if (*incarnation && vouched) {
         memcpy (self->incarnation, incarnation, sizeof self->incarnation);
         s_mark (self, 'R', true);
@@ -408,14 +471,23 @@ s_identity (writer_t *self, char **why)
     }
     for (size_t i = 0; i < sizeof random; i++)
         snprintf (self->incarnation + 2 * i, 3, "%02x", random [i]);
+    char *promotion = self->promote_to > 0
+        ? sqlite3_mprintf ("INSERT OR REPLACE INTO meta (key, value) VALUES ('epoch', %lld);"
+                           "INSERT OR REPLACE INTO meta (key, value) VALUES ('epoch_start', %lld);",
+                           (long long) self->promote_to, (long long) self->sequence)
+        : sqlite3_mprintf ("%s", "");
     char *sql = sqlite3_mprintf (
         "BEGIN IMMEDIATE;"
         "INSERT OR REPLACE INTO identity (name, value) VALUES ('cluster', %Q);"
         "INSERT OR REPLACE INTO identity (name, value) VALUES ('shard', %Q);"
         "INSERT OR REPLACE INTO identity (name, value) VALUES ('incarnation', %Q);"
         "INSERT OR REPLACE INTO identity (name, value) VALUES ('created', '%lld');"
+        "%s"
         "COMMIT;", self->cluster, self->shard, self->incarnation,
-        (long long) tiers_wire_now ());
+        (long long) tiers_wire_now (), promotion ? promotion : "");
+    sqlite3_free (promotion);
+    if (self->promote_to > 0)
+        self->epoch = self->promote_to;
     int rc = sql ? s_exec (self->db, sql, why) : -1;
     sqlite3_free (sql);
     if (rc) {
@@ -423,6 +495,11 @@ s_identity (writer_t *self, char **why)
             *why = strdup ("out of memory");
         return -1;
     }
+    if (self->promote_to > 0)
+        tiers_warn ("%s: promoted to primary at epoch %" PRId64 ", sequence %" PRId64
+                    ": new incarnation %s (was %s)", self->path, self->promote_to,
+                    self->sequence, self->incarnation, *incarnation ? incarnation : "none");
+    else
     if (!*incarnation && self->sequence == 0)
         tiers_info ("%s is new: incarnation %s", self->path, self->incarnation);
     else
@@ -522,6 +599,12 @@ s_writer_open (writer_t *self, char **why)
         *why = zsys_sprintf ("%s: cannot read the sequence", self->path);
         return -1;
     }
+    //  The epoch (doc/replication.md): absent in a file that was never
+    //  promoted, which is epoch 1.
+    if (s_prepare (self->db, "SELECT value FROM meta WHERE key = 'epoch'", &stmt, why))
+        return -1;
+    self->epoch = sqlite3_step (stmt) == SQLITE_ROW ? sqlite3_column_int64 (stmt, 0) : 1;
+    sqlite3_finalize (stmt);
     if (s_prepare (self->db, "BEGIN IMMEDIATE", &self->begin, why)
     ||  s_prepare (self->db, "COMMIT", &self->commit, why)
     ||  s_prepare (self->db, "ROLLBACK", &self->rollback, why)
@@ -882,12 +965,45 @@ s_writer_commit (writer_t *self, batch_t *batch)
     int64_t started = tiers_clock_us ();
     int64_t saved = self->sequence;
     int64_t now = tiers_wire_now ();
-    bool good = s_step_done (self->begin);
+    batch->changeset = NULL;
+    batch->changeset_size = 0;
+    batch->previous = saved;
+    //  With a stream, the session records the transaction: attached before
+    //  BEGIN, its changeset taken before COMMIT (after it, other writes
+    //  could mix in), deleted after (3.40 has no reset).
+    sqlite3_session *session = NULL;
+    bool good = true;
+    if (self->replicating) {
+        good = sqlite3session_create (self->db, "main", &session) == SQLITE_OK
+            && sqlite3session_attach (session, "docs") == SQLITE_OK
+            && sqlite3session_attach (session, "meta") == SQLITE_OK
+            && sqlite3session_attach (session, "identity") == SQLITE_OK
+            && sqlite3session_attach (session, "idempotency") == SQLITE_OK;
+        if (!good)
+            tiers_error ("cannot record the transaction for the stream: %s",
+                         sqlite3_errmsg (self->db));
+    }
+    good = good && s_step_done (self->begin);
     for (size_t i = 0; good && i < batch->count; i++)
         good = s_writer_apply (self, batch->writes [i], now) == 0;
+    if (good)
+        good = s_writer_prune (self, now);
+    //  A transaction that changed rows but took no version (keys pruned, a
+    //  keyed outcome kept) still moves the sequence: every change of the
+    //  stream has sequence > previous.
+    if (good && session && self->sequence == saved && !sqlite3session_isempty (session))
+        self->sequence++;
     if (good) {
         sqlite3_bind_int64 (self->store_sequence, 1, self->sequence);
-        good = s_step_done (self->store_sequence) && s_writer_prune (self, now);
+        good = s_step_done (self->store_sequence);
+    }
+    if (good && session && self->sequence != saved) {
+        good = sqlite3session_changeset (session, &batch->changeset_size,
+                                         &batch->changeset) == SQLITE_OK
+            && (size_t) batch->changeset_size <= TIERS_STREAM_CHANGE_MAX;
+        if (!good)
+            tiers_error ("cannot take the changeset of %zu writes (%d bytes): %s",
+                         batch->count, batch->changeset_size, sqlite3_errmsg (self->db));
     }
     bool intact = good && s_files_intact (self);
     //  Up to here nothing has reached the file as a commit: a failure is
@@ -895,7 +1011,13 @@ s_writer_commit (writer_t *self, batch_t *batch)
     bool committing = good && intact;
     if (committing)
         good = s_step_done (self->commit);
+    if (session)
+        sqlite3session_delete (session);
+    batch->committed = tiers_wire_now ();
     if (!good || !intact) {
+        sqlite3_free (batch->changeset);
+        batch->changeset = NULL;
+        batch->changeset_size = 0;
         if (intact || committing)
             tiers_error ("%s of %zu writes failed: %s", committing ? "commit" : "transaction",
                          batch->count, sqlite3_errmsg (self->db));
@@ -980,7 +1102,12 @@ s_writer_actor (zsock_t *pipe, void *args)
                 batch = &handoff->batches [i];
                 s_batch_move (batch, BATCH_COMMITTING, &handoff->batches [1 - i]);
                 batch->count = 0;
-                while (handoff->count && batch->count < handoff->batch_max) {
+                size_t bytes = 0;
+                while (handoff->count && batch->count < handoff->batch_max
+                   &&  (batch->count == 0 || bytes + 2 * handoff->queue [handoff->head]->
+                        request->body_size + 4096 <= handoff->batch_bytes)) {
+                    //  (an update's changeset holds the old and the new body)
+                    bytes += 2 * handoff->queue [handoff->head]->request->body_size + 4096;
                     batch->writes [batch->count++] = handoff->queue [handoff->head];
                     handoff->queue [handoff->head] = NULL;
                     handoff->head = (handoff->head + 1) % SHARD_QUEUE_MAX;
@@ -1387,6 +1514,162 @@ s_wake_writer (shard_t *self)
     }
 }
 
+static void s_acks_expire (shard_t *self, bool all);
+
+static const char *
+s_role_name (role_t role)
+{
+    return role == ROLE_CHECKING ? "checking" : role == ROLE_PRIMARY ? "primary" : "fenced";
+}
+
+//  The one place the role changes (the file head lists the moves).
+static void
+s_role_move (shard_t *self, role_t to)
+{
+    assert ((self->role == ROLE_CHECKING && (to == ROLE_PRIMARY || to == ROLE_FENCED))
+         || (self->role == ROLE_PRIMARY && to == ROLE_FENCED));
+    self->role = to;
+}
+
+//  A copy of a higher epoch exists: acknowledge nothing more.
+static void
+s_fence (shard_t *self, int64_t epoch, const char *by)
+{
+    if (self->role == ROLE_FENCED)
+        return;
+    s_role_move (self, ROLE_FENCED);
+    self->fenced_epoch = epoch;
+    snprintf (self->fenced_reason, sizeof self->fenced_reason,
+              "fenced: %s is at epoch %" PRId64 " (this copy is at %" PRId64 "): it "
+              "answers nothing until it rejoins as a replica", by, epoch,
+              self->writer_state.epoch);
+    tiers_error ("%s", self->fenced_reason);
+    if (self->stream)
+        tiers_stream_fence (self->stream, epoch);
+    s_acks_expire (self, true);
+}
+
+//  A replica's STATUS: its epoch.
+static bool
+s_on_peer (void *arg, size_t index)
+{
+    shard_t *self = (shard_t *) arg;
+    tiers_wire_t *reply = NULL;
+    const char *error = NULL;
+    if (tiers_wire_try_recv (self->peers [index], NULL, &reply, &error))
+        return false;
+    json_t *status = reply && reply->status == 200
+        ? json_loadb ((const char *) reply->body, reply->body_size, 0, NULL) : NULL;
+    json_t *epoch = json_object_get (status, "epoch");
+    const char *name = json_string_value (json_object_get (status, "replica"));
+    if (json_is_integer (epoch)) {
+        self->peer_answered [index] = true;
+        if (json_integer_value (epoch) > self->writer_state.epoch)
+            s_fence (self, json_integer_value (epoch), name ? name : "a replica");
+    }
+    json_decref (status);
+    tiers_wire_destroy (&reply);
+    return true;
+}
+
+#define PEER_READER(n) \
+    static bool s_on_peer_##n (void *arg) { return s_on_peer (arg, n); }
+PEER_READER (0)  PEER_READER (1)  PEER_READER (2)  PEER_READER (3)
+PEER_READER (4)  PEER_READER (5)  PEER_READER (6)  PEER_READER (7)
+PEER_READER (8)  PEER_READER (9)  PEER_READER (10) PEER_READER (11)
+PEER_READER (12) PEER_READER (13) PEER_READER (14) PEER_READER (15)
+static tiers_reader_fn *const s_peer_readers [SHARD_PEERS_MAX] = {
+    s_on_peer_0, s_on_peer_1, s_on_peer_2, s_on_peer_3, s_on_peer_4, s_on_peer_5,
+    s_on_peer_6, s_on_peer_7, s_on_peer_8, s_on_peer_9, s_on_peer_10, s_on_peer_11,
+    s_on_peer_12, s_on_peer_13, s_on_peer_14, s_on_peer_15
+};
+
+//  Ask every replica for its epoch; CHECKING ends when all answered or
+//  its time is up.
+static void
+s_on_fence_tick (void *arg)
+{
+    shard_t *self = (shard_t *) arg;
+    if (self->role == ROLE_CHECKING) {
+        bool all = true;
+        for (size_t i = 0; i < self->peer_count; i++)
+            all &= self->peer_answered [i];
+        if (all || tiers_clock_us () / 1000 >= self->checking_until) {
+            if (!all)
+                tiers_warn ("not every replica answered within %d ms: serving as the "
+                            "primary at epoch %" PRId64, FENCE_CHECK_MS,
+                            self->writer_state.epoch);
+            s_role_move (self, ROLE_PRIMARY);
+        }
+    }
+    if (self->role == ROLE_FENCED)
+        return;
+    int64_t now = tiers_clock_us () / 1000;
+    if (self->role == ROLE_PRIMARY && now - self->fence_asked < FENCE_CHECK_MS)
+        return;
+    self->fence_asked = now;
+    for (size_t i = 0; i < self->peer_count; i++) {
+        tiers_wire_t *ask = tiers_wire_new (TIERS_WIRE_STATUS);
+        tiers_wire_send (ask, zsock_resolve (self->peers [i]), NULL);
+        tiers_wire_destroy (&ask);
+    }
+}
+
+//  ack = replica: answer the committed writes that a replica now has.
+static void
+s_acks_answer (shard_t *self, int64_t acked)
+{
+    write_t *write;
+    while ((write = (write_t *) zlistx_first (self->acking))
+       &&  write->ack_sequence <= acked) {
+        zlistx_detach (self->acking, NULL);
+        s_write_answer (self, write);
+        s_write_destroy (&write);
+    }
+}
+
+//  The stream says a replica acknowledged more.
+static void
+s_on_replica_ack (void *arg, int64_t acked)
+{
+    s_acks_answer ((shard_t *) arg, acked);
+}
+
+//  ack = replica: a committed write that no replica confirmed in time. It
+//  is on the primary, so "not applied" would be a lie: outcome unknown (a
+//  keyed retry settles it).
+static void
+s_acks_expire (shard_t *self, bool all)
+{
+    int64_t now = tiers_clock_us () / 1000;
+    write_t *write;
+    while ((write = (write_t *) zlistx_first (self->acking))
+       &&  (all || write->ack_deadline <= now)) {
+        zlistx_detach (self->acking, NULL);
+        write->status = 503;
+        write->outcome = "unknown";
+        write->error = all ? "the shard stopped before a replica confirmed this write "
+                             "(ack = replica): it is committed on the primary, but may "
+                             "be lost if the primary's machine is; retry it with the "
+                             "same Idempotency-Key"
+                           : "no replica confirmed this write in time (ack = replica): "
+                             "it is committed on the primary, but may be lost if the "
+                             "primary's machine is; retry it with the same "
+                             "Idempotency-Key";
+        write->version = write->updated = 0;
+        write->tag [0] = 0;
+        tiers_counter_add (self->ack_timeouts, 1);
+        s_write_answer (self, write);
+        s_write_destroy (&write);
+    }
+}
+
+static void
+s_on_ack_tick (void *arg)
+{
+    s_acks_expire ((shard_t *) arg, false);
+}
+
 //  COMMITTING -> ANSWERING -> FREE: the writer handed a batch back.
 static void
 s_on_writer (shard_t *self)
@@ -1402,10 +1685,38 @@ s_on_writer (shard_t *self)
     batch_t *batch = (batch_t *) pointer;
     assert (batch->state == BATCH_ANSWERING);
     self->sequence = batch->sequence;
+    //  Published before any write of it is answered: with ack = primary a
+    //  replica gets a write as soon as its writer can tell about it.
+    if (batch->changeset && self->stream)
+        tiers_stream_publish (self->stream, batch->previous, batch->sequence,
+                              batch->committed, batch->changeset,
+                              (size_t) batch->changeset_size);
+    sqlite3_free (batch->changeset);
+    batch->changeset = NULL;
+    int64_t now = tiers_clock_us () / 1000;
     for (size_t i = 0; i < batch->count; i++) {
-        s_write_answer (self, batch->writes [i]);
+        write_t *write = batch->writes [i];
+        if (self->role == ROLE_FENCED && write->status >= 200 && write->status < 300) {
+            //  Committed in a file that a re-snapshot will discard.
+            write->status = 421;
+            write->outcome = "not-applied";
+            write->error = self->fenced_reason;
+            write->version = write->updated = 0;
+            write->tag [0] = 0;
+        }
+        if (self->ack_replica && write->status >= 200 && write->status < 300) {
+            //  ack = replica: answered when a replica has it (s_acks_answer)
+            write->ack_sequence = batch->sequence;
+            write->ack_deadline = now + self->ack_timeout_ms;
+            zlistx_add_end (self->acking, write);
+            batch->writes [i] = NULL;
+            continue;
+        }
+        s_write_answer (self, write);
         s_write_destroy (&batch->writes [i]);
     }
+    if (self->ack_replica && self->stream)
+        s_acks_answer (self, tiers_stream_acked (self->stream));
     batch->count = 0;
     pthread_mutex_lock (&handoff->lock);
     s_batch_move (batch, BATCH_FREE, NULL);
@@ -1458,6 +1769,30 @@ s_fingerprint (write_t *write)
     sha256_digest (&sha, SHA256_DIGEST_SIZE, write->fingerprint);
 }
 
+//  `fence` (tiers promote): a copy of a higher epoch is the primary now.
+//  The answer says where this copy stands, for the promoter's choice.
+static void
+s_on_fence (shard_t *self, tiers_wire_t *msg, zmsg_t *route)
+{
+    bool bad = false;
+    const char *epoch_text = tiers_wire_text (msg, "epoch", &bad);
+    const char *by = tiers_wire_text (msg, "by", &bad);
+    long long epoch = 0;
+    if (bad || !epoch_text || tiers_parse_int (epoch_text, &epoch) || epoch < 1
+    ||  !by || !*by || strlen (by) > 64 || !s_printable (by, strlen (by))) {
+        s_fail (self, msg, route, 400, "fence needs epoch (> 0) and by (a name)");
+        return;
+    }
+    if (epoch > self->writer_state.epoch)
+        s_fence (self, epoch, by);
+    tiers_wire_t *reply = tiers_wire_reply_to (msg, 200);
+    tiers_wire_set_headerf (reply, "epoch", "%" PRId64, self->writer_state.epoch);
+    tiers_wire_set_headerf (reply, "sequence", "%" PRId64, self->sequence);
+    tiers_wire_set_header (reply, "role", s_role_name (self->role),
+                           strlen (s_role_name (self->role)));
+    s_send (self, &reply, route);
+}
+
 static void
 s_on_request (shard_t *self, tiers_wire_t *msg, zmsg_t **route_p)
 {
@@ -1491,8 +1826,23 @@ s_on_request (shard_t *self, tiers_wire_t *msg, zmsg_t **route_p)
     else
     if (streq (op_name, "list"))
         op = OP_LIST;
+    else
+    if (streq (op_name, "fence")) {
+        s_on_fence (self, msg, route);
+        return;
+    }
     else {
-        s_fail (self, msg, route, 400, "unknown op (get, put, delete, list)");
+        s_fail (self, msg, route, 400, "unknown op (get, put, delete, list, fence)");
+        return;
+    }
+    if (self->role == ROLE_FENCED) {
+        s_fail (self, msg, route, 421, "%s", self->fenced_reason);
+        return;
+    }
+    if (self->role == ROLE_CHECKING && (op == OP_PUT || op == OP_DELETE)) {
+        s_fail (self, msg, route, 503, "the shard is asking its replicas whether one "
+                "was promoted; no write is taken until they answered (at most %d ms)",
+                FENCE_CHECK_MS);
         return;
     }
     const char *why = NULL;
@@ -1560,6 +1910,19 @@ s_on_request (shard_t *self, tiers_wire_t *msg, zmsg_t **route_p)
         s_fail (self, msg, route, 503, "shard busy: %d writes waiting", SHARD_QUEUE_MAX);
         return;
     }
+    //  ack = replica never downgrades: with no replica streaming, a write
+    //  is refused before it is applied.
+    if (self->ack_replica && (!self->stream || tiers_stream_live (self->stream, 1000) == 0)) {
+        tiers_wire_t *reply = tiers_wire_reply_to (msg, 503);
+        const char *reason = "no replica is streaming from this shard (ack = replica): "
+                             "the write was not applied";
+        tiers_wire_set_header (reply, "error", reason, strlen (reason));
+        tiers_wire_set_header (reply, "outcome", "not-applied", 11);
+        tiers_wire_set_header (reply, "retry-after", "1", 1);
+        tiers_counter_add (self->errors, 1);
+        s_send (self, &reply, route);
+        return;
+    }
     write_t *write = (write_t *) zmalloc (sizeof *write);
     assert (write);
     write->request = msg;
@@ -1601,6 +1964,23 @@ s_on_status (shard_t *self, tiers_wire_t *msg, zmsg_t *route)
               self->handoff.unwritable ? "false" : "true");
     pthread_mutex_unlock (&self->handoff.lock);
     s_text_str (&json, numbers);
+    json.size--;                    //  its closing brace comes last
+    snprintf (numbers, sizeof numbers, ",\"role\":\"%s\",\"ack\":\"%s\","
+              "\"acking\":%zu", s_role_name (self->role),
+              self->ack_replica ? "replica" : "primary", zlistx_size (self->acking));
+    s_text_str (&json, numbers);
+    if (self->stream) {
+        char *stream = tiers_stream_status (self->stream);
+        s_text_str (&json, ",");
+        s_text_str (&json, stream);
+        free (stream);
+    }
+    else {
+        snprintf (numbers, sizeof numbers, ",\"epoch\":%" PRId64,
+                  self->writer_state.epoch);
+        s_text_str (&json, numbers);
+    }
+    s_text_str (&json, "}");
     tiers_wire_t *reply = tiers_wire_reply_to (msg, 200);
     reply->kind = TIERS_WIRE_REPLY;
     tiers_wire_set_body (reply, json.data, json.size);
@@ -1781,6 +2161,11 @@ s_shard_destroy (shard_t *self)
     //  into the main file, and that needs the writable one.
     s_reader_close (self);
     zactor_destroy (&self->writer);     //  writer closes its connection
+    tiers_stream_destroy (&self->stream);
+    zlistx_destroy (&self->acking);
+    for (size_t i = 0; i < self->peer_count; i++)
+        zsock_destroy (&self->peers [i]);
+    self->peer_count = 0;
     //  The last answers (the batch that committed during $TERM, the 503s)
     //  may still be queued on tcp://: let them leave, briefly.
     tiers_sock_flush (self->router, 500);
@@ -1795,17 +2180,16 @@ s_shard_destroy (shard_t *self)
     self->lock_fd = -1;
 }
 
-static void
-s_shard_actor (zsock_t *pipe, void *args_)
+void
+tiers_shard_serve (zsock_t *pipe, tiers_actor_args_t *args, const tiers_shard_setup_t *setup)
 {
-    tiers_actor_args_t *args = (tiers_actor_args_t *) args_;
     tiers_log_set_actor (args->name);
     shard_t self_, *self = &self_;
     memset (self, 0, sizeof *self);
     self->lock_fd = -1;
     snprintf (self->name, sizeof self->name, "%s", args->name);
     const tiers_entry_t *entry = args->entry;
-    self->slots = tiers_entry_get (entry, "slots", "all");
+    self->slots = setup->slots ? setup->slots : tiers_entry_get (entry, "slots", "all");
     self->batch_max = (size_t) tiers_entry_int (entry, "batch", 256);
     self->max_doc = (size_t) tiers_entry_int (entry, "max_doc", 1024 * 1024);
     const char *sync = tiers_entry_get (entry, "sync",
@@ -1832,7 +2216,8 @@ s_shard_actor (zsock_t *pipe, void *args_)
     snprintf (writer->name, sizeof writer->name, "%s/writer", args->name);
     writer->sync_full = !streq (sync, "normal");
     writer->cluster = tiers_map_name (args->map);
-    writer->shard = entry->name;
+    writer->shard = setup->shard ? setup->shard : entry->name;
+    writer->promote_to = setup->promote_to;
     writer->lock_fd = -1;
     writer->key_ttl_ms = tiers_entry_int (entry, "idempotency_ttl", 24 * 3600 * 1000);
     writer->replays = tiers_metrics_counter ("tiers_shard_replays_total", labels,
@@ -1853,23 +2238,91 @@ s_shard_actor (zsock_t *pipe, void *args_)
     snprintf (leaf, sizeof leaf, "%s.db", entry->name);
     writer->path = tiers_data_path (args->map, leaf);
 
-    char *why = NULL;
-    if (s_lock (self, writer->path, &why) == 0) {
-        writer->lock_fd = self->lock_fd;
-        self->router = tiers_port_bind (entry, "requests", &why);
+    //  Replication: a shard that binds a `stream` port records every
+    //  commit's changeset; its batches are bounded so that one fits in a
+    //  message (an update's holds the old and the new body).
+    const char *ack = tiers_entry_get (entry, "ack", tiers_map_cluster (args->map, "ack"));
+    self->ack_replica = ack && streq (ack, "replica");
+    self->ack_timeout_ms = tiers_entry_int (entry, "ack_timeout", 1000);
+    self->acking = zlistx_new ();
+    self->ack_timeouts = tiers_metrics_counter ("tiers_shard_ack_timeouts_total", labels,
+        "Writes committed with ack = replica that no replica confirmed in time (503)");
+    writer->replicating = tiers_entry_port (entry, "stream") != NULL;
+    handoff->batch_bytes = writer->replicating ? TIERS_STREAM_CHANGE_MAX - 65536 : SIZE_MAX;
+    size_t doc_cap = (TIERS_STREAM_CHANGE_MAX - 65536 - 4096) / 2;
+    if (writer->replicating && self->max_doc > doc_cap) {
+        tiers_warn ("max_doc %zu is more than a replicated shard can send in one change: "
+                    "%zu", self->max_doc, doc_cap);
+        self->max_doc = doc_cap;
     }
-    if (self->router && s_writer_start (self, &why) == 0)
-        s_reader_open (self, writer->path, &why);
+    if (self->ack_replica && !writer->replicating)
+        tiers_warn ("ack = replica but the shard binds no stream port: no replica can "
+                    "follow it, and every write will be refused (503)");
+
+    char *why = NULL;
+    zsock_t *stream = NULL;
+    if (setup->lock_fd >= 0)
+        self->lock_fd = setup->lock_fd;     //  a promoted replica's: held already
+    if (setup->lock_fd >= 0 || s_lock (self, writer->path, &why) == 0) {
+        writer->lock_fd = self->lock_fd;
+        self->router = setup->requests ? setup->requests
+                                       : tiers_port_bind (entry, "requests", &why);
+    }
+    if (setup->stream) {
+        stream = setup->stream;
+        writer->replicating = true;
+        handoff->batch_bytes = TIERS_STREAM_CHANGE_MAX - 65536;
+    }
+    else
+    if (self->router && writer->replicating)
+        stream = tiers_port_bind (entry, "stream", &why);
+    if (self->router && (stream || !writer->replicating) && s_writer_start (self, &why) == 0
+    &&  s_reader_open (self, writer->path, &why) == 0 && stream) {
+        tiers_stream_config_t config = {
+            .shard = entry->name, .db_path = writer->path,
+            .log_changes = (size_t) tiers_entry_int (entry, "log_changes", 100000),
+            .log_bytes = (size_t) tiers_entry_int (entry, "log_bytes", 64 << 20),
+            .on_ack = s_on_replica_ack, .ack_arg = self
+        };
+        self->stream = tiers_stream_new (&config, stream, self->incarnation,
+                                         writer->epoch, self->sequence);
+        stream = NULL;
+    }
+    zsock_destroy (&stream);
+    if (setup->promote) {
+        //  The promoter hears how it went.
+        tiers_wire_t *reply = tiers_wire_reply_to (setup->promote, why ? 503 : 200);
+        if (why)
+            tiers_wire_set_header (reply, "error", why, strlen (why));
+        else {
+            tiers_wire_set_headerf (reply, "epoch", "%" PRId64, writer->epoch);
+            tiers_wire_set_headerf (reply, "sequence", "%" PRId64, self->sequence);
+            tiers_wire_set_header (reply, "incarnation", self->incarnation,
+                                   strlen (self->incarnation));
+        }
+        if (self->router)
+            s_send (self, &reply, setup->promote_route);
+        tiers_wire_destroy (&reply);
+        tiers_wire_t *request = setup->promote;
+        tiers_wire_destroy (&request);
+        zmsg_t *route = setup->promote_route;
+        zmsg_destroy (&route);
+    }
     if (why) {
-        tiers_actor_failed (pipe, "%s", why);
+        if (setup->promote_to > 0)
+            tiers_error ("cannot serve as the primary: %s", why);
+        else
+            tiers_actor_failed (pipe, "%s", why);
         free (why);
         s_shard_destroy (self);
         return;
     }
-    tiers_info ("serving %s on %s (slots %s, sync %s, batch %zu, sequence %" PRId64 ")",
-                writer->path, entry->bind, self->slots, sync, self->batch_max,
-                self->sequence);
-    tiers_actor_ready (pipe);
+    tiers_info ("serving %s on %s (slots %s, sync %s, batch %zu, sequence %" PRId64
+                ", epoch %" PRId64 "%s)", writer->path, entry->bind, self->slots, sync,
+                self->batch_max, self->sequence, writer->epoch,
+                self->stream ? ", streaming" : "");
+    if (setup->promote_to <= 0)
+        tiers_actor_ready (pipe);
 
     //  Batches handed back first, then a bounded burst of requests, then
     //  the read transaction of the burst ends (the writer gets whatever
@@ -1878,6 +2331,32 @@ s_shard_actor (zsock_t *pipe, void *args_)
     tiers_reactor_reader (reactor, self->writer, 0, s_on_writer_ready, self);
     tiers_reactor_reader (reactor, self->router, SHARD_ROUTER_BURST, s_on_router, self);
     tiers_reactor_set_pass (reactor, s_on_pass, self);
+    if (self->stream)
+        tiers_stream_attach (self->stream, reactor);
+    if (self->ack_replica)
+        tiers_reactor_timer (reactor, 50, s_on_ack_tick, self);
+    //  Its replicas, asked for their epochs (the role, in the file head).
+    const tiers_target_t *targets = NULL;
+    size_t count = tiers_entry_targets (entry, "replicas", &targets);
+    for (size_t i = 0; i < count && self->peer_count < SHARD_PEERS_MAX; i++) {
+        const char *of = tiers_entry_get (targets [i].entry, "of", NULL);
+        if (!of || !streq (of, writer->shard))
+            continue;
+        char *problem = NULL;
+        zsock_t *peer = tiers_link_connect (entry, "replicas", i, &problem);
+        if (!peer) {
+            tiers_warn ("cannot reach replica %s: %s", targets [i].entry->name,
+                        problem ? problem : "?");
+            free (problem);
+            continue;
+        }
+        tiers_reactor_reader (reactor, peer, 0, s_peer_readers [self->peer_count], self);
+        self->peers [self->peer_count++] = peer;
+    }
+    self->role = self->peer_count ? ROLE_CHECKING : ROLE_PRIMARY;
+    self->checking_until = tiers_clock_us () / 1000 + FENCE_CHECK_MS;
+    if (self->peer_count)
+        tiers_reactor_timer (reactor, 100, s_on_fence_tick, self);
     tiers_reactor_run (reactor);
     tiers_reactor_destroy (&reactor);
 
@@ -1900,6 +2379,9 @@ s_shard_actor (zsock_t *pipe, void *args_)
         if (errno != EINTR)
             break;
     }
+    //  Committed writes that no replica confirmed yet: they are on the
+    //  primary, their outcome is unknown to their callers.
+    s_acks_expire (self, true);
     //  The writer takes nothing more: the queue is the actor thread's now.
     while (handoff->count) {
         write_t *write = handoff->queue [handoff->head];
@@ -1912,18 +2394,37 @@ s_shard_actor (zsock_t *pipe, void *args_)
     tiers_info ("stopped at sequence %" PRId64, self->sequence);
 }
 
+static void
+s_shard_actor (zsock_t *pipe, void *args)
+{
+    tiers_shard_setup_t setup = { .lock_fd = -1 };
+    tiers_shard_serve (pipe, (tiers_actor_args_t *) args, &setup);
+}
+
 static const tiers_key_t s_keys [] = {
     { "slots",   TIERS_KEY_SLOTS, false, 0, 0, NULL },
     { "sync",    TIERS_KEY_ENUM,  false, 0, 0, "full|normal" },
     { "batch",   TIERS_KEY_INT,   false, 1, 10000, NULL },
     { "max_doc", TIERS_KEY_BYTES, false, 1, 15 * 1024 * 1024, NULL },
     { "idempotency_ttl", TIERS_KEY_MS, false, 1000, 30LL * 24 * 3600 * 1000, NULL },
+    { "ack",     TIERS_KEY_ENUM,  false, 0, 0, "primary|replica" },
+    { "ack_timeout", TIERS_KEY_MS, false, 10, 60000, NULL },
+    { "log_changes", TIERS_KEY_INT, false, 1, 10000000, NULL },
+    { "log_bytes", TIERS_KEY_BYTES, false, 65536, 1LL << 40, NULL },
     { NULL, 0, false, 0, 0, NULL }
+};
+
+//  Its replicas (those whose `of` names it), asked for their epochs.
+static const tiers_link_t s_links [] = {
+    { "replicas", "replica", "requests", ZMQ_DEALER, true, true },
+    { NULL, NULL, NULL, 0, false, false }
 };
 
 static const tiers_port_t s_ports [] = {
     { "requests", ZMQ_ROUTER, "document reads and writes from the APIs "
                               "(doc/protocol.md)", true },
+    { "stream", ZMQ_ROUTER, "the commit stream to replicas: changesets, "
+                            "snapshots (doc/replication.md)", false },
     { NULL, 0, NULL, false }
 };
 
@@ -1934,6 +2435,7 @@ const tiers_kind_t tiers_shard_kind = {
     .run = s_shard_actor,
     .keys = s_keys,
     .ports = s_ports,
+    .links = s_links,
     .multi = false,
     .listener = NULL
 };

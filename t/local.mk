@@ -108,3 +108,7 @@ t_unit_limit_t_LDADD = $(TIERS_LIBS)
 # The guarded public edge: HTTPS, API keys, rate limits (curl, openssl).
 TESTS += t/cluster/edge-auth.sh
 EXTRA_DIST += t/cluster/edge-auth.sh
+# The commit stream's primary side, with the test playing a replica.
+CLUSTER_TESTS += t/cluster/stream.t
+t_cluster_stream_t_SOURCES = t/cluster/stream.c t/cluster/harness.c t/cluster/harness.h t/tap.h
+t_cluster_stream_t_LDADD = $(TIERS_LIBS)

@@ -139,10 +139,17 @@ if start_node "$dir/tls.log" run -m "$dir/tls.map"; then
     pids="$pids $hold"
     i=0
     while [ $i -lt 40 ] && ! grep -q "connected 2" "$dir/hold"; do sleep 0.05; i=$((i + 1)); done
-    sleep 0.2
-    start=$(date +%s)
-    curl -s -m 3 -o /dev/null --cacert "$dir/cert.pem" "$base/health" 2>"$dir/alert"
-    status=$?
+    # The kernel took the two; until the gateway has accepted them (a
+    # moment later on a loaded machine) a third is served: ask again, 2 s.
+    i=0
+    while :; do
+        start=$(date +%s)
+        curl -s -m 3 -o /dev/null --cacert "$dir/cert.pem" "$base/health" 2>"$dir/alert"
+        status=$?
+        [ $status -ne 0 ] && break
+        i=$((i + 1)); [ $i -lt 40 ] || break
+        sleep 0.05
+    done
     is "$status:$(( $(date +%s) - start <= 1 ))" "35:1" "tls: over the connection limit: the handshake fails at once (curl 35)"
     curl -sv -m 3 -o /dev/null --cacert "$dir/cert.pem" "$base/health" 2>"$dir/alert"
     grep -q "alert internal error" "$dir/alert"; ok $? "tls: ... with a TLS alert"

@@ -75,7 +75,8 @@ static const tiers_kind_t s_replica_kind = {
 //                                  silent (no answer to reads) | dead (no
 //                                  answer to anything, STATUS too) -> OK
 //      STATS NAME                  -> READS STATUSES MIN-SEQUENCE INCARNATION
-//                                     EVENTUAL (of the last read; - if none)
+//                                     EVENTUAL (of the last read; - if none);
+//                                     STATUSES counts the read-api's
 //      RESET                       counts and last reads forgotten -> OK
 
 typedef struct {
@@ -98,13 +99,16 @@ s_copy_answer (copy_t *copy, tiers_wire_t *message, zmsg_t *envelope)
 {
     tiers_wire_t *reply = NULL;
     if (message->kind == TIERS_WIRE_STATUS) {
-        copy->statuses++;
+        //  The read-api's STATUS carries a rid; the shard's own (it asks
+        //  its replicas for their epochs) carries none and is not counted.
+        if (message->rid [0])
+            copy->statuses++;
         if (streq (copy->reads_mode, "dead"))
             return;
         reply = tiers_wire_reply_to (message, 200);
         reply->kind = TIERS_WIRE_REPLY;
         char *json = zsys_sprintf ("{\"replica\":\"%s\",\"of\":\"%s\",\"state\":\"streaming\","
-                                   "\"applied\":7,\"rotation\":%s}", copy->name, copy->of,
+                                   "\"epoch\":1,\"applied\":7,\"rotation\":%s}", copy->name, copy->of,
                                    copy->rotation ? "true" : "false");
         tiers_wire_set_body (reply, json, strlen (json));
         free (json);

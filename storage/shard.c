@@ -1610,6 +1610,7 @@ s_on_fence_tick (void *arg)
     self->fence_asked = now;
     for (size_t i = 0; i < self->peer_count; i++) {
         tiers_wire_t *ask = tiers_wire_new (TIERS_WIRE_STATUS);
+        tiers_wire_set_rid (ask, "fence-check");
         tiers_wire_send (ask, zsock_resolve (self->peers [i]), NULL);
         tiers_wire_destroy (&ask);
     }

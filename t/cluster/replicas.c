@@ -99,9 +99,9 @@ s_copy_answer (copy_t *copy, tiers_wire_t *message, zmsg_t *envelope)
 {
     tiers_wire_t *reply = NULL;
     if (message->kind == TIERS_WIRE_STATUS) {
-        //  The read-api's STATUS carries a rid; the shard's own (it asks
-        //  its replicas for their epochs) carries none and is not counted.
-        if (message->rid [0])
+        //  The read-api's STATUS is counted; the shard's own (it asks its
+        //  replicas for their epochs, rid "fence-check") is not.
+        if (message->rid [0] && !streq (message->rid, "fence-check"))
             copy->statuses++;
         if (streq (copy->reads_mode, "dead"))
             return;

@@ -67,6 +67,11 @@ typedef struct {
     int *replicas;                          //  its replicas: replica table indices
     size_t replica_count;
     size_t turn;                            //  round-robin: the next to try
+    //  Where its writes (and strong reads) go: the shard entry (-1), or the
+    //  replica that says it is the primary at the highest epoch seen (a
+    //  promotion, doc/replication.md).
+    int primary;
+    int64_t primary_epoch;
 } shard_link_t;
 
 typedef struct {
@@ -194,6 +199,15 @@ tiers_api_shard_problem (tiers_api_core_t *self, tiers_api_call_t *call,
     if (status == 422 && type) {
         type = TIERS_PROBLEM_KEY_REUSED;
         title = "Idempotency-Key reused";
+    }
+    if (status == 421) {
+        //  A fenced copy (a replica was promoted): nothing was applied, and
+        //  the next try goes to the new primary once it is known.
+        status = 503;
+        type = TIERS_PROBLEM_NOT_APPLIED;
+        title = "Not applied";
+        detail = "the shard's primary moved (a replica was promoted): not applied; "
+                 "retry";
     }
     if (status >= 500)
         tiers_counter_add (self->shard_errors, 1);
@@ -464,7 +478,15 @@ int
 tiers_api_shard_send (tiers_api_core_t *self, size_t shard, tiers_wire_t **message_p)
 {
     assert (shard < self->shard_count);
-    int rc = tiers_wire_send (*message_p, zsock_resolve (self->shards [shard].sock), NULL);
+    shard_link_t *link = &self->shards [shard];
+    zsock_t *sock = link->sock;
+    if (link->primary >= 0) {
+        //  A replica promoted: the primary of the shard is that entry now.
+        replica_link_t *replica = &self->replicas [link->primary];
+        tiers_wire_set_service (*message_p, replica->entry->name);
+        sock = replica->sock;
+    }
+    int rc = tiers_wire_send (*message_p, zsock_resolve (sock), NULL);
     tiers_wire_destroy (message_p);
     return rc;
 }
@@ -777,6 +799,19 @@ s_replica_status (replica_link_t *replica, tiers_wire_t *answer)
     json_t *status = answer->status == 200 && answer->body_size
         ? json_loadb ((const char *) answer->body, answer->body_size, 0, NULL) : NULL;
     replica->said_rotation = json_is_true (json_object_get (status, "rotation"));
+    //  A promoted replica serves as the shard: its STATUS is a primary's.
+    const char *role = json_string_value (json_object_get (status, "role"));
+    json_t *epoch = json_object_get (status, "epoch");
+    shard_link_t *link = &replica->core->shards [replica->shard];
+    int index = (int) (replica - replica->core->replicas);
+    if (role && streq (role, "primary") && json_is_integer (epoch)
+    &&  json_integer_value (epoch) > link->primary_epoch) {
+        if (link->primary != index)
+            tiers_info ("the primary of %s is %s now (epoch %lld)", link->entry->name,
+                        replica->entry->name, (long long) json_integer_value (epoch));
+        link->primary = index;
+        link->primary_epoch = json_integer_value (epoch);
+    }
     json_decref (status);
     replica->heard = zclock_mono ();
     replica->asked = 0;
@@ -802,10 +837,18 @@ s_on_replica (void *arg)
     if (streq (answer->rid, STATUS_RID))
         s_replica_status (replica, answer);
     else {
-        //  A READY probe asks only the shards: a replica has nothing to say to it.
+        //  The replica that is the shard's primary now answers as the
+        //  primary (what was sent to it went there as to the primary, a
+        //  READY probe's STATUS too); another replica as itself, and a
+        //  READY probe has nothing to hear from it.
         tiers_api_call_t *call = (tiers_api_call_t *) zhashx_lookup (self->calls, answer->rid);
-        tiers_api_copy_t from = { replica->shard, (int) (replica - self->replicas) };
-        if (call && !call->probe && self->hooks->answer (self, call, &from, answer))
+        int index = (int) (replica - self->replicas);
+        bool primary = self->shards [replica->shard].primary == index;
+        tiers_api_copy_t from = { replica->shard, primary ? -1 : index };
+        bool done = call && (call->probe
+            ? primary && s_probe_status (self, call, replica->shard, answer)
+            : self->hooks->answer (self, call, &from, answer));
+        if (done)
             zhashx_delete (self->calls, answer->rid);
     }
     tiers_wire_destroy (&answer);
@@ -933,6 +976,7 @@ s_slot_table (tiers_api_core_t *self, const tiers_map_t *map, const tiers_entry_
         size_t index = self->shard_count++;
         self->shards [index].entry = entry;
         self->shards [index].core = self;
+        self->shards [index].primary = -1;
         self->shards [index].sock = tiers_link_connect (me, "shards", i, NULL);
         if (!self->shards [index].sock)
             return -1;
@@ -1013,11 +1057,13 @@ tiers_api_run (zsock_t *pipe, void *args_, const tiers_api_hooks_t *hooks)
         tiers_actor_failed (pipe, "cannot reach the shards of the map");
         goto done;
     }
+    //  Both sides know the replicas: a promoted one is where writes go
+    //  (its STATUS says so); only the read side reads from the others.
+    if (s_replica_table (self, args->entry)) {
+        tiers_actor_failed (pipe, "cannot reach the replicas of the map");
+        goto done;
+    }
     if (hooks->replicas) {
-        if (s_replica_table (self, args->entry)) {
-            tiers_actor_failed (pipe, "cannot reach the replicas of the map");
-            goto done;
-        }
         self->replica_timeout = tiers_entry_int (args->entry, "replica_timeout",
                                                  REPLICA_TIMEOUT_MS);
         static const char *copies [2] = { "copy=\"primary\"", "copy=\"replica\"" };

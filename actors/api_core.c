@@ -16,14 +16,28 @@
     A call's states:
         SHARD     waiting for the owning shard (or, for a list or a READY
                   probe, for every shard: the side's `waiting`, the
-                  probe's `pending`, count the answers still due)
+                  probe's `pending`, count the answers still due); a read
+                  may wait for a replica of the shard instead, and the
+                  side's `wake` (at the call's `wake_at`) asks the primary
+                  when the replica took too long
         (done)    answered to the caller; removed from the table
     A call enters the table when the side's `start` has sent it (one that
     `start` answers at once never does); it leaves when the side's `answer`
-    says done, or at its deadline, or at shutdown. Every call is answered
-    exactly once: by the shard's answer, by a send failure (503), by its
-    deadline (504) or by shutdown (503), whichever comes first; a shard
-    answer for a call no longer in the table is dropped.
+    or `wake` says done, or at its deadline, or at shutdown. Every call is
+    answered exactly once: by a copy's answer, by a send failure (503), by
+    its deadline (504) or by shutdown (503), whichever comes first; an
+    answer for a call no longer in the table is dropped, and so is one from
+    a copy the side no longer waits for (it says so to `answer`: the core
+    tells it which copy answered).
+
+    The read rotation (api_core.h) is a table of replicas, each one of:
+        (unheard)   no STATUS answer yet: out of the rotation
+        IN          its last STATUS said rotation: true, within SILENT_MS
+        OUT         it said rotation: false (behind, catching up), or
+                    answered nothing for SILENT_MS
+    judged at each STATUS answer and at each STATUS_MS tick; at most one
+    STATUS is in flight to a replica at a time (another after SILENT_MS),
+    so a replica that is down gets one a second, not four.
 */
 #include "api_core.h"
 #include "map.h"
@@ -40,12 +54,37 @@
 
 #define PROBE_MS            1000    //  a READY probe waits this long for the shards
 #define PROBE_COMMIT_MS     2000    //  a commit running longer is not ready
+#define STATUS_MS           250     //  a replica's STATUS is asked this often
+#define SILENT_MS           1000    //  a replica silent this long leaves the rotation
+#define REPLICA_TIMEOUT_MS  500     //  default `replica_timeout` (read-api key)
+#define READ_WAIT_MS        1000    //  a replica's `read_wait` when its entry has none
+#define STATUS_RID          "~status"   //  never a call's rid (NAME-N)
 
 typedef struct {
     tiers_api_core_t *core;
     const tiers_entry_t *entry;
     zsock_t *sock;
+    int *replicas;                          //  its replicas: replica table indices
+    size_t replica_count;
+    size_t turn;                            //  round-robin: the next to try
+    //  Where its writes (and strong reads) go: the shard entry (-1), or the
+    //  replica that says it is the primary at the highest epoch seen (a
+    //  promotion, doc/replication.md).
+    int primary;
+    int64_t primary_epoch;
 } shard_link_t;
+
+typedef struct {
+    tiers_api_core_t *core;
+    const tiers_entry_t *entry;
+    zsock_t *sock;
+    size_t shard;                           //  the shard it copies (`of`)
+    long long read_wait;                    //  its `read_wait`, ms
+    bool said_rotation;                     //  what its last STATUS said
+    bool rotation;                          //  IN (else unheard or OUT)
+    int64_t heard;                          //  monotonic ms of its last STATUS answer
+    int64_t asked;                          //  monotonic ms of the STATUS in flight, or 0
+} replica_link_t;
 
 struct _tiers_api_core_t {
     char name [96];
@@ -54,6 +93,11 @@ struct _tiers_api_core_t {
     tiers_service_t *service;
     shard_link_t *shards;
     size_t shard_count;
+    replica_link_t *replicas;
+    size_t replica_count;
+    long long replica_timeout;              //  ms (tiers_api_replica_bound)
+    tiers_counter_t *reads [2];             //  by copy: primary, replica
+    tiers_counter_t *fallbacks [TIERS_API_FALLBACK_REASONS];
     uint16_t *owner;                        //  slot -> shard index
     uint32_t slots;
     zhashx_t *calls;                        //  rid -> the side's call
@@ -155,6 +199,15 @@ tiers_api_shard_problem (tiers_api_core_t *self, tiers_api_call_t *call,
     if (status == 422 && type) {
         type = TIERS_PROBLEM_KEY_REUSED;
         title = "Idempotency-Key reused";
+    }
+    if (status == 421) {
+        //  A fenced copy (a replica was promoted): nothing was applied, and
+        //  the next try goes to the new primary once it is known.
+        status = 503;
+        type = TIERS_PROBLEM_NOT_APPLIED;
+        title = "Not applied";
+        detail = "the shard's primary moved (a replica was promoted): not applied; "
+                 "retry";
     }
     if (status >= 500)
         tiers_counter_add (self->shard_errors, 1);
@@ -271,6 +324,28 @@ tiers_api_name_ok (const char *name, bool id)
 {
     size_t size = name ? strlen (name) : 0;
     return id ? tiers_doc_id_ok (name, size) : tiers_collection_ok (name, size);
+}
+
+//  Tiers-Token and Tiers-Consistency (doc/http.md, "Read your writes"):
+//  the same checks on every document request, reads and writes, so that a
+//  client that carries a broken token learns it at once.
+int
+tiers_api_session (tiers_api_core_t *self, tiers_api_call_t *call, tiers_token_t *token,
+                   bool *strong)
+{
+    char why [256];
+    if (tiers_token_parse (tiers_wire_header (call->request, "token"), token,
+                           why, sizeof why)) {
+        tiers_api_problem (self, call, 400, why);
+        return -1;
+    }
+    const char *consistency = tiers_wire_header (call->request, "consistency");
+    *strong = consistency && streq (consistency, "strong");
+    if (consistency && !*strong && !streq (consistency, "eventual")) {
+        tiers_api_problem (self, call, 400, "Tiers-Consistency must be strong or eventual");
+        return -1;
+    }
+    return 0;
 }
 
 //  If-Match / If-None-Match (RFC 9110 section 13.1): "*" or a list of
@@ -403,7 +478,15 @@ int
 tiers_api_shard_send (tiers_api_core_t *self, size_t shard, tiers_wire_t **message_p)
 {
     assert (shard < self->shard_count);
-    int rc = tiers_wire_send (*message_p, zsock_resolve (self->shards [shard].sock), NULL);
+    shard_link_t *link = &self->shards [shard];
+    zsock_t *sock = link->sock;
+    if (link->primary >= 0) {
+        //  A replica promoted: the primary of the shard is that entry now.
+        replica_link_t *replica = &self->replicas [link->primary];
+        tiers_wire_set_service (*message_p, replica->entry->name);
+        sock = replica->sock;
+    }
+    int rc = tiers_wire_send (*message_p, zsock_resolve (sock), NULL);
     tiers_wire_destroy (message_p);
     return rc;
 }
@@ -412,6 +495,70 @@ void
 tiers_api_shard_error (tiers_api_core_t *self)
 {
     tiers_counter_add (self->shard_errors, 1);
+}
+
+const char *
+tiers_api_shard_name (tiers_api_core_t *self, size_t shard)
+{
+    assert (shard < self->shard_count);
+    return self->shards [shard].entry->name;
+}
+
+//  --------------------------------------------------------------------------
+//  Talking to replicas
+
+int
+tiers_api_replica_pick (tiers_api_core_t *self, size_t shard)
+{
+    assert (shard < self->shard_count);
+    shard_link_t *link = &self->shards [shard];
+    for (size_t tried = 0; tried < link->replica_count; tried++) {
+        int replica = link->replicas [link->turn++ % link->replica_count];
+        if (self->replicas [replica].rotation)
+            return replica;
+    }
+    return -1;
+}
+
+int64_t
+tiers_api_replica_bound (tiers_api_core_t *self, tiers_api_call_t *call, int replica,
+                         bool waits)
+{
+    assert (replica >= 0 && (size_t) replica < self->replica_count);
+    int64_t now = tiers_wire_now ();
+    int64_t bound = self->replica_timeout + (waits ? self->replicas [replica].read_wait : 0);
+    int64_t deadline = call->request->deadline;
+    if (deadline && (deadline - now) / 2 < bound)
+        bound = (deadline - now) / 2;
+    return now + (bound > 1 ? bound : 1);
+}
+
+int
+tiers_api_copy_send (tiers_api_core_t *self, const tiers_api_copy_t *copy,
+                     tiers_wire_t **message_p)
+{
+    if (copy->replica < 0)
+        return tiers_api_shard_send (self, copy->shard, message_p);
+    assert ((size_t) copy->replica < self->replica_count);
+    replica_link_t *replica = &self->replicas [copy->replica];
+    assert (replica->shard == copy->shard);
+    tiers_wire_set_service (*message_p, replica->entry->name);
+    int rc = tiers_wire_send (*message_p, zsock_resolve (replica->sock), NULL);
+    tiers_wire_destroy (message_p);
+    return rc;
+}
+
+void
+tiers_api_read_served (tiers_api_core_t *self, const tiers_api_copy_t *copy)
+{
+    tiers_counter_add (self->reads [copy->replica >= 0], 1);
+}
+
+void
+tiers_api_read_fallback (tiers_api_core_t *self, tiers_api_fallback_t reason)
+{
+    assert (reason < TIERS_API_FALLBACK_REASONS);
+    tiers_counter_add (self->fallbacks [reason], 1);
 }
 
 //  --------------------------------------------------------------------------
@@ -555,7 +702,8 @@ s_start (tiers_api_core_t *self, tiers_wire_t *request, zmsg_t *route)
 
     //  Every text header is read whole: a NUL byte would cut it short.
     static const char *texts [] = { "method", "collection", "id", "if-match",
-                                    "if-none-match", "limit", "after", NULL };
+                                    "if-none-match", "limit", "after", "token",
+                                    "consistency", NULL };
     bool bad = false;
     for (const char **name = texts; *name && !bad; name++)
         tiers_wire_text (request, *name, &bad);
@@ -611,25 +759,139 @@ s_on_shard (void *arg)
         return true;
     }
     tiers_api_call_t *call = (tiers_api_call_t *) zhashx_lookup (self->calls, answer->rid);
+    tiers_api_copy_t from = { (size_t) (link - self->shards), -1 };
     bool done = call && (call->probe
-        ? s_probe_status (self, call, (size_t) (link - self->shards), answer)
-        : self->hooks->answer (self, call, answer));
+        ? s_probe_status (self, call, from.shard, answer)
+        : self->hooks->answer (self, call, &from, answer));
     if (done)
         zhashx_delete (self->calls, answer->rid);
     tiers_wire_destroy (&answer);
     return true;
 }
 
-//  Calls past their deadline are answered 504.
+//  --------------------------------------------------------------------------
+//  A replica's answer, and the read rotation
+
+//  Judges a replica IN or OUT, now; logs a change.
+static void
+s_replica_judge (replica_link_t *replica, int64_t now)
+{
+    bool silent = !replica->heard || now - replica->heard > SILENT_MS;
+    bool rotation = replica->said_rotation && !silent;
+    if (rotation != replica->rotation) {
+        if (rotation)
+            tiers_info ("replica %s joined the read rotation", replica->entry->name);
+        else
+        if (silent)
+            tiers_info ("replica %s left the read rotation: no STATUS answer for %d ms",
+                        replica->entry->name, SILENT_MS);
+        else
+            tiers_info ("replica %s left the read rotation: it says it is not in it "
+                        "(behind or catching up)", replica->entry->name);
+    }
+    replica->rotation = rotation;
+}
+
+//  A STATUS answer: {"replica":...,"rotation":true,...} (doc/replication.md).
+static void
+s_replica_status (replica_link_t *replica, tiers_wire_t *answer)
+{
+    json_t *status = answer->status == 200 && answer->body_size
+        ? json_loadb ((const char *) answer->body, answer->body_size, 0, NULL) : NULL;
+    replica->said_rotation = json_is_true (json_object_get (status, "rotation"));
+    //  A promoted replica serves as the shard: its STATUS is a primary's.
+    const char *role = json_string_value (json_object_get (status, "role"));
+    json_t *epoch = json_object_get (status, "epoch");
+    shard_link_t *link = &replica->core->shards [replica->shard];
+    int index = (int) (replica - replica->core->replicas);
+    if (role && streq (role, "primary") && json_is_integer (epoch)
+    &&  json_integer_value (epoch) > link->primary_epoch) {
+        if (link->primary != index)
+            tiers_info ("the primary of %s is %s now (epoch %lld)", link->entry->name,
+                        replica->entry->name, (long long) json_integer_value (epoch));
+        link->primary = index;
+        link->primary_epoch = json_integer_value (epoch);
+    }
+    json_decref (status);
+    replica->heard = zclock_mono ();
+    replica->asked = 0;
+    s_replica_judge (replica, replica->heard);
+}
+
+//  Takes one answer without waiting; false when none was there.
+static bool
+s_on_replica (void *arg)
+{
+    replica_link_t *replica = (replica_link_t *) arg;
+    tiers_api_core_t *self = replica->core;
+    const char *error = NULL;
+    tiers_wire_t *answer = NULL;
+    if (tiers_wire_try_recv (replica->sock, NULL, &answer, &error))
+        return false;
+    if (!answer) {
+        tiers_counter_add (self->shard_errors, 1);
+        tiers_warn ("malformed answer from replica %s: %s", replica->entry->name,
+                    error ? error : "?");
+        return true;
+    }
+    if (streq (answer->rid, STATUS_RID))
+        s_replica_status (replica, answer);
+    else {
+        //  The replica that is the shard's primary now answers as the
+        //  primary (what was sent to it went there as to the primary, a
+        //  READY probe's STATUS too); another replica as itself, and a
+        //  READY probe has nothing to hear from it.
+        tiers_api_call_t *call = (tiers_api_call_t *) zhashx_lookup (self->calls, answer->rid);
+        int index = (int) (replica - self->replicas);
+        bool primary = self->shards [replica->shard].primary == index;
+        tiers_api_copy_t from = { replica->shard, primary ? -1 : index };
+        bool done = call && (call->probe
+            ? primary && s_probe_status (self, call, replica->shard, answer)
+            : self->hooks->answer (self, call, &from, answer));
+        if (done)
+            zhashx_delete (self->calls, answer->rid);
+    }
+    tiers_wire_destroy (&answer);
+    return true;
+}
+
+//  Every STATUS_MS: ask each replica without a STATUS in flight (or with
+//  one unanswered for SILENT_MS), and judge them all.
+static void
+s_on_rotation (void *arg)
+{
+    tiers_api_core_t *self = (tiers_api_core_t *) arg;
+    int64_t now = zclock_mono ();
+    for (size_t i = 0; i < self->replica_count; i++) {
+        replica_link_t *replica = &self->replicas [i];
+        if (!replica->asked || now - replica->asked >= SILENT_MS) {
+            tiers_wire_t *message = tiers_wire_new (TIERS_WIRE_STATUS);
+            tiers_wire_set_rid (message, STATUS_RID);
+            tiers_wire_set_service (message, replica->entry->name);
+            message->deadline = tiers_wire_now () + SILENT_MS;
+            if (tiers_wire_send (message, zsock_resolve (replica->sock), NULL) == 0)
+                replica->asked = now;
+            tiers_wire_destroy (&message);
+        }
+        s_replica_judge (replica, now);
+    }
+}
+
+//  Calls past their deadline are answered 504; those whose wake_at came
+//  go to the side's `wake`.
 static void
 s_expire (tiers_api_core_t *self)
 {
     int64_t now = tiers_wire_now ();
     zlistx_t *late = zlistx_new ();
+    zlistx_t *woken = zlistx_new ();
     for (tiers_api_call_t *call = (tiers_api_call_t *) zhashx_first (self->calls); call;
          call = (tiers_api_call_t *) zhashx_next (self->calls))
         if (call->request->deadline && call->request->deadline <= now)
             zlistx_add_end (late, call);
+        else
+        if (call->wake_at && call->wake_at <= now)
+            zlistx_add_end (woken, call);
     for (tiers_api_call_t *call = (tiers_api_call_t *) zlistx_first (late); call;
          call = (tiers_api_call_t *) zlistx_next (late)) {
         if (call->probe)
@@ -638,7 +900,14 @@ s_expire (tiers_api_core_t *self)
             tiers_api_problem (self, call, 504, "the shard did not answer in time");
         zhashx_delete (self->calls, call->rid);
     }
+    for (tiers_api_call_t *call = (tiers_api_call_t *) zlistx_first (woken); call;
+         call = (tiers_api_call_t *) zlistx_next (woken)) {
+        call->wake_at = 0;
+        if (call->hooks->wake && call->hooks->wake (self, call))
+            zhashx_delete (self->calls, call->rid);
+    }
     zlistx_destroy (&late);
+    zlistx_destroy (&woken);
 }
 
 //  --------------------------------------------------------------------------
@@ -707,6 +976,7 @@ s_slot_table (tiers_api_core_t *self, const tiers_map_t *map, const tiers_entry_
         size_t index = self->shard_count++;
         self->shards [index].entry = entry;
         self->shards [index].core = self;
+        self->shards [index].primary = -1;
         self->shards [index].sock = tiers_link_connect (me, "shards", i, NULL);
         if (!self->shards [index].sock)
             return -1;
@@ -721,6 +991,45 @@ s_slot_table (tiers_api_core_t *self, const tiers_map_t *map, const tiers_entry_
         tiers_slots_each (ranges, self->slots, s_slot_claim, &claim, NULL);
     }
     return self->shard_count ? 0 : -1;
+}
+
+//  The link "replicas": each replica joins the shard its `of` names. One
+//  whose `of` names no shard of the map is left out (the replica kind's
+//  own checks are the loader's).
+static int
+s_replica_table (tiers_api_core_t *self, const tiers_entry_t *me)
+{
+    const tiers_target_t *targets;
+    size_t count = tiers_entry_targets (me, "replicas", &targets);
+    self->replicas = (replica_link_t *) calloc (count + 1, sizeof (replica_link_t));
+    assert (self->replicas);
+    for (size_t i = 0; i < count; i++) {
+        const tiers_entry_t *entry = targets [i].entry;
+        const char *of = tiers_entry_get (entry, "of", NULL);
+        size_t shard = self->shard_count;
+        for (size_t s = 0; of && s < self->shard_count; s++)
+            if (streq (self->shards [s].entry->name, of))
+                shard = s;
+        if (shard == self->shard_count) {
+            tiers_warn ("replica %s: of = %s names no shard of the map; no read goes "
+                        "to it", entry->name, of ? of : "(none)");
+            continue;
+        }
+        replica_link_t *replica = &self->replicas [self->replica_count];
+        replica->core = self;
+        replica->entry = entry;
+        replica->shard = shard;
+        replica->read_wait = tiers_entry_int (entry, "read_wait", READ_WAIT_MS);
+        replica->sock = tiers_link_connect (me, "replicas", i, NULL);
+        if (!replica->sock)
+            return -1;
+        shard_link_t *link = &self->shards [shard];
+        link->replicas = (int *) realloc (link->replicas,
+                                          (link->replica_count + 1) * sizeof (int));
+        assert (link->replicas);
+        link->replicas [link->replica_count++] = (int) self->replica_count++;
+    }
+    return 0;
 }
 
 void
@@ -748,6 +1057,28 @@ tiers_api_run (zsock_t *pipe, void *args_, const tiers_api_hooks_t *hooks)
         tiers_actor_failed (pipe, "cannot reach the shards of the map");
         goto done;
     }
+    //  Both sides know the replicas: a promoted one is where writes go
+    //  (its STATUS says so); only the read side reads from the others.
+    if (s_replica_table (self, args->entry)) {
+        tiers_actor_failed (pipe, "cannot reach the replicas of the map");
+        goto done;
+    }
+    if (hooks->replicas) {
+        self->replica_timeout = tiers_entry_int (args->entry, "replica_timeout",
+                                                 REPLICA_TIMEOUT_MS);
+        static const char *copies [2] = { "copy=\"primary\"", "copy=\"replica\"" };
+        for (int i = 0; i < 2; i++)
+            self->reads [i] = tiers_metrics_counter ("tiers_api_reads_total", copies [i],
+                "Reads of the read-api (a get, or one shard's page of a list) by the "
+                "copy that served them");
+        static const char *reasons [TIERS_API_FALLBACK_REASONS] = {
+            "reason=\"refused\"", "reason=\"error\"", "reason=\"timeout\"",
+            "reason=\"unreachable\""
+        };
+        for (int i = 0; i < TIERS_API_FALLBACK_REASONS; i++)
+            self->fallbacks [i] = tiers_metrics_counter ("tiers_api_read_fallbacks_total",
+                reasons [i], "Reads given up on a replica and asked of the primary");
+    }
     long long heartbeat = tiers_map_cluster_number (args->map, "heartbeat");
     tiers_service_config_t config = {
         .endpoint = args->entry->connect,
@@ -765,6 +1096,13 @@ tiers_api_run (zsock_t *pipe, void *args_, const tiers_api_hooks_t *hooks)
     for (size_t i = 0; i < self->shard_count; i++)
         tiers_reactor_reader (self->reactor, self->shards [i].sock, 0, s_on_shard,
                               &self->shards [i]);
+    for (size_t i = 0; i < self->replica_count; i++)
+        tiers_reactor_reader (self->reactor, self->replicas [i].sock, 0, s_on_replica,
+                              &self->replicas [i]);
+    if (self->replica_count) {
+        s_on_rotation (self);               //  the first STATUS at once
+        tiers_reactor_timer (self->reactor, STATUS_MS, s_on_rotation, self);
+    }
     self->on_service = tiers_service_attach (self->service, self->reactor,
                                              s_on_service, self);
     tiers_reactor_set_pass (self->reactor, s_on_pass, self);
@@ -779,22 +1117,27 @@ tiers_api_run (zsock_t *pipe, void *args_, const tiers_api_hooks_t *hooks)
     tiers_service_destroy (&self->service);
 done:
     zhashx_destroy (&self->calls);
-    for (size_t i = 0; i < self->shard_count; i++)
+    for (size_t i = 0; i < self->replica_count; i++)
+        zsock_destroy (&self->replicas [i].sock);
+    free (self->replicas);
+    for (size_t i = 0; i < self->shard_count; i++) {
         zsock_destroy (&self->shards [i].sock);
+        free (self->shards [i].replicas);
+    }
     free (self->shards);
     free (self->owner);
 }
 
 const tiers_key_t tiers_api_keys [] = {
-    { "capacity",  TIERS_KEY_INT,    false, 1, 10000, NULL },
-    { "pool",      TIERS_KEY_NAME,   false, 0, TIERS_WIRE_MAX_SERVICE, NULL },
-    { "heartbeat", TIERS_KEY_MS,     false, 10, 60000, NULL },
-    { "liveness",  TIERS_KEY_INT,    false, 1, 100, NULL },
+    TIERS_API_KEYS,
     { NULL, 0, false, 0, 0, NULL }
 };
 
+//  The write-api declares `replicas` too (for the promotion of a replica,
+//  later) but does not connect them (its hooks say no `replicas`).
 const tiers_link_t tiers_api_links [] = {
     TIERS_LINK_BALANCER,
     { "shards", "shard", "requests", ZMQ_DEALER, true, false },
+    { "replicas", "replica", "requests", ZMQ_DEALER, true, true },
     { NULL, NULL, NULL, 0, false, false }
 };

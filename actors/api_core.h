@@ -11,12 +11,23 @@
     A side's call embeds tiers_api_call_t as its first member, so the core
     can keep it in its table and the side can cast it back. Everything here
     is tiers_api_*, the word the metrics of both tiers use.
+
+    A shard may have replicas (doc/replication.md). The core knows them by
+    the link `replicas` and, for a side that reads from them (the read-api),
+    connects one DEALER each and keeps the READ ROTATION: it asks every
+    replica for its STATUS every 250 ms, and a replica is in the rotation
+    while its last answer said `rotation: true` and it answered within the
+    last second. Which copy a read goes to is the side's choice
+    (actors/read_api.c); the core says which copies there are, picks the
+    next replica of a shard in the rotation (round-robin), sends, and tells
+    the side which copy an answer came from.
 */
 #ifndef TIERS_API_CORE_H
 #define TIERS_API_CORE_H
 
 #include "kind.h"
 #include "wire.h"
+#include "token.h"
 
 typedef struct _tiers_api_core_t tiers_api_core_t;
 typedef struct _tiers_api_hooks_t tiers_api_hooks_t;
@@ -30,7 +41,16 @@ typedef struct {
     int64_t started;                        //  monotonic us
     const tiers_api_hooks_t *hooks;         //  of the side that made it
     struct _tiers_api_probe_t *probe;       //  a READY probe, or NULL
+    int64_t wake_at;                        //  the side's: wall-clock ms at
+                                            //  which its `wake` runs (0: never)
 } tiers_api_call_t;
+
+//  A copy of a shard: its primary (replica < 0) or one of its replicas
+//  (an index of the core's replica table, tiers_api_replica_*).
+typedef struct {
+    size_t shard;
+    int replica;
+} tiers_api_copy_t;
 
 struct _tiers_api_hooks_t {
     const char *api;            //  "read" / "write": the metrics' api label
@@ -42,19 +62,32 @@ struct _tiers_api_hooks_t {
     //  to the shards. Returns 0 when the call waits for the shards (the
     //  core puts it in the table), -1 when it was answered (freed).
     int (*start) (tiers_api_core_t *core, tiers_api_call_t *call);
-    //  A shard's answer to a call of the table. Returns true when the call
-    //  was answered (the core removes it), false when it waits on.
+    //  The answer of copy `from` to a call of the table. Returns true when
+    //  the call was answered (the core removes it), false when it waits on.
     bool (*answer) (tiers_api_core_t *core, tiers_api_call_t *call,
-                    tiers_wire_t *answer);
+                    const tiers_api_copy_t *from, tiers_wire_t *answer);
+    //  The call's `wake_at` has come, before its deadline (the core clears
+    //  wake_at first). Returns true when the call was answered. May be NULL
+    //  for a side that never sets wake_at.
+    bool (*wake) (tiers_api_core_t *core, tiers_api_call_t *call);
     //  Frees what the side's call holds beyond the core's; or NULL.
     void (*call_free) (tiers_api_call_t *call);
+    //  Reads go to replicas too: connect them and keep the read rotation.
+    bool replicas;
 };
 
 //  The actor body of a side: runs one instance until $TERM.
 void tiers_api_run (zsock_t *pipe, void *args, const tiers_api_hooks_t *hooks);
 
 //  The keys and links both kinds declare: capacity, pool, heartbeat,
-//  liveness; the balancer (TIERS_LINK_BALANCER) and every shard ("shards").
+//  liveness; the balancer (TIERS_LINK_BALANCER), every shard ("shards")
+//  and every replica ("replicas", optional: a map without replicas is
+//  fine). TIERS_API_KEYS are the keys, for a side that adds its own.
+#define TIERS_API_KEYS \
+    { "capacity",  TIERS_KEY_INT,    false, 1, 10000, NULL }, \
+    { "pool",      TIERS_KEY_NAME,   false, 0, TIERS_WIRE_MAX_SERVICE, NULL }, \
+    { "heartbeat", TIERS_KEY_MS,     false, 10, 60000, NULL }, \
+    { "liveness",  TIERS_KEY_INT,    false, 1, 100, NULL }
 extern const tiers_key_t tiers_api_keys [];
 extern const tiers_link_t tiers_api_links [];
 
@@ -98,6 +131,41 @@ int tiers_api_shard_send (tiers_api_core_t *core, size_t shard,
                           tiers_wire_t **message_p);
 //  Counts a shard call that failed (tiers_api_shard_errors_total).
 void tiers_api_shard_error (tiers_api_core_t *core);
+//  The shard's map name ("s0").
+const char *tiers_api_shard_name (tiers_api_core_t *core, size_t shard);
+
+//  --------------------------------------------------------------------------
+//  The replicas (for a side with `replicas` in its hooks; none otherwise)
+
+//  The next replica of `shard` in the read rotation (round-robin), or -1
+//  when none is.
+int tiers_api_replica_pick (tiers_api_core_t *core, size_t shard);
+//  When a read sent now to `replica` for `call` is given up and asked of
+//  the primary instead (wall-clock ms): after the instance's
+//  `replica_timeout`, plus the replica's `read_wait` when the read
+//  `waits` for a token's sequence; at most half of what is left of the
+//  call's deadline, so that the primary has the other half.
+int64_t tiers_api_replica_bound (tiers_api_core_t *core, tiers_api_call_t *call,
+                                 int replica, bool waits);
+//  Sends a request made by tiers_api_shard_request for the copy's shard
+//  to that copy (a replica's name becomes its service) and destroys it.
+//  Returns 0 or -1.
+int tiers_api_copy_send (tiers_api_core_t *core, const tiers_api_copy_t *copy,
+                         tiers_wire_t **message_p);
+
+//  What the read path counts: a read (a get, or one shard's page of a
+//  list) served by `copy` (tiers_api_reads_total{copy}), and a read given
+//  up on a replica and asked of the primary (tiers_api_read_fallbacks_total
+//  {reason}).
+typedef enum {
+    TIERS_API_FALLBACK_REFUSED,     //  the replica answered 409
+    TIERS_API_FALLBACK_ERROR,       //  another answer that cannot be used
+    TIERS_API_FALLBACK_TIMEOUT,     //  no answer within the bound
+    TIERS_API_FALLBACK_UNREACHABLE, //  the request could not be sent
+    TIERS_API_FALLBACK_REASONS
+} tiers_api_fallback_t;
+void tiers_api_read_served (tiers_api_core_t *core, const tiers_api_copy_t *copy);
+void tiers_api_read_fallback (tiers_api_core_t *core, tiers_api_fallback_t reason);
 
 //  --------------------------------------------------------------------------
 //  What the caller sent
@@ -105,6 +173,13 @@ void tiers_api_shard_error (tiers_api_core_t *core);
 //  The gateway's name rules (runtime/names.h): a document id when `id`,
 //  else a collection. NULL (a missing header) is not a name.
 bool tiers_api_name_ok (const char *name, bool id);
+
+//  The session headers of the call's request: `token` (Tiers-Token,
+//  actors/token.h) into *token, and `consistency` (Tiers-Consistency:
+//  `strong` sets *strong; `eventual` or none leaves it false). Returns 0,
+//  or -1 when one is malformed: the call was answered 400 then.
+int tiers_api_session (tiers_api_core_t *core, tiers_api_call_t *call,
+                       tiers_token_t *token, bool *strong);
 
 //  An Idempotency-Key header's value: the key into `key` (size >
 //  TIERS_API_KEY_MAX). Returns 0, or -1 with *why.

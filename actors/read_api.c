@@ -14,6 +14,29 @@
     Any other method is the write pool's: 405. A list call is in SHARD until
     every shard has answered (`waiting` counts down); one failed shard fails
     the whole list, with the worst status.
+
+    Which copy of a shard a read goes to (for a get, and for each shard's
+    page of a list, each on its own; doc/http.md, "Read your writes"):
+
+        Tiers-Consistency: strong       the primary
+        a Tiers-Token entry for it      a replica in the rotation, with
+                                        min-sequence and incarnation: it
+                                        answers once it has that write
+        otherwise (eventual)            a replica in the rotation, with
+                                        eventual: 1
+        no replica in the rotation      the primary
+
+    A read sent to a replica is a PART waiting on it, until its bound
+    (tiers_api_replica_bound: replica_timeout, plus the replica's read_wait
+    when it waits for a token). A 409 (behind, another incarnation, out of
+    the rotation), any answer other than 200 (or a get's 404), or no
+    answer by the bound sends the same read to the primary, once; the
+    primary's answer is final. An answer from a copy the part no longer
+    waits for is dropped. A part's states:
+
+        REPLICA --(usable answer)--> DONE
+        REPLICA --(409, error, bound, send failed)--> PRIMARY
+        PRIMARY --(any answer)--> DONE
 */
 #include "api_core.h"
 #include "map.h"
@@ -22,12 +45,26 @@
 #define LIST_DEFAULT    100
 #define LIST_MAX        1000
 
+//  One shard's share of a read.
+typedef struct {
+    int replica;                            //  the copy asked: a replica, or
+                                            //  -1 for the primary
+    int64_t bound;                          //  REPLICA: wall ms to give up
+    bool done;
+    const tiers_token_entry_t *token;       //  the session's entry, or NULL
+} part_t;
+
 typedef struct {
     tiers_api_call_t base;                  //  first: the core's part
     bool list;                              //  a list, else one document
+    bool strong;                            //  Tiers-Consistency: strong
+    tiers_token_t *token;                   //  the session's; its entries
+                                            //  point into the request
     tiers_api_tags_t if_match;
     tiers_api_tags_t if_none;
     size_t shard;                           //  one document: its shard
+    part_t one;                             //  one document: its part
+    part_t *parts;                          //  list: one per shard
     int waiting;                            //  list: answers still due
     int limit;
     json_t *items;                          //  list: gathered items
@@ -40,6 +77,98 @@ s_call_free (tiers_api_call_t *base)
 {
     read_call_t *call = (read_call_t *) base;
     json_decref (call->items);
+    free (call->parts);
+    free (call->token);
+}
+
+//  --------------------------------------------------------------------------
+//  Choosing a copy
+
+static part_t *
+s_part (read_call_t *call, size_t shard)
+{
+    return call->list ? &call->parts [shard] : shard == call->shard ? &call->one : NULL;
+}
+
+//  The request for one shard's share of the read, to whichever copy.
+static tiers_wire_t *
+s_request (tiers_api_core_t *core, read_call_t *call, size_t shard)
+{
+    tiers_wire_t *request = call->base.request;
+    tiers_wire_t *message = tiers_api_shard_request (core, &call->base, shard,
+                                                     call->list ? "list" : "get");
+    if (call->list) {
+        const char *after = tiers_wire_header (request, "after");
+        if (after && *after)
+            tiers_wire_set_header (message, "after", after, strlen (after));
+        //  One more than asked tells whether this shard has more (at the
+        //  largest page the shard's own cursor has to tell it).
+        tiers_wire_set_headerf (message, "limit", "%d",
+                                call->limit < LIST_MAX ? call->limit + 1 : LIST_MAX);
+    }
+    else {
+        const char *id = tiers_wire_header (request, "id");
+        tiers_wire_set_header (message, "id", id, strlen (id));
+    }
+    return message;
+}
+
+//  The earliest bound of the parts waiting on a replica: the call's wake.
+static void
+s_set_wake (read_call_t *call, tiers_api_core_t *core)
+{
+    call->base.wake_at = 0;
+    size_t count = call->list ? tiers_api_shard_count (core) : 1;
+    for (size_t i = 0; i < count; i++) {
+        part_t *part = call->list ? &call->parts [i] : &call->one;
+        if (!part->done && part->replica >= 0
+        &&  (!call->base.wake_at || part->bound < call->base.wake_at))
+            call->base.wake_at = part->bound;
+    }
+}
+
+//  Sends one shard's share to the primary. Returns 0, or -1 when it
+//  could not be sent (counted as a shard error).
+static int
+s_ask_primary (tiers_api_core_t *core, read_call_t *call, size_t shard, part_t *part)
+{
+    part->replica = -1;
+    tiers_wire_t *message = s_request (core, call, shard);
+    tiers_api_copy_t primary = { shard, -1 };
+    if (tiers_api_copy_send (core, &primary, &message)) {
+        tiers_api_shard_error (core);
+        return -1;
+    }
+    return 0;
+}
+
+//  Sends one shard's share to the copy the rules above choose. Returns 0,
+//  or -1 when not even the primary could be asked.
+static int
+s_ask (tiers_api_core_t *core, read_call_t *call, size_t shard, part_t *part)
+{
+    int replica = call->strong ? -1 : tiers_api_replica_pick (core, shard);
+    if (replica < 0)
+        return s_ask_primary (core, call, shard, part);
+    tiers_wire_t *message = s_request (core, call, shard);
+    if (part->token) {
+        tiers_wire_set_headerf (message, "min-sequence", "%" PRId64, part->token->sequence);
+        tiers_wire_set_header (message, "incarnation", part->token->incarnation,
+                               part->token->incarnation_size);
+    }
+    else
+        tiers_wire_set_header (message, "eventual", "1", 1);
+    part->bound = tiers_api_replica_bound (core, &call->base, replica, part->token != NULL);
+    //  The replica stops waiting for the token's sequence when we do.
+    message->deadline = part->bound;
+    tiers_api_copy_t copy = { shard, replica };
+    if (tiers_api_copy_send (core, &copy, &message)) {
+        tiers_api_read_fallback (core, TIERS_API_FALLBACK_UNREACHABLE);
+        return s_ask_primary (core, call, shard, part);
+    }
+    part->replica = replica;
+    s_set_wake (call, core);
+    return 0;
 }
 
 //  --------------------------------------------------------------------------
@@ -63,10 +192,8 @@ s_start_get (tiers_api_core_t *core, read_call_t *call)
     const char *collection = tiers_wire_header (request, "collection");
     const char *id = tiers_wire_header (request, "id");
     call->shard = tiers_api_shard_of (core, collection, id);
-    tiers_wire_t *message = tiers_api_shard_request (core, &call->base, call->shard, "get");
-    tiers_wire_set_header (message, "id", id, strlen (id));
-    if (tiers_api_shard_send (core, call->shard, &message)) {
-        tiers_api_shard_error (core);
+    call->one.token = tiers_token_find (call->token, tiers_api_shard_name (core, call->shard));
+    if (s_ask (core, call, call->shard, &call->one)) {
         tiers_api_problem (core, &call->base, 503, "the shard is not reachable");
         return -1;
     }
@@ -94,19 +221,14 @@ s_start_list (tiers_api_core_t *core, read_call_t *call)
     }
     call->items = json_array ();
     size_t shards = tiers_api_shard_count (core);
+    call->parts = (part_t *) calloc (shards, sizeof (part_t));
+    assert (call->parts);
     for (size_t i = 0; i < shards; i++) {
-        tiers_wire_t *message = tiers_api_shard_request (core, &call->base, i, "list");
-        if (after && *after)
-            tiers_wire_set_header (message, "after", after, strlen (after));
-        //  One more than asked tells whether this shard has more (at the
-        //  largest page the shard's own cursor has to tell it).
-        tiers_wire_set_headerf (message, "limit", "%d",
-                                call->limit < LIST_MAX ? call->limit + 1 : LIST_MAX);
-        if (tiers_api_shard_send (core, i, &message) == 0)
+        call->parts [i].token = tiers_token_find (call->token, tiers_api_shard_name (core, i));
+        if (s_ask (core, call, i, &call->parts [i]) == 0)
             call->waiting++;
     }
     if (call->waiting < (int) shards) {
-        tiers_api_shard_error (core);
         tiers_api_problem (core, &call->base, 503, "a shard is not reachable");
         return -1;
     }
@@ -123,6 +245,10 @@ s_start (tiers_api_core_t *core, tiers_api_call_t *base)
         tiers_api_problem (core, base, 405, TIERS_API_WRONG_METHOD);
         return -1;
     }
+    call->token = (tiers_token_t *) malloc (sizeof (tiers_token_t));
+    assert (call->token);
+    if (tiers_api_session (core, base, call->token, &call->strong))
+        return -1;
     if (tiers_wire_header (base->request, "id"))
         return s_start_get (core, call);
     else
@@ -172,8 +298,9 @@ s_finish_list (tiers_api_core_t *core, read_call_t *call)
 }
 
 static void
-s_list_part (read_call_t *call, tiers_wire_t *answer)
+s_list_part (read_call_t *call, part_t *part, tiers_wire_t *answer)
 {
+    part->done = true;
     call->waiting--;
     if (answer->status != 200) {
         call->failed = answer->status >= 500 ? answer->status : 502;
@@ -208,15 +335,53 @@ s_list_part (read_call_t *call, tiers_wire_t *answer)
     json_decref (page);
 }
 
+//  A part given up on its replica goes to the primary (PRIMARY). Returns
+//  true when that was the last hope of the call and it was answered (a
+//  get whose primary is not reachable, a list whose last part was this).
+static bool
+s_fall_back (tiers_api_core_t *core, read_call_t *call, size_t shard, part_t *part,
+             tiers_api_fallback_t reason)
+{
+    tiers_api_read_fallback (core, reason);
+    bool sent = s_ask_primary (core, call, shard, part) == 0;
+    s_set_wake (call, core);
+    if (sent)
+        return false;
+    if (!call->list) {
+        tiers_api_problem (core, &call->base, 503, "the shard is not reachable");
+        return true;
+    }
+    part->done = true;
+    call->failed = 503;
+    if (--call->waiting > 0)
+        return false;
+    s_finish_list (core, call);
+    return true;
+}
+
 //  Returns true when the call is done.
 static bool
-s_answer (tiers_api_core_t *core, tiers_api_call_t *base, tiers_wire_t *answer)
+s_answer (tiers_api_core_t *core, tiers_api_call_t *base, const tiers_api_copy_t *from,
+          tiers_wire_t *answer)
 {
     read_call_t *call = (read_call_t *) base;
+    part_t *part = s_part (call, from->shard);
+    if (!part || part->done || part->replica != from->replica)
+        return false;                   //  from a copy it no longer waits for
+    if (from->replica >= 0) {
+        //  Used as a shard's would be: a page, a document, or its absence.
+        bool usable = answer->status == 200 || (!call->list && answer->status == 404);
+        if (!usable)
+            return s_fall_back (core, call, from->shard, part, answer->status == 409
+                                ? TIERS_API_FALLBACK_REFUSED : TIERS_API_FALLBACK_ERROR);
+        part->replica = -1;             //  no longer waiting on it
+        s_set_wake (call, core);
+    }
+    tiers_api_read_served (core, from);
     if (call->list) {
         //  SHARD: a call leaves the table with its last answer.
         assert (call->waiting > 0);
-        s_list_part (call, answer);
+        s_list_part (call, part, answer);
         if (call->waiting > 0)
             return false;
         s_finish_list (core, call);
@@ -245,6 +410,25 @@ s_answer (tiers_api_core_t *core, tiers_api_call_t *base, tiers_wire_t *answer)
     return true;
 }
 
+//  The call's wake_at came: every part still waiting on a replica past its
+//  bound goes to the primary. Returns true when the call was answered.
+static bool
+s_wake (tiers_api_core_t *core, tiers_api_call_t *base)
+{
+    read_call_t *call = (read_call_t *) base;
+    int64_t now = tiers_wire_now ();
+    size_t count = call->list ? tiers_api_shard_count (core) : 1;
+    for (size_t i = 0; i < count; i++) {
+        size_t shard = call->list ? i : call->shard;
+        part_t *part = s_part (call, shard);
+        if (!part->done && part->replica >= 0 && part->bound <= now
+        &&  s_fall_back (core, call, shard, part, TIERS_API_FALLBACK_TIMEOUT))
+            return true;
+    }
+    s_set_wake (call, core);
+    return false;
+}
+
 //  --------------------------------------------------------------------------
 //  The kind
 
@@ -253,7 +437,17 @@ static const tiers_api_hooks_t s_hooks = {
     .call_size = sizeof (read_call_t),
     .start = s_start,
     .answer = s_answer,
-    .call_free = s_call_free
+    .wake = s_wake,
+    .call_free = s_call_free,
+    .replicas = true
+};
+
+//  The core's keys, and how long a read waits for a replica before it
+//  asks the primary (tiers_api_replica_bound).
+static const tiers_key_t s_keys [] = {
+    TIERS_API_KEYS,
+    { "replica_timeout", TIERS_KEY_MS, false, 1, 60000, NULL },
+    { NULL, 0, false, 0, 0, NULL }
 };
 
 static void
@@ -265,7 +459,8 @@ s_read_api_actor (zsock_t *pipe, void *args)
 const tiers_kind_t tiers_read_api_kind = {
     .name = "read-api",
     .pool = "read",
-    .summary = "serves document reads: routes by slot to the shards, merges lists",
-    .rank = TIERS_RANK_SERVICE, .run = s_read_api_actor, .keys = tiers_api_keys,
+    .summary = "serves document reads: routes by slot to a shard's primary or its "
+               "replicas, merges lists",
+    .rank = TIERS_RANK_SERVICE, .run = s_read_api_actor, .keys = s_keys,
     .links = tiers_api_links, .multi = true, .listener = NULL
 };

@@ -17,6 +17,13 @@
         If-None-Match: *        "create" (PUT only)
         Idempotency-Key: "k"    "idempotency-key" = k: the shard answers a
                                 repeat with the first outcome (doc/http.md)
+
+    A successful write is answered with its session token too (header
+    `token`, Tiers-Token over HTTP: actors/token.h), the write's place in
+    its shard's commit stream, which a client sends back on its reads to
+    read its own writes from a replica. Tiers-Token and Tiers-Consistency
+    sent on a write are checked as on a read (400 when malformed) and
+    change nothing: a write always goes to the primary.
 */
 #include "api_core.h"
 #include "map.h"
@@ -49,6 +56,10 @@ s_start (tiers_api_core_t *core, tiers_api_call_t *base)
     const char *if_match = tiers_wire_header (request, "if-match");
     const char *if_none = tiers_wire_header (request, "if-none-match");
     const char *key_value = tiers_wire_header (request, "idempotency-key");
+    tiers_token_t token;
+    bool strong;
+    if (tiers_api_session (core, base, &token, &strong))
+        return -1;
     tiers_api_tags_t tags;
     const char *why = NULL;
     if (tiers_api_tags_parse (if_match, false, &tags, &why)) {
@@ -116,7 +127,8 @@ s_start (tiers_api_core_t *core, tiers_api_call_t *base)
 
 //  Returns true when the call is done.
 static bool
-s_answer (tiers_api_core_t *core, tiers_api_call_t *base, tiers_wire_t *answer)
+s_answer (tiers_api_core_t *core, tiers_api_call_t *base, const tiers_api_copy_t *from,
+          tiers_wire_t *answer)
 {
     write_call_t *call = (write_call_t *) base;
     int status = answer->status;
@@ -134,6 +146,12 @@ s_answer (tiers_api_core_t *core, tiers_api_call_t *base, tiers_wire_t *answer)
     tiers_wire_t *reply = tiers_wire_reply_to (base->request, status);
     tiers_api_etag (reply, tag);
     tiers_api_replayed (reply, answer);
+    char token [TIERS_TOKEN_ENTRY_MAX + 1];
+    if (tiers_token_of_write (tiers_api_shard_name (core, call->shard),
+                              tiers_wire_header (answer, "incarnation"),
+                              tiers_wire_header (answer, "sequence"), tag,
+                              token, sizeof token) == 0)
+        tiers_wire_set_header (reply, "token", token, strlen (token));
     if (call->put) {
         const char *collection = tiers_wire_header (base->request, "collection");
         const char *id = tiers_wire_header (base->request, "id");
@@ -163,7 +181,9 @@ static const tiers_api_hooks_t s_hooks = {
     .call_size = sizeof (write_call_t),
     .start = s_start,
     .answer = s_answer,
-    .call_free = NULL
+    .wake = NULL,
+    .call_free = NULL,
+    .replicas = false
 };
 
 static void

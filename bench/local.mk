@@ -9,7 +9,7 @@ BENCH_MAP =
 EXTRA_PROGRAMS = bench/floor
 bench_floor_SOURCES = bench/floor.c
 bench_floor_LDADD = $(MHD_LIBS)
-EXTRA_DIST += bench/run bench/curve bench/get.lua bench/put.lua bench/mixed.lua bench/webdis-get.lua bench/etcd-put.lua bench/one-shard.map
+EXTRA_DIST += bench/run bench/curve bench/replication bench/get.lua bench/put.lua bench/mixed.lua bench/webdis-get.lua bench/etcd-put.lua bench/one-shard.map
 CLEANFILES += bench/floor
 
 bench: tiers bench/floor t/cluster/tool
@@ -20,3 +20,10 @@ bench: tiers bench/floor t/cluster/tool
 bench-curve: tiers t/cluster/tool
 	BENCH_ROUNDS=$(BENCH_ROUNDS) top_builddir=$(abs_top_builddir) top_srcdir=$(abs_top_srcdir) $(SHELL) $(srcdir)/bench/curve $(BENCH_SECONDS)
 .PHONY: bench-curve
+
+# `make bench-replication`: the durable PUT with and without the commit
+# stream, maps/replicas.map with ack = replica against ack = primary,
+# GET from replicas, and the replication lag (doc/performance.md).
+bench-replication: tiers bench/floor t/cluster/tool
+	BENCH_ROUNDS=$(BENCH_ROUNDS) top_builddir=$(abs_top_builddir) top_srcdir=$(abs_top_srcdir) $(SHELL) $(srcdir)/bench/replication $(BENCH_SECONDS)
+.PHONY: bench-replication

@@ -252,8 +252,19 @@ s_begin_document (tiers_http_req_t *req, const char *path)
     return MHD_YES;
 }
 
-static const char *s_too_long = "a conditional header or paging parameter is longer "
-                                "than 4096 bytes";
+static const char *s_too_long = "a conditional, session or paging header or parameter "
+                                "is longer than 4096 bytes";
+
+//  Read your writes (doc/http.md): the session's token and the consistency
+//  asked for go to the read-api and write-api, which check them. Lists:
+//  several lines of one are joined, as HTTP says of lists (and a token is
+//  one; two consistencies joined are refused).
+static void
+s_forward_session (tiers_http_req_t *req, tiers_wire_t *msg, bool *too_long)
+{
+    tiers_http_copy_list (req, msg, "Tiers-Token", "token", too_long);
+    tiers_http_copy_list (req, msg, "Tiers-Consistency", "consistency", too_long);
+}
 
 static int
 s_forward_document (tiers_http_req_t *req, tiers_wire_t *msg, const char **detail)
@@ -267,6 +278,7 @@ s_forward_document (tiers_http_req_t *req, tiers_wire_t *msg, const char **detai
                           &too_long);
     //  Two lines of it are joined, and then refused by the write-api.
     tiers_http_copy_list (req, msg, "Idempotency-Key", "idempotency-key", &too_long);
+    s_forward_session (req, msg, &too_long);
     *detail = s_too_long;
     return too_long ? 431 : 0;
 }
@@ -279,6 +291,7 @@ s_forward_list (tiers_http_req_t *req, tiers_wire_t *msg, const char **detail)
     bool too_long = false;
     tiers_http_copy_value (req, msg, MHD_GET_ARGUMENT_KIND, "limit", "limit", &too_long);
     tiers_http_copy_value (req, msg, MHD_GET_ARGUMENT_KIND, "after", "after", &too_long);
+    s_forward_session (req, msg, &too_long);
     *detail = s_too_long;
     return too_long ? 431 : 0;
 }

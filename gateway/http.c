@@ -559,6 +559,11 @@ s_on_reply (face_t *self, request_t *req, tiers_wire_t *reply)
                                      retry_after);
         if (tiers_wire_header (reply, "idempotent-replayed"))
             MHD_add_response_header (response, "Idempotent-Replayed", "true");
+        //  A write's session token (actors/token.h): tiers makes it of a
+        //  shard name, hex and digits, nothing a header cannot carry.
+        const char *token = tiers_wire_header (reply, "token");
+        if (token)
+            MHD_add_response_header (response, "Tiers-Token", token);
     }
     s_respond (req, status, response);
 }

@@ -28,7 +28,7 @@
 
 #define MAP_MAX_BYTES   (1024 * 1024)   //  larger files are refused
 #define MAP_MAX_ENTRIES 1024            //  actor entries (each up to 256 instances)
-#define MAP_NAME_MAX    32              //  node and actor names
+#define MAP_NAME_MAX    TIERS_NAME_MAX  //  node and actor names (parse.h)
 #define MAP_INSTANCES   256             //  `instances` upper bound
 #define MAP_SLOTS       1024            //  default cluster slot count
 
@@ -70,13 +70,7 @@ struct _tiers_map_t {
 static bool
 s_good_name (const char *name)
 {
-    size_t length = strlen (name);
-    if (length == 0 || length > MAP_NAME_MAX || !isalnum ((unsigned char) *name))
-        return false;
-    for (size_t i = 0; i < length; i++)
-        if (!isalnum ((unsigned char) name [i]) && name [i] != '_' && name [i] != '-')
-            return false;
-    return true;
+    return tiers_name_ok (name, strlen (name));
 }
 
 //  A setting must have a value and no children. Returns false if not.

@@ -357,6 +357,17 @@ tiers_pool_name_ok (const char *name, size_t max)
     return true;
 }
 
+bool
+tiers_name_ok (const char *name, size_t size)
+{
+    if (size == 0 || size > TIERS_NAME_MAX || !isalnum ((unsigned char) *name))
+        return false;
+    for (size_t i = 0; i < size; i++)
+        if (!isalnum ((unsigned char) name [i]) && name [i] != '_' && name [i] != '-')
+            return false;
+    return true;
+}
+
 //  Checks a value against its key. Returns NULL or a problem text to free.
 char *
 tiers_value_check (const tiers_key_t *key, const char *value, long long slots)

@@ -24,6 +24,11 @@ int tiers_parse_unsigned (const char *text, long long *value, const char **rest)
 //  A pool name (map key `pool`, wire service of READY/REQUEST): 1 to `max`
 //  letters, digits, '_', '.', ':' or '-'.
 bool tiers_pool_name_ok (const char *name, size_t max);
+//  An actor or node name of the map (`shard = s0`): 1 to TIERS_NAME_MAX
+//  letters, digits, '_' or '-', starting with a letter or digit. `size`
+//  bytes of `name` (a name inside a longer text, such as a session token).
+#define TIERS_NAME_MAX 32
+bool tiers_name_ok (const char *name, size_t size);
 //  Well-formed UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF).
 bool tiers_utf8_valid (const uint8_t *data, size_t size);
 //  Endpoint syntax check; on -1 sets *why to a static reason.

@@ -6,19 +6,23 @@
     of the map that may reach them all (with CURVE, with that node's keys).
 
         1. STATUS of every copy: role, epoch, sequence (applied), state.
-           The new epoch is one above the highest seen.
-        2. A primary that answers (a planned switch): it is fenced first
-           (`fence`: from then on it acknowledges nothing), and the replica
-           must reach the primary's last sequence (5 s) — else nothing is
-           promoted, unless --force.
-           No primary answers (it died): the replica must be the most
-           advanced of the replicas that answer, unless --force.
-        3. `promote` to the replica: it writes the new epoch and a new
+           A majority of the copies must answer (else --force), so that
+           the new epoch — one above the highest seen — is above every
+           epoch a majority ever took.
+        2. The shard entry, if it answers (primary, checking or fenced):
+           it is fenced first (`fence`: from then on it acknowledges
+           nothing), and the replica must reach the sequence it last
+           published (5 s) — else nothing is promoted, unless --force.
+           It does not answer (it died): the replica must be the most
+           advanced of the replicas that answer, unless --force. Either
+           way the replica must be streaming or catching up.
+        3. `fence` to every other replica: each keeps the new epoch in its
+           file and will follow only a primary of that epoch.
+        4. `promote` to the replica: it writes the new epoch and a new
            incarnation into its file and serves as the primary.
-        4. `fence` to every other copy: replicas follow the new primary,
-           an old primary that answers is fenced. A copy that does not
-           answer learns the epoch when it comes back (a shard asks its
-           replicas before it takes a write; a replica finds the primary).
+        A copy that does not answer learns the epoch when it comes back: a
+        shard asks its replicas, and takes no write until a majority of
+        the copies answered; one of them was told.
 
     Why two primaries never both acknowledge: the old primary is fenced
     before the promotion when it answers; when it does not, it is either
@@ -39,6 +43,7 @@
 #define COPIES_MAX      17          //  a shard and its replicas
 #define ASK_MS          2000        //  one question's bound
 #define CATCH_UP_MS     5000        //  a planned switch waits this long
+#define PROMOTE_MS      10000       //  the promote order's bound
 
 typedef struct {
     const tiers_entry_t *entry;
@@ -54,13 +59,13 @@ typedef struct {
 static int s_rid;
 
 static tiers_wire_t *
-s_ask (copy_t *copy, tiers_wire_t *request)
+s_ask (copy_t *copy, tiers_wire_t *request, int timeout_ms)
 {
     char rid [32];
     snprintf (rid, sizeof rid, "promote-%d", ++s_rid);
     tiers_wire_set_rid (request, rid);
-    request->deadline = tiers_wire_now () + ASK_MS;
-    return tiers_call (copy->sock, request, ASK_MS);
+    request->deadline = tiers_wire_now () + timeout_ms;
+    return tiers_call (copy->sock, request, timeout_ms);
 }
 
 //  STATUS into the copy's fields; false when it did not answer.
@@ -68,7 +73,7 @@ static bool
 s_status (copy_t *copy)
 {
     tiers_wire_t *request = tiers_wire_new (TIERS_WIRE_STATUS);
-    tiers_wire_t *reply = s_ask (copy, request);
+    tiers_wire_t *reply = s_ask (copy, request, ASK_MS);
     tiers_wire_destroy (&request);
     json_t *status = reply && reply->status == 200
         ? json_loadb ((const char *) reply->body, reply->body_size, 0, NULL) : NULL;
@@ -99,7 +104,8 @@ s_order (copy_t *copy, const char *op, int64_t epoch, const char *by)
     tiers_wire_set_header (request, "op", op, strlen (op));
     tiers_wire_set_headerf (request, "epoch", "%" PRId64, epoch);
     tiers_wire_set_header (request, "by", by, strlen (by));
-    tiers_wire_t *reply = s_ask (copy, request);
+    //  A promotion reopens a file and starts a writer: give it longer.
+    tiers_wire_t *reply = s_ask (copy, request, streq (op, "promote") ? PROMOTE_MS : ASK_MS);
     tiers_wire_destroy (&request);
     return reply;
 }
@@ -190,6 +196,7 @@ tiers_promote_run (tiers_map_t *map, const char *name, bool force, FILE *out)
     //  1. Where every copy stands.
     int64_t top = 0;
     copy_t *primary = NULL;
+    size_t answered = 0;
     for (size_t c = 0; c < count; c++) {
         copy_t *copy = &copies [c];
         if (!copy->sock || !s_status (copy)) {
@@ -200,10 +207,23 @@ tiers_promote_run (tiers_map_t *map, const char *name, bool force, FILE *out)
                  copy->entry->name, copy->replica && !streq (copy->role, "primary")
                  ? "replica" : copy->role, copy->epoch, copy->sequence,
                  *copy->state ? ", " : "", copy->state);
+        answered++;
         if (copy->epoch > top)
             top = copy->epoch;
-        if (streq (copy->role, "primary") && (!primary || copy->epoch > primary->epoch))
+        //  The shard entry in any role it answers with (it may be checking,
+        //  or fenced by a promotion that did not finish), or a replica that
+        //  was promoted before.
+        bool primary_like = streq (copy->role, "primary") || (!copy->replica
+                         && (streq (copy->role, "checking") || streq (copy->role, "fenced")));
+        if (primary_like && (!primary || copy->epoch > primary->epoch))
             primary = copy;
+    }
+    if (answered < count / 2 + 1 && !force) {
+        fprintf (stderr, "tiers: promote: %zu of the %zu copies of %s answered; a "
+                 "majority must (else an epoch could be taken twice): nothing was "
+                 "changed (--force promotes anyway)\n", answered, count, shard_name);
+        rc = 1;
+        goto done;
     }
     if (!chosen->answered) {
         fprintf (stderr, "tiers: promote: %s does not answer: nothing was changed\n", name);
@@ -211,19 +231,32 @@ tiers_promote_run (tiers_map_t *map, const char *name, bool force, FILE *out)
         goto done;
     }
     if (primary == chosen) {
+        //  Done before; the others are told again (a run that stopped half way).
         fprintf (out, "tiers: %s is the primary of %s already (epoch %" PRId64 ")\n",
                  name, shard_name, chosen->epoch);
+        for (size_t c = 0; c < count; c++)
+            if (&copies [c] != chosen && copies [c].sock) {
+                tiers_wire_t *reply = s_order (&copies [c], "fence", chosen->epoch, name);
+                tiers_wire_destroy (&reply);
+            }
+        goto done;
+    }
+    if (!force && !streq (chosen->state, "streaming") && !streq (chosen->state, "catching up")
+    &&  !streq (chosen->state, "catching_up")) {
+        fprintf (stderr, "tiers: promote: %s is %s, not streaming or catching up: "
+                 "nothing was changed (--force promotes it anyway)\n", name,
+                 *chosen->state ? chosen->state : "in no known state");
+        rc = 1;
         goto done;
     }
     int64_t epoch = top + 1;
 
     //  2. A live primary is fenced first, and the replica must catch up.
     if (primary) {
-        if (!force && (!streq (chosen->state, "streaming")
-                    || !streq (chosen->incarnation, primary->incarnation))) {
-            fprintf (stderr, "tiers: promote: %s is not streaming from %s (%s): nothing "
-                     "was changed (--force promotes it anyway)\n", name,
-                     primary->entry->name, *chosen->state ? chosen->state : "?");
+        if (!force && !streq (chosen->incarnation, primary->incarnation)) {
+            fprintf (stderr, "tiers: promote: %s is not a copy of %s's incarnation: "
+                     "nothing was changed (--force promotes it anyway)\n", name,
+                     primary->entry->name);
             rc = 1;
             goto done;
         }
@@ -269,8 +302,29 @@ tiers_promote_run (tiers_map_t *map, const char *name, bool force, FILE *out)
         }
     }
 
-    //  3. The promotion.
+    //  3. Every other replica is told the new epoch first: from then on it
+    //  follows only a primary of that epoch.
+    for (size_t c = 0; c < count; c++) {
+        copy_t *copy = &copies [c];
+        if (copy == chosen || copy == primary || !copy->sock)
+            continue;
+        tiers_wire_t *reply = s_order (copy, "fence", epoch, name);
+        fprintf (out, "  %-12s %s\n", copy->entry->name,
+                 reply && reply->status == 200 ? "told the new epoch"
+                 : "no answer: it learns the epoch when it comes back");
+        tiers_wire_destroy (&reply);
+    }
+
+    //  4. The promotion. Its answer may come late (the file is reopened):
+    //  no answer is asked about again before it counts as refused.
     tiers_wire_t *reply = s_order (chosen, "promote", epoch, name);
+    if (!reply && s_status (chosen) && streq (chosen->role, "primary")
+    &&  chosen->epoch == epoch) {
+        fprintf (out, "tiers: %s is the primary of %s: epoch %" PRId64 ", sequence %" PRId64
+                 ", incarnation %s\n", name, shard_name, epoch, chosen->sequence,
+                 chosen->incarnation);
+        goto done;
+    }
     if (!reply || reply->status != 200) {
         fprintf (stderr, "tiers: promote: %s refused: %s\n", name,
                  reply ? (tiers_wire_header (reply, "error") ?: "?") : "no answer");
@@ -283,18 +337,6 @@ tiers_promote_run (tiers_map_t *map, const char *name, bool force, FILE *out)
              tiers_wire_header (reply, "sequence") ?: "?",
              tiers_wire_header (reply, "incarnation") ?: "?");
     tiers_wire_destroy (&reply);
-
-    //  4. Everybody else is told.
-    for (size_t c = 0; c < count; c++) {
-        copy_t *copy = &copies [c];
-        if (copy == chosen || !copy->sock)
-            continue;
-        reply = s_order (copy, "fence", epoch, name);
-        fprintf (out, "  %-12s %s\n", copy->entry->name,
-                 reply && reply->status == 200 ? "told the new epoch"
-                 : "no answer: it learns the epoch when it comes back");
-        tiers_wire_destroy (&reply);
-    }
 done:
     for (size_t c = 0; c < count; c++)
         zsock_destroy (&copies [c].sock);

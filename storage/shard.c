@@ -72,7 +72,9 @@
 
         CHECKING    started with replicas in the map: it asks each of them
                     for its epoch before it takes a write (503 meanwhile),
-                    for at most FENCE_CHECK_MS --none is ahead--> PRIMARY
+                    until a majority of the shard's copies (itself and
+                    half its replicas, rounded down) is heard
+                                               --none is ahead--> PRIMARY
                                                --one is ahead--> FENCED
         PRIMARY     takes writes, publishes the stream. Every
                     FENCE_CHECK_MS it asks its replicas again
@@ -82,7 +84,9 @@
                     promoted): this file may hold writes that the new
                     primary never had. It answers no read and no write
                     (421 with the reason); nothing leaves FENCED but a
-                    restart as a replica.
+                    restart as a replica. The fence is written to
+                    <file>.fenced (fsync) before it is acknowledged, so a
+                    restart starts FENCED.
 
     Invariant: a FENCED shard acknowledges nothing more; a write that its
     writer commits after the fence (it was in flight) is answered 421 too,
@@ -279,7 +283,10 @@ typedef struct {
     size_t peer_count;
     int64_t checking_until;     //  CHECKING: monotonic ms
     int64_t fence_asked;        //  monotonic ms the replicas were last asked
+    bool said_waiting;          //  CHECKING: logged that it waits
     int64_t fenced_epoch;       //  FENCED: the epoch that fenced it
+    int64_t fenced_sequence;    //  FENCED: its last sequence published before
+    char *fence_path;           //  <file>.fenced
     char fenced_reason [200];
     tiers_counter_t *reads, *errors, *ack_timeouts;
 } shard_t;
@@ -486,18 +493,21 @@ s_identity (writer_t *self, char **why)
         "COMMIT;", self->cluster, self->shard, self->incarnation,
         (long long) tiers_wire_now (), promotion ? promotion : "");
     sqlite3_free (promotion);
-    if (self->promote_to > 0)
-        self->epoch = self->promote_to;
+    int64_t promoted = self->promote_to;
     int rc = sql ? s_exec (self->db, sql, why) : -1;
     sqlite3_free (sql);
+    if (rc == 0 && self->promote_to > 0) {
+        self->epoch = self->promote_to;
+        self->promote_to = 0;       //  once: a reopen keeps this incarnation
+    }
     if (rc) {
         if (!*why)
             *why = strdup ("out of memory");
         return -1;
     }
-    if (self->promote_to > 0)
+    if (promoted > 0)
         tiers_warn ("%s: promoted to primary at epoch %" PRId64 ", sequence %" PRId64
-                    ": new incarnation %s (was %s)", self->path, self->promote_to,
+                    ": new incarnation %s (was %s)", self->path, promoted,
                     self->sequence, self->incarnation, *incarnation ? incarnation : "none");
     else
     if (!*incarnation && self->sequence == 0)
@@ -1531,14 +1541,30 @@ s_role_move (shard_t *self, role_t to)
     self->role = to;
 }
 
+//  The fence, durable: a restart starts FENCED.
+static void
+s_fence_write (shard_t *self, int64_t epoch)
+{
+    int fd = open (self->fence_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    char text [32];
+    int size = snprintf (text, sizeof text, "%" PRId64 "\n", epoch);
+    if (fd < 0 || write (fd, text, (size_t) size) != size || fsync (fd))
+        tiers_error ("cannot write %s: %s (the fence holds until this process stops)",
+                     self->fence_path, strerror (errno));
+    if (fd >= 0)
+        close (fd);
+}
+
 //  A copy of a higher epoch exists: acknowledge nothing more.
 static void
 s_fence (shard_t *self, int64_t epoch, const char *by)
 {
     if (self->role == ROLE_FENCED)
         return;
+    s_fence_write (self, epoch);
     s_role_move (self, ROLE_FENCED);
     self->fenced_epoch = epoch;
+    self->fenced_sequence = self->sequence;
     snprintf (self->fenced_reason, sizeof self->fenced_reason,
               "fenced: %s is at epoch %" PRId64 " (this copy is at %" PRId64 "): it "
               "answers nothing until it rejoins as a replica", by, epoch,
@@ -1547,6 +1573,13 @@ s_fence (shard_t *self, int64_t epoch, const char *by)
     if (self->stream)
         tiers_stream_fence (self->stream, epoch);
     s_acks_expire (self, true);
+}
+
+//  The stream heard of a higher epoch from a replica.
+static void
+s_on_stream_fence (void *arg, int64_t epoch)
+{
+    s_fence ((shard_t *) arg, epoch, "a replica");
 }
 
 //  A replica's STATUS: its epoch.
@@ -1591,15 +1624,19 @@ s_on_fence_tick (void *arg)
 {
     shard_t *self = (shard_t *) arg;
     if (self->role == ROLE_CHECKING) {
-        bool all = true;
+        //  A majority of the copies: any promotion that tiers promote made
+        //  without --force told a majority, so one of them answers here.
+        size_t heard = 0, needed = (self->peer_count + 1) / 2;
         for (size_t i = 0; i < self->peer_count; i++)
-            all &= self->peer_answered [i];
-        if (all || tiers_clock_us () / 1000 >= self->checking_until) {
-            if (!all)
-                tiers_warn ("not every replica answered within %d ms: serving as the "
-                            "primary at epoch %" PRId64, FENCE_CHECK_MS,
-                            self->writer_state.epoch);
+            heard += self->peer_answered [i];
+        if (heard >= needed)
             s_role_move (self, ROLE_PRIMARY);
+        else
+        if (tiers_clock_us () / 1000 >= self->checking_until && !self->said_waiting) {
+            tiers_warn ("%zu of the %zu replicas answered; no write is taken until %zu "
+                        "have (a replica may have been promoted meanwhile)", heard,
+                        self->peer_count, needed);
+            self->said_waiting = true;
         }
     }
     if (self->role == ROLE_FENCED)
@@ -1610,6 +1647,7 @@ s_on_fence_tick (void *arg)
     self->fence_asked = now;
     for (size_t i = 0; i < self->peer_count; i++) {
         tiers_wire_t *ask = tiers_wire_new (TIERS_WIRE_STATUS);
+        tiers_wire_set_rid (ask, "fence-check");
         tiers_wire_send (ask, zsock_resolve (self->peers [i]), NULL);
         tiers_wire_destroy (&ask);
     }
@@ -1648,7 +1686,12 @@ s_acks_expire (shard_t *self, bool all)
         zlistx_detach (self->acking, NULL);
         write->status = 503;
         write->outcome = "unknown";
-        write->error = all ? "the shard stopped before a replica confirmed this write "
+        write->error = all && self->role == ROLE_FENCED
+                           ? "the shard was fenced (a replica was promoted) before a "
+                             "replica confirmed this write (ack = replica): the new "
+                             "primary may or may not have it; retry it with the same "
+                             "Idempotency-Key"
+                     : all ? "the shard stopped before a replica confirmed this write "
                              "(ack = replica): it is committed on the primary, but may "
                              "be lost if the primary's machine is; retry it with the "
                              "same Idempotency-Key"
@@ -1687,7 +1730,7 @@ s_on_writer (shard_t *self)
     self->sequence = batch->sequence;
     //  Published before any write of it is answered: with ack = primary a
     //  replica gets a write as soon as its writer can tell about it.
-    if (batch->changeset && self->stream)
+    if (batch->changeset && self->stream && self->role != ROLE_FENCED)
         tiers_stream_publish (self->stream, batch->previous, batch->sequence,
                               batch->committed, batch->changeset,
                               (size_t) batch->changeset_size);
@@ -1787,7 +1830,8 @@ s_on_fence (shard_t *self, tiers_wire_t *msg, zmsg_t *route)
         s_fence (self, epoch, by);
     tiers_wire_t *reply = tiers_wire_reply_to (msg, 200);
     tiers_wire_set_headerf (reply, "epoch", "%" PRId64, self->writer_state.epoch);
-    tiers_wire_set_headerf (reply, "sequence", "%" PRId64, self->sequence);
+    tiers_wire_set_headerf (reply, "sequence", "%" PRId64,
+                            self->role == ROLE_FENCED ? self->fenced_sequence : self->sequence);
     tiers_wire_set_header (reply, "role", s_role_name (self->role),
                            strlen (s_role_name (self->role)));
     s_send (self, &reply, route);
@@ -1840,9 +1884,14 @@ s_on_request (shard_t *self, tiers_wire_t *msg, zmsg_t **route_p)
         return;
     }
     if (self->role == ROLE_CHECKING && (op == OP_PUT || op == OP_DELETE)) {
-        s_fail (self, msg, route, 503, "the shard is asking its replicas whether one "
-                "was promoted; no write is taken until they answered (at most %d ms)",
-                FENCE_CHECK_MS);
+        tiers_wire_t *reply = tiers_wire_reply_to (msg, 503);
+        const char *reason = "the shard is asking its replicas whether one was promoted; "
+                             "no write is taken until a majority answered: not applied";
+        tiers_wire_set_header (reply, "error", reason, strlen (reason));
+        tiers_wire_set_header (reply, "outcome", "not-applied", 11);
+        tiers_wire_set_header (reply, "retry-after", "1", 1);
+        tiers_counter_add (self->errors, 1);
+        s_send (self, &reply, route);
         return;
     }
     const char *why = NULL;
@@ -1906,6 +1955,7 @@ s_on_request (shard_t *self, tiers_wire_t *msg, zmsg_t **route_p)
     pthread_mutex_lock (&handoff->lock);
     size_t waiting = handoff->count;
     pthread_mutex_unlock (&handoff->lock);
+    waiting += zlistx_size (self->acking);      //  ack = replica: they wait too
     if (waiting >= SHARD_QUEUE_MAX) {
         s_fail (self, msg, route, 503, "shard busy: %d writes waiting", SHARD_QUEUE_MAX);
         return;
@@ -2171,6 +2221,7 @@ s_shard_destroy (shard_t *self)
     tiers_sock_flush (self->router, 500);
     zsock_destroy (&self->router);
     free (self->writer_state.path);
+    free (self->fence_path);
     free (self->handoff.queue);
     free (self->handoff.batches [0].writes);
     free (self->handoff.batches [1].writes);
@@ -2189,10 +2240,12 @@ tiers_shard_serve (zsock_t *pipe, tiers_actor_args_t *args, const tiers_shard_se
     self->lock_fd = -1;
     snprintf (self->name, sizeof self->name, "%s", args->name);
     const tiers_entry_t *entry = args->entry;
-    self->slots = setup->slots ? setup->slots : tiers_entry_get (entry, "slots", "all");
-    self->batch_max = (size_t) tiers_entry_int (entry, "batch", 256);
-    self->max_doc = (size_t) tiers_entry_int (entry, "max_doc", 1024 * 1024);
-    const char *sync = tiers_entry_get (entry, "sync",
+    //  Its settings: a promoted replica serves with those of its shard.
+    const tiers_entry_t *keys = setup->settings ? setup->settings : entry;
+    self->slots = setup->slots ? setup->slots : tiers_entry_get (keys, "slots", "all");
+    self->batch_max = (size_t) tiers_entry_int (keys, "batch", 256);
+    self->max_doc = (size_t) tiers_entry_int (keys, "max_doc", 1024 * 1024);
+    const char *sync = tiers_entry_get (keys, "sync",
                                         tiers_map_cluster (args->map, "sync"));
     handoff_t *handoff = &self->handoff;
     pthread_mutex_init (&handoff->lock, NULL);
@@ -2219,7 +2272,7 @@ tiers_shard_serve (zsock_t *pipe, tiers_actor_args_t *args, const tiers_shard_se
     writer->shard = setup->shard ? setup->shard : entry->name;
     writer->promote_to = setup->promote_to;
     writer->lock_fd = -1;
-    writer->key_ttl_ms = tiers_entry_int (entry, "idempotency_ttl", 24 * 3600 * 1000);
+    writer->key_ttl_ms = tiers_entry_int (keys, "idempotency_ttl", 24 * 3600 * 1000);
     writer->replays = tiers_metrics_counter ("tiers_shard_replays_total", labels,
         "Keyed writes answered with the first outcome of their Idempotency-Key");
     writer->failures = tiers_metrics_counter ("tiers_shard_commit_failures_total", labels,
@@ -2237,13 +2290,14 @@ tiers_shard_serve (zsock_t *pipe, tiers_actor_args_t *args, const tiers_shard_se
     char leaf [128];
     snprintf (leaf, sizeof leaf, "%s.db", entry->name);
     writer->path = tiers_data_path (args->map, leaf);
+    self->fence_path = zsys_sprintf ("%s.fenced", writer->path);
 
     //  Replication: a shard that binds a `stream` port records every
     //  commit's changeset; its batches are bounded so that one fits in a
     //  message (an update's holds the old and the new body).
-    const char *ack = tiers_entry_get (entry, "ack", tiers_map_cluster (args->map, "ack"));
+    const char *ack = tiers_entry_get (keys, "ack", tiers_map_cluster (args->map, "ack"));
     self->ack_replica = ack && streq (ack, "replica");
-    self->ack_timeout_ms = tiers_entry_int (entry, "ack_timeout", 1000);
+    self->ack_timeout_ms = tiers_entry_int (keys, "ack_timeout", 1000);
     self->acking = zlistx_new ();
     self->ack_timeouts = tiers_metrics_counter ("tiers_shard_ack_timeouts_total", labels,
         "Writes committed with ack = replica that no replica confirmed in time (503)");
@@ -2279,10 +2333,10 @@ tiers_shard_serve (zsock_t *pipe, tiers_actor_args_t *args, const tiers_shard_se
     if (self->router && (stream || !writer->replicating) && s_writer_start (self, &why) == 0
     &&  s_reader_open (self, writer->path, &why) == 0 && stream) {
         tiers_stream_config_t config = {
-            .shard = entry->name, .db_path = writer->path,
-            .log_changes = (size_t) tiers_entry_int (entry, "log_changes", 100000),
-            .log_bytes = (size_t) tiers_entry_int (entry, "log_bytes", 64 << 20),
-            .on_ack = s_on_replica_ack, .ack_arg = self
+            .shard = writer->shard, .db_path = writer->path,
+            .log_changes = (size_t) tiers_entry_int (keys, "log_changes", 100000),
+            .log_bytes = (size_t) tiers_entry_int (keys, "log_bytes", 64 << 20),
+            .on_ack = s_on_replica_ack, .on_fence = s_on_stream_fence, .ack_arg = self
         };
         self->stream = tiers_stream_new (&config, stream, self->incarnation,
                                          writer->epoch, self->sequence);
@@ -2354,6 +2408,23 @@ tiers_shard_serve (zsock_t *pipe, tiers_actor_args_t *args, const tiers_shard_se
         self->peers [self->peer_count++] = peer;
     }
     self->role = self->peer_count ? ROLE_CHECKING : ROLE_PRIMARY;
+    //  A fence survives a restart (s_fence_write).
+    FILE *fenced = fopen (self->fence_path, "r");
+    long long fenced_by = 0;
+    if (fenced && fscanf (fenced, "%lld", &fenced_by) == 1 && fenced_by > writer->epoch) {
+        self->role = ROLE_FENCED;
+        self->fenced_epoch = fenced_by;
+        self->fenced_sequence = self->sequence;
+        snprintf (self->fenced_reason, sizeof self->fenced_reason,
+                  "fenced: epoch %lld is the primary (this copy is at %" PRId64 "; "
+                  "%s says so): it answers nothing until it rejoins as a replica",
+                  fenced_by, writer->epoch, self->fence_path);
+        tiers_error ("%s", self->fenced_reason);
+        if (self->stream)
+            tiers_stream_fence (self->stream, fenced_by);
+    }
+    if (fenced)
+        fclose (fenced);
     self->checking_until = tiers_clock_us () / 1000 + FENCE_CHECK_MS;
     if (self->peer_count)
         tiers_reactor_timer (reactor, 100, s_on_fence_tick, self);

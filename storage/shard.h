@@ -19,6 +19,7 @@ typedef struct {
     const char *shard;          //  the shard's name (its file's identity, the
                                 //  stream's `shard`); NULL: the entry's name
     const char *slots;          //  NULL: the entry's `slots`
+    const tiers_entry_t *settings;  //  whose keys (sync, ack, ...); NULL: the entry
     zsock_t *requests;          //  the requests port, bound (taken); NULL: bind it
     int lock_fd;                //  the file's lock, held (taken); -1: take it
     zsock_t *stream;            //  the stream port, bound (taken); NULL: bind

@@ -21,7 +21,15 @@
 
     Invariants: changes are sent to a follower in sequence order without a
     gap (sent only moves to the `sequence` of the change just sent, whose
-    `previous` was the old `sent`); acked <= sent; the log is contiguous.
+    `previous` was the old `sent`); acked <= sent; the log is contiguous;
+    at most FOLLOWER_INFLIGHT bytes of changes are sent and not yet
+    acknowledged per follower (and the port's send queue is short), so a
+    slow replica holds the log's memory, not copies of it.
+
+    Fenced (a replica was promoted, tiers_stream_fence): nothing more is
+    published, no snapshot is served, no new follower is taken; followers
+    of this epoch still get what was published before the fence, so the
+    replica being promoted can catch up with it.
 
     Snapshots: one at a time, made by a thread of its own with VACUUM INTO
     on its own connection (a read transaction: writes go on), checksummed
@@ -40,6 +48,7 @@
 #include <nettle/sha2.h>
 #include <inttypes.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #define FOLLOWERS_MAX       64          //  peers on the stream port at once
@@ -48,6 +57,8 @@
 #define SNAPSHOT_CHUNK      (1024 * 1024)
 #define SNAPSHOT_IDLE_MS    60000       //  a snapshot nobody fetches is removed
 #define CHECKSUM_HEX        (SHA256_DIGEST_SIZE * 2)
+#define FOLLOWER_INFLIGHT   (16 * 1024 * 1024)  //  bytes sent, not acknowledged
+#define STREAM_SNDHWM       256         //  messages queued to one peer
 
 typedef struct {
     int64_t previous, sequence;
@@ -64,12 +75,16 @@ typedef struct {
     int64_t sent;               //  STREAMING: changes up to here are sent
     int64_t acked;              //  what it says it has applied (<= sent)
     int64_t heard;              //  monotonic ms of its last message
+    size_t inflight;            //  bytes of changes sent after `acked`
     bool snapshot_wanted;       //  waits for the snapshot being made
 } follower_t;
 
-//  What the snapshot maker thread reads (the stream's own strings).
+//  What the snapshot maker thread reads (the stream's own strings), and
+//  its connection, for sqlite3_interrupt when the stream stops.
 typedef struct {
     char *db_path, *snapshot_path;
+    pthread_mutex_t lock;
+    sqlite3 *db;                //  under lock: the maker's, while it is open
 } maker_args_t;
 
 typedef enum { SNAPSHOT_NONE, SNAPSHOT_MAKING, SNAPSHOT_READY } snapshot_state_t;
@@ -97,7 +112,7 @@ struct _tiers_stream_t {
     char snapshot_checksum [CHECKSUM_HEX + 1];
     char snapshot_incarnation [16];
     int snapshot_fd;
-    int64_t fenced;             //  > 0: fenced by this epoch: 421 to all
+    int64_t fenced;             //  > 0: fenced by this epoch (see the head)
     tiers_counter_t *changes, *snapshots, *refused;
     tiers_gauge_t *live, *log_changes, *log_bytes;
 };
@@ -265,9 +280,12 @@ s_push (tiers_stream_t *self, follower_t *follower)
         for (size_t i = (size_t) index; i < self->count; i++) {
             change_t *change = s_log_at (self, i);
             assert (change->previous == follower->sent);
+            if (follower->inflight && follower->inflight + change->size > FOLLOWER_INFLIGHT)
+                return true;        //  its acks make room
             if (s_send_raw (self, follower->identity, change->frame, change->size))
                 return true;        //  full: the next tick goes on
             follower->sent = change->sequence;
+            follower->inflight += change->size;
         }
     }
     return true;
@@ -281,6 +299,8 @@ s_heartbeat (tiers_stream_t *self, follower_t *follower)
     tiers_wire_set_headerf (beat, "epoch", "%" PRId64, self->epoch);
     tiers_wire_set_headerf (beat, "sequence", "%" PRId64, self->sequence);
     tiers_wire_set_headerf (beat, "committed", "%" PRId64, self->committed);
+    if (self->fenced)
+        tiers_wire_set_headerf (beat, "fenced", "%" PRId64, self->fenced);
     s_send (self, follower->identity, &beat);
 }
 
@@ -353,6 +373,9 @@ s_maker (zsock_t *pipe, void *args_)
         why = zsys_sprintf ("cannot open %s: %s", args->db_path,
                             db ? sqlite3_errmsg (db) : "out of memory");
     else {
+        pthread_mutex_lock (&args->lock);
+        args->db = db;
+        pthread_mutex_unlock (&args->lock);
         sqlite3_busy_timeout (db, 5000);
         sqlite3_stmt *stmt = NULL;
         if (sqlite3_prepare_v2 (db, "VACUUM INTO ?1", -1, &stmt, NULL) != SQLITE_OK)
@@ -365,6 +388,9 @@ s_maker (zsock_t *pipe, void *args_)
             sqlite3_finalize (stmt);
         }
     }
+    pthread_mutex_lock (&args->lock);
+    args->db = NULL;
+    pthread_mutex_unlock (&args->lock);
     sqlite3_close (db);
     int64_t sequence = 0, epoch = 1, size = 0;
     char incarnation [16] = "", checksum [CHECKSUM_HEX + 1] = "";
@@ -481,6 +507,10 @@ s_snapshot_poll (tiers_stream_t *self)
     }
     zstr_free (&answer);
     self->snapshot = SNAPSHOT_READY;
+    if (self->fenced) {
+        s_snapshot_drop (self);
+        return;
+    }
     self->snapshot_id++;
     self->snapshot_size = size;
     self->snapshot_sequence = sequence;
@@ -523,6 +553,22 @@ s_number (const tiers_wire_t *msg, const char *key)
     return value;
 }
 
+//  A follower that knows a higher epoch: this copy is not the primary.
+static bool
+s_epoch_above (tiers_stream_t *self, follower_t *follower, const tiers_wire_t *msg)
+{
+    int64_t epoch = tiers_wire_header (msg, "epoch") ? s_number (msg, "epoch") : -1;
+    if (epoch <= self->epoch)
+        return false;
+    tiers_warn ("replica %s knows epoch %" PRId64 " (this copy is at %" PRId64 "): "
+                "a replica was promoted", follower->name, epoch, self->epoch);
+    if (self->config.on_fence)
+        self->config.on_fence (self->config.ack_arg, epoch);
+    if (!self->fenced)
+        tiers_stream_fence (self, epoch);
+    return true;
+}
+
 static void
 s_on_follow (tiers_stream_t *self, follower_t *follower, const tiers_wire_t *msg)
 {
@@ -538,6 +584,12 @@ s_on_follow (tiers_stream_t *self, follower_t *follower, const tiers_wire_t *msg
         return;
     }
     snprintf (follower->name, sizeof follower->name, "%s", name);
+    if (s_epoch_above (self, follower, msg) || (self->fenced && epoch != self->epoch)) {
+        follower->state = FOLLOWER_SNAPSHOT;
+        s_refuse (self, follower->identity, "follow", 421,
+                  "this copy was fenced: a higher epoch is the primary");
+        return;
+    }
     const char *why = NULL;
     if (!streq (incarnation, self->incarnation))
         why = "your file is of another incarnation of this shard: take a snapshot";
@@ -566,6 +618,7 @@ s_on_follow (tiers_stream_t *self, follower_t *follower, const tiers_wire_t *msg
     follower->state = FOLLOWER_STREAMING;
     follower->sent = applied;
     follower->acked = applied;
+    follower->inflight = 0;
     if (s_push (self, follower))
         s_ack_check (self);
 }
@@ -573,6 +626,12 @@ s_on_follow (tiers_stream_t *self, follower_t *follower, const tiers_wire_t *msg
 static void
 s_on_ack (tiers_stream_t *self, follower_t *follower, const tiers_wire_t *msg)
 {
+    if (s_epoch_above (self, follower, msg)) {
+        s_refuse (self, follower->identity, "follow", 421,
+                  "this copy was fenced: a higher epoch is the primary");
+        follower->state = FOLLOWER_SNAPSHOT;
+        return;
+    }
     int64_t applied = s_number (msg, "applied");
     if (applied < 0) {
         tiers_counter_add (self->refused, 1);
@@ -592,8 +651,19 @@ s_on_ack (tiers_stream_t *self, follower_t *follower, const tiers_wire_t *msg)
         follower->state = FOLLOWER_SNAPSHOT;
         return;
     }
-    if (applied > follower->acked)
+    if (applied > follower->acked) {
         follower->acked = applied;
+        //  What is in flight now: the changes after `acked` up to `sent`.
+        follower->inflight = 0;
+        long index = s_log_find (self, follower->acked);
+        for (size_t i = index < 0 ? self->count : (size_t) index; i < self->count; i++) {
+            change_t *change = s_log_at (self, i);
+            if (change->sequence > follower->sent)
+                break;
+            follower->inflight += change->size;
+        }
+        s_push (self, follower);
+    }
     s_ack_check (self);
 }
 
@@ -601,7 +671,17 @@ static void
 s_on_snapshot (tiers_stream_t *self, follower_t *follower)
 {
     follower->state = FOLLOWER_SNAPSHOT;
-    if (self->snapshot == SNAPSHOT_READY && !s_snapshot_fresh (self))
+    //  A snapshot that is no longer followable is made again, but not
+    //  under a replica that is still fetching it (that one would start
+    //  over, and so on).
+    bool fetching = false;
+    int64_t now = s_now_ms ();
+    for (size_t i = 0; i < self->follower_count; i++)
+        fetching |= self->followers [i] != follower
+                 && self->followers [i]->state == FOLLOWER_SNAPSHOT
+                 && now - self->followers [i]->heard < 5000
+                 && now - self->snapshot_used < 5000;
+    if (self->snapshot == SNAPSHOT_READY && !s_snapshot_fresh (self) && !fetching)
         s_snapshot_drop (self);
     if (self->snapshot == SNAPSHOT_READY) {
         s_snapshot_offer (self, follower);
@@ -653,6 +733,29 @@ s_on_chunk (tiers_stream_t *self, follower_t *follower, const tiers_wire_t *msg)
     self->snapshot_used = s_now_ms ();
 }
 
+//  A follower for a new peer: the table is bounded; a peer that is not
+//  streaming makes room first.
+static follower_t *
+s_follower_new (tiers_stream_t *self, zframe_t *identity)
+{
+    if (self->follower_count == FOLLOWERS_MAX) {
+        follower_t *oldest = NULL;
+        for (size_t i = 0; i < self->follower_count; i++)
+            if (self->followers [i]->state != FOLLOWER_STREAMING
+            &&  (!oldest || self->followers [i]->heard < oldest->heard))
+                oldest = self->followers [i];
+        if (!oldest)
+            return NULL;
+        s_follower_remove (self, oldest);
+    }
+    follower_t *follower = (follower_t *) zmalloc (sizeof *follower);
+    follower->identity = zframe_dup (identity);
+    follower->state = FOLLOWER_SNAPSHOT;
+    snprintf (follower->name, sizeof follower->name, "?");
+    self->followers [self->follower_count++] = follower;
+    return follower;
+}
+
 static bool
 s_on_router (void *arg)
 {
@@ -663,56 +766,52 @@ s_on_router (void *arg)
     if (tiers_wire_try_recv (self->router, &route, &msg, &error))
         return false;
     zframe_t *identity = route ? zmsg_first (route) : NULL;
+    bool bad = false;
+    const char *op = msg ? tiers_wire_text (msg, "op", &bad) : NULL;
+    bool known = msg && msg->kind == TIERS_WIRE_REQUEST && op && !bad
+              && (streq (op, "follow") || streq (op, "ack") || streq (op, "snapshot")
+               || streq (op, "chunk"));
+    //  Only a well-formed request of the protocol takes a place in the table.
     follower_t *follower = identity ? s_follower_find (self, identity) : NULL;
-    if (identity && !follower && self->follower_count < FOLLOWERS_MAX) {
-        follower = (follower_t *) zmalloc (sizeof *follower);
-        follower->identity = zframe_dup (identity);
-        follower->state = FOLLOWER_SNAPSHOT;
-        snprintf (follower->name, sizeof follower->name, "?");
-        self->followers [self->follower_count++] = follower;
-    }
-    if (!identity || !follower) {
-        if (identity)
-            s_refuse (self, identity, "follow", 503, "too many followers");
-    }
-    else {
+    if (identity && !follower && known)
+        follower = s_follower_new (self, identity);
+    if (follower)
         follower->heard = s_now_ms ();
-        bool bad = false;
-        const char *op = msg ? tiers_wire_text (msg, "op", &bad) : NULL;
-        if (!msg || msg->kind != TIERS_WIRE_REQUEST || !op || bad) {
-            tiers_counter_add (self->refused, 1);
-            tiers_warn ("refused a malformed stream message: %s",
-                        !msg ? (error ? error : "?") : "not a request with an op");
-            s_refuse (self, identity, op && !bad ? op : "error", 400,
-                      !msg ? "malformed message" : "a stream request needs an op");
-        }
-        else
-        if (self->fenced) {
-            //  Not the primary any more: neither its changes nor its file
-            //  may be copied (they may hold what the new primary never had).
-            tiers_wire_t *reply = s_reply (op, 421);
-            tiers_wire_set_headerf (reply, "epoch", "%" PRId64, self->fenced);
-            const char *fenced = "this copy was fenced: a higher epoch is the primary";
-            tiers_wire_set_header (reply, "error", fenced, strlen (fenced));
-            s_send (self, identity, &reply);
-        }
-        else
-        if (streq (op, "follow"))
-            s_on_follow (self, follower, msg);
-        else
-        if (streq (op, "ack"))
-            s_on_ack (self, follower, msg);
-        else
-        if (streq (op, "snapshot"))
-            s_on_snapshot (self, follower);
-        else
-        if (streq (op, "chunk"))
-            s_on_chunk (self, follower, msg);
-        else {
-            tiers_counter_add (self->refused, 1);
-            s_refuse (self, identity, op, 400, "unknown stream op");
-        }
+    if (!identity)
+        ;
+    else
+    if (!known) {
+        tiers_counter_add (self->refused, 1);
+        tiers_warn ("refused a stream message: %s", !msg ? (error ? error : "malformed")
+                    : !op || bad ? "a request needs an op" : "unknown op");
+        s_refuse (self, identity, op && !bad ? op : "error", 400,
+                  !msg ? "malformed message" : !op || bad ? "a stream request needs an op"
+                       : "unknown stream op");
     }
+    else
+    if (!follower)
+        s_refuse (self, identity, op, 503, "too many followers");
+    else
+    if (self->fenced && (streq (op, "snapshot") || streq (op, "chunk"))) {
+        //  Not the primary any more: its file may hold what the new
+        //  primary never had; it is not to be copied.
+        tiers_wire_t *reply = s_reply (op, 421);
+        tiers_wire_set_headerf (reply, "epoch", "%" PRId64, self->fenced);
+        const char *fenced = "this copy was fenced: a higher epoch is the primary";
+        tiers_wire_set_header (reply, "error", fenced, strlen (fenced));
+        s_send (self, identity, &reply);
+    }
+    else
+    if (streq (op, "follow"))
+        s_on_follow (self, follower, msg);
+    else
+    if (streq (op, "ack"))
+        s_on_ack (self, follower, msg);
+    else
+    if (streq (op, "snapshot"))
+        s_on_snapshot (self, follower);
+    else
+        s_on_chunk (self, follower, msg);
     tiers_wire_destroy (&msg);
     zmsg_destroy (&route);
     return true;
@@ -771,6 +870,9 @@ tiers_stream_new (const tiers_stream_config_t *config, zsock_t *router,
     self->config.shard = self->shard;
     self->config.db_path = self->db_path;
     self->router = router;
+    //  A short queue to each peer: the in-flight bound is the real one.
+    zsock_set_sndhwm (router, STREAM_SNDHWM);
+    pthread_mutex_init (&self->maker_args.lock, NULL);
     snprintf (self->incarnation, sizeof self->incarnation, "%s", incarnation);
     self->epoch = epoch;
     self->sequence = sequence;
@@ -802,7 +904,13 @@ tiers_stream_destroy (tiers_stream_t **self_p)
     tiers_stream_t *self = *self_p;
     if (!self)
         return;
+    //  A VACUUM INTO under way ends now, not when it is done.
+    pthread_mutex_lock (&self->maker_args.lock);
+    if (self->maker_args.db)
+        sqlite3_interrupt (self->maker_args.db);
+    pthread_mutex_unlock (&self->maker_args.lock);
     zactor_destroy (&self->maker);
+    pthread_mutex_destroy (&self->maker_args.lock);
     if (self->snapshot == SNAPSHOT_MAKING)
         self->snapshot = SNAPSHOT_READY;        //  its file, if any, goes too
     s_snapshot_drop (self);
@@ -830,6 +938,8 @@ tiers_stream_publish (tiers_stream_t *self, int64_t previous, int64_t sequence,
                       int64_t committed, const void *changeset, size_t size)
 {
     assert (sequence > previous);
+    if (self->fenced)
+        return;                 //  the shard answers those writes 421
     if (previous != self->sequence) {
         //  Not the next change (cannot happen: the writer publishes every
         //  commit): start the window again, followers re-snapshot.
@@ -891,18 +1001,13 @@ tiers_stream_publish (tiers_stream_t *self, int64_t previous, int64_t sequence,
 void
 tiers_stream_fence (tiers_stream_t *self, int64_t epoch)
 {
+    if (self->fenced >= epoch)
+        return;
     self->fenced = epoch;
-    s_log_clear (self);
     if (self->snapshot == SNAPSHOT_READY)
         s_snapshot_drop (self);
-    for (size_t i = 0; i < self->follower_count; i++) {
-        tiers_wire_t *reply = s_reply ("follow", 421);
-        tiers_wire_set_headerf (reply, "epoch", "%" PRId64, epoch);
-        const char *error = "this copy was fenced: a higher epoch is the primary";
-        tiers_wire_set_header (reply, "error", error, strlen (error));
-        s_send (self, self->followers [i]->identity, &reply);
-        self->followers [i]->state = FOLLOWER_SNAPSHOT;
-    }
+    for (size_t i = 0; i < self->follower_count; i++)
+        self->followers [i]->snapshot_wanted = false;
 }
 
 void

@@ -20,6 +20,9 @@ typedef struct _tiers_stream_t tiers_stream_t;
 //  Called when the highest sequence that a live replica has acknowledged
 //  moves (ack = replica answers its waiting writes from here).
 typedef void (tiers_stream_ack_fn) (void *arg, int64_t acked);
+//  Called when a follower says it knows a higher epoch than the shard's:
+//  a replica was promoted, and this copy must fence itself.
+typedef void (tiers_stream_fence_fn) (void *arg, int64_t epoch);
 
 typedef struct {
     const char *shard;          //  the shard's name (labels, the `shard` header)
@@ -27,7 +30,8 @@ typedef struct {
     size_t log_changes;         //  retention: changes ...
     size_t log_bytes;           //  ... and bytes, whichever is reached first
     tiers_stream_ack_fn *on_ack;
-    void *ack_arg;
+    tiers_stream_fence_fn *on_fence;
+    void *ack_arg;              //  the argument of both
 } tiers_stream_config_t;
 
 //  A stream on `router` (taken: the stream destroys it), for a shard whose
@@ -50,8 +54,10 @@ void tiers_stream_publish (tiers_stream_t *self, int64_t previous, int64_t seque
 void tiers_stream_set_identity (tiers_stream_t *self, const char *incarnation,
                                 int64_t epoch);
 
-//  A higher epoch is the primary: every request on the port is answered
-//  421 from now on, followers are told so, the log and snapshot dropped.
+//  A higher epoch is the primary: nothing is published from now on, no
+//  snapshot is made or served (421), and no new follower is taken (421);
+//  followers of this epoch still get the changes up to the fence, so that
+//  the replica being promoted can catch up (heartbeats say `fenced`).
 void tiers_stream_fence (tiers_stream_t *self, int64_t epoch);
 
 //  The highest sequence a live follower has acknowledged (-1: none).

@@ -27,10 +27,11 @@ t_fuzz_wire_fuzz_SOURCES = t/fuzz/wire_fuzz.c runtime/wire.c runtime/poller.c
 t_fuzz_wire_fuzz_CFLAGS = $(AM_CFLAGS) -fsanitize=fuzzer
 t_fuzz_wire_fuzz_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
 t_fuzz_wire_fuzz_LDADD = $(CZMQ_LIBS) $(ZMQ_LIBS)
-# The API tier's header decoders (If-Match lists, Idempotency-Key):
-# api_core.c is compiled here for coverage; libtiers.a gives the rest.
+# The API tier's header decoders (If-Match lists, Idempotency-Key,
+# Tiers-Token): api_core.c and token.c are compiled here for coverage;
+# libtiers.a gives the rest.
 noinst_PROGRAMS += t/fuzz/header_fuzz
-t_fuzz_header_fuzz_SOURCES = t/fuzz/header_fuzz.c actors/api_core.c
+t_fuzz_header_fuzz_SOURCES = t/fuzz/header_fuzz.c actors/api_core.c actors/token.c
 t_fuzz_header_fuzz_CFLAGS = $(AM_CFLAGS) -fsanitize=fuzzer
 t_fuzz_header_fuzz_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
 t_fuzz_header_fuzz_LDADD = $(TIERS_LIBS)
@@ -54,6 +55,10 @@ t_cluster_wire_api_t_SOURCES = t/cluster/wire_api.c t/cluster/harness.c t/cluste
 t_cluster_wire_api_t_LDADD = $(TIERS_LIBS)
 t_unit_poller_t_SOURCES = t/unit/poller.c t/tap.h
 t_unit_poller_t_LDADD = $(TIERS_LIBS)
+# Reads over replicas (played by the test) with read-your-writes, both placements.
+CLUSTER_TESTS += t/cluster/replicas.t
+t_cluster_replicas_t_SOURCES = t/cluster/replicas.c t/cluster/harness.c t/cluster/harness.h t/tap.h
+t_cluster_replicas_t_LDADD = $(TIERS_LIBS)
 # The example kind of doc/actors.md (two ports, two links) in both placements.
 CLUSTER_TESTS += t/cluster/relay.t
 t_cluster_relay_t_SOURCES = t/cluster/relay.c t/cluster/harness.c t/cluster/harness.h t/tap.h
@@ -64,6 +69,10 @@ t_unit_problem_t_SOURCES = t/unit/problem.c t/tap.h
 t_unit_problem_t_LDADD = $(TIERS_LIBS)
 t_unit_tags_t_SOURCES = t/unit/tags.c t/tap.h
 t_unit_tags_t_LDADD = $(TIERS_LIBS)
+# Session tokens (Tiers-Token): the parser and a write's entry.
+UNIT_TESTS += t/unit/token.t
+t_unit_token_t_SOURCES = t/unit/token.c t/tap.h
+t_unit_token_t_LDADD = $(TIERS_LIBS)
 # Storage faults through HTTP: EIO on fsync (the shim t/fault/eio.c,
 # LD_PRELOADed), kill -9, incarnations, Idempotency-Key.
 check_PROGRAMS += t/fault/eio.so
@@ -110,5 +119,5 @@ t_cluster_replica_t_SOURCES = t/cluster/replica.c t/cluster/harness.c t/cluster/
 t_cluster_replica_t_LDADD = $(TIERS_LIBS)
 # A real shard and real replicas as processes, CURVE between them: from
 # empty and after kill -9 under curl write load (sqlite3 reads the files).
-TESTS += t/cluster/replicas.sh
-EXTRA_DIST += t/cluster/replicas.sh
+TESTS += t/cluster/replication.sh
+EXTRA_DIST += t/cluster/replication.sh

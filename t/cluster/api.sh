@@ -52,6 +52,82 @@ restart_storage () {
     fi
 }
 
+# Session tokens and consistency (doc/http.md, "Read your writes") on maps
+# without replicas: every write says where it is in its shard's stream, and
+# every read, with or without a token, strong or eventual, is the primary's.
+sessions () {
+    req PUT /v1/sessions/s1 -d '{"v":1}'
+    is "$code" 201 "$M: session: PUT is 201"
+    token=$(hdr Tiers-Token); etag=$(hdr ETag | tr -d '"')
+    shard=${token%%=*}
+    ok "$(echo "$token" | grep -qE '^s[01]=[0-9a-f]{12}\.[1-9][0-9]*$' && echo 0 || echo 1)" \
+        "$M: session: a PUT answers Tiers-Token SHARD=INCARNATION.SEQUENCE ($token)"
+    is "${token#*=}" "$etag" "$M: session: ... its incarnation and sequence are the ETag's (version $etag)"
+    req PUT /v1/sessions/s1 -d '{"v":2}'
+    is "$code" 200 "$M: session: a replacing PUT is 200"
+    token2=$(hdr Tiers-Token)
+    is "$token2" "$shard=$(hdr ETag | tr -d '"')" "$M: session: ... with the token of its version, same shard"
+    ok "$([ "${token2##*.}" -gt "${token##*.}" ] && echo 0 || echo 1)" \
+        "$M: session: ... further in the shard's sequence (${token##*.} -> ${token2##*.})"
+    req GET /v1/sessions/s1 -H "Tiers-Token: $token2"
+    is "$code $(body)" '200 {"v":2}' "$M: session: a read with the token reads the write (the primary: no replicas)"
+    is "$(hdr Tiers-Token)" "" "$M: session: ... and a read answers no token"
+    other=s0; [ "$shard" = s0 ] && other=s1
+    req GET /v1/sessions/s1 -H "Tiers-Token: $token2 , $other=0a1b2c3d4e5f.9"
+    is "$code $(body)" '200 {"v":2}' "$M: session: a token merged from two shards' writes"
+    req GET /v1/sessions/s1 -H "Tiers-Token: s9=0a1b2c3d4e5f.9"
+    is "$code" 200 "$M: session: an entry for a shard the map does not have is ignored"
+    req GET /v1/sessions -H "Tiers-Token: $token2" -H 'Tiers-Consistency: strong'
+    is "$code" 200 "$M: session: a strong list with a token is 200"
+    has '"id":"s1"'; ok $? "$M: session: ... and lists the document"
+    req HEAD /v1/sessions/s1 -H "Tiers-Token: $token2"
+    is "$code" 200 "$M: session: HEAD with a token is 200"
+    req PUT /v1/sessions/s1 -H 'If-Match: "nope"' -d '{"v":3}'
+    is "$code" 412 "$M: session: a failed write (412) ..."
+    is "$(hdr Tiers-Token)" "" "$M: session: ... answers no token"
+    req DELETE /v1/sessions/s1 -H "Tiers-Token: $token2"
+    is "$code" 204 "$M: session: DELETE is 204"
+    token3=$(hdr Tiers-Token)
+    ok "$([ "${token3%%=*}" = "$shard" ] && [ "${token3##*.}" -gt "${token2##*.}" ] && echo 0 || echo 1)" \
+        "$M: session: ... with a token further on ($token3)"
+    req GET /v1/sessions/s1 -H "Tiers-Token: $token3"
+    is "$code" 404 "$M: session: a read with the delete's token does not find it"
+
+    # Malformed tokens: 400, saying which entry and what is wrong.
+    req GET /v1/sessions/s1 -H 'Tiers-Token: s0=xyz'
+    is "$code" 400 "$M: session: a malformed token is 400"
+    is "$(hdr Content-Type)" "application/problem+json" "$M: session: ... as problem+json"
+    has "Tiers-Token entry 1: has no '.'"; ok $? "$M: session: ... naming the entry and what is wrong"
+    req GET /v1/sessions -H 'Tiers-Token: s0=ab.1, s1=ab.-2'
+    is "$code" 400 "$M: session: a list with a malformed token is 400"
+    has 'Tiers-Token entry 2: the sequence must be'; ok $? "$M: session: ... naming entry 2"
+    req GET /v1/sessions/s1 -H 'Tiers-Token: s0=ab.1' -H 'Tiers-Token: s0=ab.2'
+    is "$code" 400 "$M: session: two entries for one shard (on two lines) are 400"
+    has 'a second entry for shard s0'; ok $? "$M: session: ... and it says so"
+    req PUT /v1/sessions/bad -H 'Tiers-Token: s0=ab.1 s1=ab.2' -d '{"bad":1}'
+    is "$code" 400 "$M: session: a write with a malformed token is 400"
+    req GET /v1/sessions/bad
+    is "$code" 404 "$M: session: ... and stored nothing"
+
+    # Consistency.
+    req PUT /v1/sessions/c1 -d '{"c":1}'
+    req GET /v1/sessions/c1 -H 'Tiers-Consistency: strong'
+    is "$code $(body)" '200 {"c":1}' "$M: session: a strong read is the primary's"
+    req GET /v1/sessions/c1 -H 'Tiers-Consistency: eventual'
+    is "$code $(body)" '200 {"c":1}' "$M: session: an eventual read without replicas too"
+    req GET /v1/sessions/c1 -H 'Tiers-Consistency: STRONG'
+    is "$code" 400 "$M: session: Tiers-Consistency STRONG is 400"
+    has 'Tiers-Consistency must be strong or eventual'; ok $? "$M: session: ... and says what it may be"
+    req GET /v1/sessions -H 'Tiers-Consistency: linearizable'
+    is "$code" 400 "$M: session: a list with Tiers-Consistency linearizable is 400"
+    req GET /v1/sessions/c1 -H 'Tiers-Consistency: strong' -H 'Tiers-Consistency: eventual'
+    is "$code" 400 "$M: session: two Tiers-Consistency lines are 400"
+    req PUT /v1/sessions/c2 -H 'Tiers-Consistency: sometimes' -d '{"c":2}'
+    is "$code" 400 "$M: session: a write with a bad Tiers-Consistency is 400"
+    req PUT /v1/sessions/c2 -H 'Tiers-Consistency: strong' -d '{"c":2}'
+    is "$code" 201 "$M: session: a write with Tiers-Consistency strong is written"
+}
+
 scenarios () {
     M=$mode
     req GET /health; is "$code" 200 "$M: /health is 200"
@@ -160,6 +236,7 @@ scenarios () {
     is "$code" 400 "$M: an unquoted If-None-Match is 400"
     req GET /v1/users/tagged
     is "$(body)" '{"t":2}' "$M: the bad conditionals changed nothing"
+    sessions
     req GET /v1/users/alice
     rid=$(hdr X-Request-Id)
     ok "$([ -n "$rid" ] && echo 0 || echo 1)" "$M: a request id is generated ($rid)"

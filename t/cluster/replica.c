@@ -638,7 +638,8 @@ s_big_docs (primary_t *p, int count, size_t size)
 //  Every scenario, with the replica `r` (started and stopped here) and
 //  the primary `p`.
 static void
-s_scenarios (replica_t *r, primary_t *p, const char *L, const char *r2_stream)
+s_scenarios (replica_t *r, primary_t *p, const char *L, const char *r2_stream,
+             const char *r2_requests)
 {
     //  From empty: the snapshot in chunks (4 asked at a time), then the
     //  follow, then streaming.
@@ -1031,12 +1032,32 @@ s_scenarios (replica_t *r, primary_t *p, const char *L, const char *r2_stream)
         promoted ? promoted : "-");
     char *incarnation = promoted ? strdup (promoted) : NULL;
     tiers_wire_destroy (&reply);
+    //  As a shard it takes no write before a majority of its copies
+    //  answered its question for their epochs: r2 answers (played here).
     int status_code = 0;
+    char *why = NULL;
+    zsock_t *peer = tiers_sock_bind (ZMQ_ROUTER, r2_requests, &why);
+    ok (peer != NULL, "%s: r2's requests port played too", L);
+    free (why);
     until = zclock_mono () + 4000;
     while (status_code != 201 && zclock_mono () < until) {
+        while (peer && (zsock_events (peer) & ZMQ_POLLIN)) {
+            zmsg_t *route = NULL;
+            tiers_wire_t *ask = tiers_wire_recv (zsock_resolve (peer), &route, NULL);
+            if (ask && ask->kind == TIERS_WIRE_STATUS) {
+                tiers_wire_t *answer = tiers_wire_reply_to (ask, 200);
+                answer->kind = TIERS_WIRE_REPLY;
+                const char *json = "{\"replica\":\"r2\",\"of\":\"s0\",\"epoch\":2}";
+                tiers_wire_set_body (answer, json, strlen (json));
+                tiers_wire_send (answer, zsock_resolve (peer), route);
+                tiers_wire_destroy (&answer);
+            }
+            tiers_wire_destroy (&ask);
+            zmsg_destroy (&route);
+        }
         tiers_wire_t *put = r_request ("put", "p1", NULL);
         tiers_wire_set_body (put, "{\"w\":1}", 7);
-        reply = r_call (r, NULL, put, 2000);
+        reply = r_call (r, NULL, put, 500);
         status_code = reply ? reply->status : 0;
         tiers_wire_destroy (&reply);
         if (status_code != 201)
@@ -1056,6 +1077,7 @@ s_scenarios (replica_t *r, primary_t *p, const char *L, const char *r2_stream)
     ok (text && strstr (text, "\"role\":\"primary\"") && strstr (text, "\"epoch\":3"),
         "%s: its STATUS: role primary, epoch 3", L);
     free (text);
+    zsock_destroy (&peer);
     p_destroy (&q);
 
     r_stop (r, false);
@@ -1116,7 +1138,7 @@ main (int argc, char **argv)
         primary_t *p = p_new (data, "inproc://rt-s0-stream", "rt", INC, 1);
         r.file = zsys_sprintf ("%s/r1.db", data);
         r.endpoint = "inproc://rt-r1";
-        s_scenarios (&r, p, "inproc", "inproc://rt-r2-stream");
+        s_scenarios (&r, p, "inproc", "inproc://rt-r2-stream", "inproc://rt-r2");
         zsock_destroy (&r.client);
         p_destroy (&p);
         free (r.file);
@@ -1143,7 +1165,7 @@ main (int argc, char **argv)
     s.file = zsys_sprintf ("%s/r1.db", data);
     primary_t *p = p_new (data, stream, "rt", INC, 1);
     s.endpoint = replica;
-    s_scenarios (&s, p, "tcp", r2_stream);
+    s_scenarios (&s, p, "tcp", r2_stream, r2);
     zsock_destroy (&s.client);
     p_destroy (&p);
     if (tap_failed) {

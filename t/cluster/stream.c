@@ -338,9 +338,9 @@ s_primary (const char *dir)
     ok (answer && answer->status == 409, "follow with another incarnation: 409 (snapshot)");
     tiers_wire_destroy (&answer);
     s_stream_send (rogue, "follow", "name", "rogue", "incarnation", inc,
-                   "epoch", "2", "applied", "17", NULL);
+                   "epoch", "0", "applied", "17", NULL);
     answer = s_stream_expect (rogue, "follow", 2000);
-    ok (answer && answer->status == 409, "follow with another epoch: 409");
+    ok (answer && answer->status == 409, "follow with a lower epoch: 409 (snapshot)");
     tiers_wire_destroy (&answer);
     s_stream_send (rogue, "follow", "name", "rogue", "incarnation", inc,
                    "epoch", "1", "applied", "99", NULL);
@@ -432,9 +432,24 @@ s_primary (const char *dir)
     reply = s_shard_call (client, "get", "d3", NULL, 3000);
     ok (reply && reply->status == 421, "fenced: a read too");
     tiers_wire_destroy (&reply);
-    answer = s_stream_expect (replica, "follow", 2000);
-    ok (answer && answer->status == 421, "fenced: its follower is sent away (421)");
+    answer = s_stream_expect (replica, "heartbeat", 2000);
+    ok (answer && answer->status == 200 && streq (tiers_wire_header (answer, "fenced") ?: "", "2"),
+        "fenced: its follower stays (to catch up), its heartbeats say fenced");
     tiers_wire_destroy (&answer);
+    zsock_t *newcomer = zsock_new_dealer ("inproc://st-s0-stream");
+    s_stream_send (newcomer, "snapshot", NULL);
+    answer = s_stream_expect (newcomer, "snapshot", 2000);
+    ok (answer && answer->status == 421, "fenced: no snapshot of it is served (421)");
+    tiers_wire_destroy (&answer);
+    s_stream_send (newcomer, "follow", "name", "new", "incarnation", inc, "epoch", "2",
+                   "applied", "77", NULL);
+    answer = s_stream_expect (newcomer, "follow", 2000);
+    ok (answer && answer->status == 421, "fenced: a follower of the new epoch is sent away (421)");
+    tiers_wire_destroy (&answer);
+    zsock_destroy (&newcomer);
+    char fence_file [600];
+    snprintf (fence_file, sizeof fence_file, "%s/data/s0.db.fenced", dir);
+    ok (access (fence_file, F_OK) == 0, "fenced: the fence is written to s0.db.fenced");
     status = s_status (client);
     ok (streq (json_string_value (json_object_get (status, "role")) ?: "", "fenced"),
         "fenced: STATUS says so");
@@ -514,6 +529,18 @@ s_ack_replica (const char *dir)
     reply = s_shard_call (client, "get", "a3", NULL, 3000);
     ok (reply && reply->status == 200, "ack: ... and the write is on the primary");
     tiers_wire_destroy (&reply);
+
+    //  A follower that knows a higher epoch: a replica was promoted, this
+    //  copy fences itself.
+    s_stream_send (replica, "follow", "name", "r1", "incarnation", inc, "epoch", "5",
+                   "applied", text, NULL);
+    answer = s_stream_expect (replica, "follow", 3000);
+    ok (answer && answer->status == 421, "a follower of epoch 5: 421");
+    tiers_wire_destroy (&answer);
+    status = s_status (client);
+    ok (streq (json_string_value (json_object_get (status, "role")) ?: "", "fenced"),
+        "... and the shard fenced itself");
+    json_decref (status);
     zsock_destroy (&replica);
     zsock_destroy (&client);
 }

@@ -169,6 +169,12 @@ test_parsers (void)
     ok (tiers_parse_int ("-", &n) == -1, "int: lone minus refused");
     ok (tiers_parse_int ("9223372036854775808", &n) == -1, "int: overflow refused");
     ok (tiers_parse_int (NULL, &n) == -1, "int: NULL refused");
+    ok (tiers_name_ok ("s0", 2) && tiers_name_ok ("a-b_c", 5) && tiers_name_ok ("s0=x", 2),
+        "names: s0, a-b_c, and the first 2 bytes of s0=x");
+    ok (!tiers_name_ok ("", 0) && !tiers_name_ok ("_a", 2) && !tiers_name_ok ("a.b", 3)
+        && !tiers_name_ok ("s0=x", 4), "names: empty, _a, a.b, s0=x refused");
+    ok (tiers_name_ok ("a234567890123456789012345678901b", 32)
+        && !tiers_name_ok ("a234567890123456789012345678901bc", 33), "names: 32 bytes at most");
 
     const char *why = NULL;
     ok (tiers_endpoint_check ("inproc://balancer", &why) == 0, "inproc ok");
@@ -841,8 +847,11 @@ test_files (void)
     free (errors);
 }
 
+//  `ghosts` reaches a kind no one registered (as the read-api's `replicas`
+//  does before the replica kind exists): optional, so nothing is missing.
 static const tiers_link_t s_user_links [] = {
     { "stores", "store", "requests", ZMQ_DEALER, true, false },
+    { "ghosts", "ghost", "requests", ZMQ_DEALER, true, true },
     { NULL, NULL, NULL, 0, false, false }
 };
 static const tiers_kind_t s_user = {
@@ -1030,6 +1039,20 @@ test_ownership (void)
                                 "        bind = tcp://127.0.0.1:7000\n");
     is (errors, "(loaded)", "a used store on tcp:// is reachable from another node");
     free (errors);
+
+    char *problems = NULL;
+    tiers_map_t *map = tiers_map_parse ("node = box\n    user\n"
+                                        "    store = s0\n        bind = inproc://s0\n",
+                                        "t.map", &problems);
+    const tiers_entry_t *user = map ? tiers_map_find (map, "user") : NULL;
+    ok (user && tiers_entry_targets (user, "ghosts", NULL) == 0
+        && tiers_entry_targets (user, "stores", NULL) == 1,
+        "an optional link to a kind no entry uses (nor registered) reaches nothing");
+    tiers_map_destroy (&map);
+    free (problems);
+    s_broken ("node = box\n    user\n        connect.ghosts = s0\n"
+              "    store = s0\n        bind = inproc://s0\n",
+              "t.map:3: connect.ghosts: a user reaches every ghost; there is nothing to choose");
 }
 
 int

@@ -1,11 +1,11 @@
 #!/bin/sh
-# replicas.sh — a real shard and real replicas end to end, as `tiers run`
+# replication.sh — a real shard and real replicas end to end, as `tiers run`
 # processes with CURVE between them: a replica starts from empty while
 # curl PUTs go through the gateway, another is killed -9 under the same
 # load and catches up, and every acknowledged document is in both
 # replicas' files byte for byte (read with sqlite3). Prints TAP.
 
-dir=$(mktemp -d "${TMPDIR:-/tmp}/tiers-replicas-XXXXXX")
+dir=$(mktemp -d "${TMPDIR:-/tmp}/tiers-replication-XXXXXX")
 . "${top_srcdir:-.}/t/cluster/lib.sh"
 PROBE="$top_builddir/t/cluster/probe"
 LC_ALL=C; export LC_ALL       # sort and comm agree on the order
@@ -96,8 +96,10 @@ db1=$pid
 start_node "$dir/web.log" run -m "$dir/r.map" -n web; ok $? "the web node starts"
 web=$pid
 base=$(sed -n 's|.*listening on \(http://[^ ]*\).*|\1|p' "$dir/web.log" | head -n 1)
-# A shard with replicas in its map asks them for their epochs before it
-# takes writes (for at most 1 s: none runs yet).
+# A shard with replicas in its map takes no write before a majority of its
+# copies answered (itself and one of the two replicas): r2 first.
+start_node "$dir/db3.log" run -m "$dir/r.map" -n db3; ok $? "replica r2 starts from empty"
+db3=$pid
 i=0
 while [ $i -lt 100 ] && [ "$(field "$(status "$p_shard" web db1)" role)" != primary ]; do
     sleep 0.05; i=$((i + 1))
@@ -111,8 +113,6 @@ loader=$!
 sleep 0.3
 start_node "$dir/db2.log" run -m "$dir/r.map" -n db2; ok $? "replica r1 starts from empty while writes go on"
 db2=$pid
-start_node "$dir/db3.log" run -m "$dir/r.map" -n db3; ok $? "replica r2 starts too"
-db3=$pid
 wait "$loader"
 is "$(wc -l <"$dir/acked" | tr -d ' ')" 350 "350 writes acknowledged"
 caught_up "$p_r1" db2; ok $? "r1 streams at the shard's sequence"

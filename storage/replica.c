@@ -197,6 +197,7 @@ typedef struct {
     int64_t promote_to;
 
     tiers_gauge_t *applied_gauge, *lag, *lag_seconds, *state_gauge;
+    tiers_histogram_t *apply_seconds;
     tiers_counter_t *changes, *snapshots, *resyncs, *refused, *reads_total;
     tiers_counter_t *duplicates, *ignored, *errors;
 } replica_t;
@@ -805,8 +806,16 @@ s_apply (replica_t *self)
         return;
     }
     tiers_counter_add (self->changes, self->queued);
-    for (size_t i = 0; i < self->queued; i++)
+    int64_t now = tiers_wire_now ();
+    for (size_t i = 0; i < self->queued; i++) {
+        //  The replication lag of each change: from the primary's COMMIT
+        //  to this one (by the two clocks; never below 0).
+        int64_t committed = now;
+        s_header_number (self->queue [i], "committed", &committed);
+        tiers_histogram_observe (self->apply_seconds,
+                                 now > committed ? (now - committed) / 1000.0 : 0);
         tiers_wire_destroy (&self->queue [i]);
+    }
     self->queued = self->queued_bytes = 0;
     self->applied = last;
     self->queued_to = last;
@@ -1846,6 +1855,8 @@ s_replica_actor (zsock_t *pipe, void *args_)
         "Age of the oldest change the replica knows of and has not applied");
     self->state_gauge = tiers_metrics_gauge ("tiers_replica_state", labels,
         "0 empty, 1 snapshotting, 2 catching up, 3 streaming");
+    self->apply_seconds = tiers_metrics_histogram ("tiers_replica_apply_seconds", labels,
+        "Time from the primary's COMMIT of a change to the replica's");
     self->changes = tiers_metrics_counter ("tiers_replica_changes_total", labels,
         "Changes (committed transactions of the primary) applied");
     self->snapshots = tiers_metrics_counter ("tiers_replica_snapshots_total", labels,

@@ -979,8 +979,9 @@ s_scenarios (replica_t *r, primary_t *p, const char *L, const char *r2_stream,
         char *metrics = tiers_metrics_render ();
         ok (strstr (metrics, "tiers_replica_state{replica=\"r1\"} 3")
             && strstr (metrics, "tiers_replica_lag_seconds{replica=\"r1\"} ")
-            && strstr (metrics, "tiers_replica_applied{replica=\"r1\"} "),
-            "%s: state, applied and lag are gauges", L);
+            && strstr (metrics, "tiers_replica_applied{replica=\"r1\"} ")
+            && strstr (metrics, "tiers_replica_apply_seconds_count{replica=\"r1\"} "),
+            "%s: state, applied and lag are gauges; the apply time a histogram", L);
         free (metrics);
     }
 

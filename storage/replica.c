@@ -1504,6 +1504,36 @@ s_epoch_known (replica_t *self)
     return self->told_epoch > self->epoch ? self->told_epoch : self->epoch;
 }
 
+//  What a fence or a promotion said is kept beside the file, made durable
+//  before it is answered, so that a restart remembers it: <file>.fence
+//  ("EPOCH BY": the epoch known and the replica that holds it; the
+//  majority check of a returning primary counts on it) and <file>.primary
+//  ("EPOCH": this replica was promoted; it starts as the shard).
+static int
+s_mark_write (const char *path, const char *text)
+{
+    int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    size_t size = strlen (text);
+    int rc = fd >= 0 && write (fd, text, size) == (ssize_t) size && fsync (fd) == 0 ? 0 : -1;
+    if (rc)
+        tiers_error ("cannot write %s: %s", path, strerror (errno));
+    if (fd >= 0)
+        close (fd);
+    //  The directory too: the file's name must survive a crash as well.
+    char *dir = strdup (path);
+    char *slash = strrchr (dir, '/');
+    if (slash) {
+        *slash = 0;
+        int dfd = open (*dir ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            fsync (dfd);
+            close (dfd);
+        }
+    }
+    free (dir);
+    return rc;
+}
+
 //  `fence` (epoch, by): a copy of a higher epoch is the primary. The
 //  replica follows it from now on (at its stream port: the link `peers`),
 //  and never again the primary it followed (its epoch is lower).
@@ -1512,6 +1542,15 @@ s_on_fence (replica_t *self, tiers_wire_t *msg, zmsg_t *route, int64_t epoch,
             const char *by)
 {
     if (epoch > s_epoch_known (self) && epoch > self->epoch) {
+        char *mark = zsys_sprintf ("%s.fence", self->path);
+        char *text = zsys_sprintf ("%" PRId64 " %.64s\n", epoch, by);
+        int kept = s_mark_write (mark, text);
+        free (mark);
+        free (text);
+        if (kept) {
+            s_fail (self, msg, route, 503, "cannot keep the fence durably: not taken");
+            return;
+        }
         self->told_epoch = epoch;
         const tiers_target_t *targets = NULL;
         size_t count = tiers_entry_targets (self->entry, "peers", &targets);
@@ -1880,11 +1919,50 @@ s_replica_actor (zsock_t *pipe, void *args_)
     self->path = tiers_data_path (args->map, leaf);
     self->incoming = zsys_sprintf ("%s.incoming", self->path);
 
+    //  Promoted before: this copy is the shard (its role checks say
+    //  whether it was fenced since).
+    char *mark = zsys_sprintf ("%s.primary", self->path);
+    bool primary = access (mark, F_OK) == 0;
+    free (mark);
+    if (primary) {
+        const tiers_entry_t *shard = tiers_map_find (args->map, self->of);
+        tiers_info ("%s was promoted: serving as the primary of %s", self->path, self->of);
+        tiers_shard_setup_t setup = {
+            .shard = self->of, .settings = shard,
+            .slots = shard ? tiers_entry_get (shard, "slots", "all") : "all",
+            .lock_fd = -1
+        };
+        s_replica_destroy (self);
+        free (self);
+        tiers_shard_serve (pipe, args, &setup);
+        return;
+    }
+    //  Fenced before: the epoch it knows, and whom it follows.
+    mark = zsys_sprintf ("%s.fence", self->path);
+    FILE *fence = fopen (mark, "r");
+    long long told = 0;
+    char by [80] = "";
+    if (fence && fscanf (fence, "%lld %64s", &told, by) == 2 && told > 0) {
+        self->told_epoch = told;
+        const tiers_target_t *targets = NULL;
+        size_t count = tiers_entry_targets (entry, "peers", &targets);
+        for (size_t i = 0; i < count; i++)
+            if (streq (targets [i].entry->name, by)) {
+                self->link = "peers";
+                self->link_index = i;
+            }
+        tiers_info ("%s knows epoch %lld (%s): it follows %s", self->path, told, mark,
+                    streq (self->link, "peers") ? by : "no copy of a lower epoch");
+    }
+    if (fence)
+        fclose (fence);
+    free (mark);
+
     char *why = NULL;
     if (s_lock (self, &why) == 0)
         self->router = tiers_port_bind (entry, "requests", &why);
     if (self->router)
-        self->stream = tiers_link_connect (entry, "primary", 0, &why);
+        self->stream = tiers_link_connect (entry, self->link, self->link_index, &why);
     if (why) {
         tiers_actor_failed (pipe, "%s", why);
         free (why);
@@ -1919,8 +1997,13 @@ s_replica_actor (zsock_t *pipe, void *args_)
         }
         self->pending_count = 0;
         const tiers_entry_t *shard = tiers_map_find (args->map, self->of);
+        char *promoted = zsys_sprintf ("%s.primary", self->path);
+        char *text = zsys_sprintf ("%" PRId64 "\n", self->promote_to);
+        s_mark_write (promoted, text);
+        free (promoted);
+        free (text);
         tiers_shard_setup_t setup = {
-            .shard = self->of,
+            .shard = self->of, .settings = shard,
             .slots = shard ? tiers_entry_get (shard, "slots", "all") : "all",
             .requests = self->router, .lock_fd = self->lock_fd, .stream = NULL,
             .promote_to = self->promote_to, .promote = self->promote,

@@ -121,3 +121,6 @@ t_cluster_replica_t_LDADD = $(TIERS_LIBS)
 # empty and after kill -9 under curl write load (sqlite3 reads the files).
 TESTS += t/cluster/replication.sh
 EXTRA_DIST += t/cluster/replication.sh
+# Losing the primary's machine with ack = replica; tiers promote; fencing.
+TESTS += t/cluster/failover.sh
+EXTRA_DIST += t/cluster/failover.sh

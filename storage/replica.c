@@ -167,7 +167,7 @@ typedef struct {
     //  The file (db == NULL: none)
     sqlite3 *db;                //  the write connection: applies the stream
     sqlite3 *read_db;           //  the read connection: answers reads
-    sqlite3_stmt *begin, *commit, *rollback, *sequence_of;
+    sqlite3_stmt *begin, *commit, *rollback, *sequence_of, *sequence_store;
     tiers_docread_t *reads;
     bool diverged;              //  known to differ from the primary: no reads
     char incarnation [REPLICA_INCARNATION + 1];     //  "" without a file
@@ -356,7 +356,9 @@ s_file_close (replica_t *self)
     sqlite3_finalize (self->commit);
     sqlite3_finalize (self->rollback);
     sqlite3_finalize (self->sequence_of);
+    sqlite3_finalize (self->sequence_store);
     self->begin = self->commit = self->rollback = self->sequence_of = NULL;
+    self->sequence_store = NULL;
     //  The write connection last: the last close checkpoints the WAL.
     if (self->db && sqlite3_close (self->db) != SQLITE_OK)
         tiers_error ("cannot close the database: %s", sqlite3_errmsg (self->db));
@@ -475,7 +477,9 @@ s_file_open (replica_t *self, char **why)
     ||  s_prepare (self->db, "COMMIT", &self->commit, why)
     ||  s_prepare (self->db, "ROLLBACK", &self->rollback, why)
     ||  s_prepare (self->db, "SELECT value FROM meta WHERE key = 'sequence'",
-                   &self->sequence_of, why))
+                   &self->sequence_of, why)
+    ||  s_prepare (self->db, "UPDATE meta SET value = ?1 WHERE key = 'sequence'",
+                   &self->sequence_store, why))
         goto failed;
     //  Reads on a connection of their own (read-write, but query_only: a
     //  read-only connection to a WAL file would need the -shm writable
@@ -761,16 +765,14 @@ s_apply (replica_t *self)
                           " cannot be applied: %s", sequence, sqlite3_errmsg (self->db));
             break;
         }
-        //  The changeset carries the meta row: after it the file must say
-        //  the change's sequence, or it was not the change it claims.
-        int64_t now_at = -1;
-        if (sqlite3_step (self->sequence_of) == SQLITE_ROW)
-            now_at = sqlite3_column_int64 (self->sequence_of, 0);
-        sqlite3_reset (self->sequence_of);
-        if (now_at != sequence) {
-            garbage = true;
-            snprintf (reason, sizeof reason, "after the change to sequence %" PRId64
-                      " the file's sequence is %" PRId64, sequence, now_at);
+        //  The change's sequence, in the same transaction (the primary
+        //  records the rows, not its meta table: doc/replication.md).
+        sqlite3_bind_int64 (self->sequence_store, 1, sequence);
+        int stored = sqlite3_step (self->sequence_store);
+        sqlite3_reset (self->sequence_store);
+        if (stored != SQLITE_DONE || sqlite3_changes (self->db) != 1) {
+            snprintf (reason, sizeof reason, "cannot store sequence %" PRId64 ": %s",
+                      sequence, sqlite3_errmsg (self->db));
             break;
         }
         last = sequence;

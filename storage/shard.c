@@ -980,15 +980,22 @@ s_writer_commit (writer_t *self, batch_t *batch)
     batch->previous = saved;
     //  With a stream, the session records the transaction: attached before
     //  BEGIN, its changeset taken before COMMIT (after it, other writes
-    //  could mix in), deleted after (3.40 has no reset).
+    //  could mix in), deleted after (3.40 has no reset). Only the tables
+    //  the transaction can change are attached — each costs the session a
+    //  look at its schema and a statement per transaction: docs always,
+    //  idempotency when a write is keyed or expired keys are pruned. The
+    //  meta table's sequence goes in the change's header (the replica
+    //  stores it in the same transaction), the identity never changes in
+    //  a batch (a new incarnation makes replicas take a snapshot).
     sqlite3_session *session = NULL;
     bool good = true;
     if (self->replicating) {
+        bool keyed = now - self->pruned_at >= SHARD_PRUNE_MS;
+        for (size_t i = 0; i < batch->count && !keyed; i++)
+            keyed = batch->writes [i]->key != NULL;
         good = sqlite3session_create (self->db, "main", &session) == SQLITE_OK
             && sqlite3session_attach (session, "docs") == SQLITE_OK
-            && sqlite3session_attach (session, "meta") == SQLITE_OK
-            && sqlite3session_attach (session, "identity") == SQLITE_OK
-            && sqlite3session_attach (session, "idempotency") == SQLITE_OK;
+            && (!keyed || sqlite3session_attach (session, "idempotency") == SQLITE_OK);
         if (!good)
             tiers_error ("cannot record the transaction for the stream: %s",
                          sqlite3_errmsg (self->db));

@@ -216,6 +216,13 @@ s_follow_changes (zsock_t *dealer, sqlite3 *db, int64_t *applied, int64_t sequen
         sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
         int rc = sqlite3changeset_apply (db, (int) change->body_size, change->body, NULL,
                                          s_on_conflict, NULL);
+        //  The sequence comes in the header: stored in the same transaction,
+        //  as a replica does.
+        char *store = sqlite3_mprintf ("UPDATE meta SET value = %lld WHERE key = 'sequence'",
+                                       (long long) next);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_exec (db, store, NULL, NULL, NULL);
+        sqlite3_free (store);
         sqlite3_exec (db, rc == SQLITE_OK ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
         if (rc != SQLITE_OK || s_meta (db, "sequence") != next)
             *chained = false;

@@ -103,6 +103,7 @@
 #include "parse.h"
 #include "storage/shard.h"
 #include "storage/stream.h"
+#include "storage/docread.h"
 //  The session extension's declarations (Debian's libsqlite3 has it built in).
 #define SQLITE_ENABLE_SESSION 1
 #define SQLITE_ENABLE_PREUPDATE_HOOK 1
@@ -120,9 +121,6 @@
 
 #define SHARD_QUEUE_MAX     10000       //  writes waiting for the writer
 #define SHARD_KEY_MAX       1024        //  bytes in a collection or id
-#define SHARD_LIMIT_DEFAULT 100
-#define SHARD_LIMIT_MAX     1000
-#define SHARD_PAGE_MAX      (TIERS_WIRE_MAX_BODY - 65536)   //  list body
 #define SHARD_BUSY_MS       5000        //  sqlite busy_timeout
 #define SHARD_ROUTER_BURST  1024        //  messages read per wake-up
 #define SHARD_SCHEMA        2           //  PRAGMA user_version
@@ -261,9 +259,7 @@ typedef struct {
     zactor_t *writer;
     writer_t writer_state;
     sqlite3 *db;                //  the read connection
-    sqlite3_stmt *get, *list;
-    sqlite3_stmt *read_begin, *read_end;
-    bool reading;               //  a read transaction is open (one burst)
+    tiers_docread_t *reads_of;  //  get and list on the read connection
     size_t batch_max;
     size_t max_doc;
     handoff_t handoff;
@@ -1196,18 +1192,6 @@ s_key (const tiers_wire_t *msg, const char *key, const char **why)
     return NULL;
 }
 
-//  A positive decimal of at most 18 digits (so it fits in int64).
-static int
-s_positive (const char *text, int64_t *value)
-{
-    size_t length = strlen (text);
-    if (length == 0 || length > 18 || strspn (text, "0123456789") != length)
-        return -1;
-    *value = strtoll (text, NULL, 10);
-    return *value > 0 ? 0 : -1;
-}
-
-
 //  --------------------------------------------------------------------------
 //  Replies
 
@@ -1283,61 +1267,7 @@ s_write_answer (shard_t *self, write_t *write)
 //  --------------------------------------------------------------------------
 //  Reads, in the actor thread
 
-//  Reads of one burst share a read transaction: one snapshot, one WAL
-//  read lock, instead of taking and dropping them per statement. Every
-//  write answered before the burst is in its snapshot.
-static void
-s_read_begin (shard_t *self)
-{
-    if (!self->reading)
-        self->reading = s_step_done (self->read_begin);
-}
-
-static void
-s_read_end (shard_t *self)
-{
-    if (self->reading)
-        s_step_done (self->read_end);
-    self->reading = false;
-}
-
-static void
-s_get (shard_t *self, tiers_wire_t *msg, zmsg_t *route,
-       const char *collection, const char *id)
-{
-    tiers_counter_add (self->reads, 1);
-    s_read_begin (self);
-    sqlite3_bind_text (self->get, 1, collection, -1, SQLITE_STATIC);
-    sqlite3_bind_text (self->get, 2, id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step (self->get);
-    if (rc == SQLITE_ROW) {
-        tiers_wire_t *reply = tiers_wire_reply_to (msg, 200);
-        int64_t version = sqlite3_column_int64 (self->get, 0);
-        tiers_wire_set_headerf (reply, "version", "%" PRId64, version);
-        tiers_wire_set_headerf (reply, "tag", "%s.%" PRId64, self->incarnation, version);
-        tiers_wire_set_headerf (reply, "updated", "%" PRId64,
-                                (int64_t) sqlite3_column_int64 (self->get, 1));
-        const void *body = sqlite3_column_text (self->get, 2);
-        int size = sqlite3_column_bytes (self->get, 2);
-        if (tiers_wire_set_body (reply, body ? body : "", (size_t) size) == 0)
-            s_send (self, &reply, route);
-        else {
-            tiers_wire_destroy (&reply);
-            s_fail (self, msg, route, 500, "document too large to send");
-        }
-    }
-    else
-    if (rc == SQLITE_DONE)
-        s_fail (self, msg, route, 404, "no such document");
-    else {
-        tiers_error ("get failed: %s", sqlite3_errmsg (self->db));
-        s_fail (self, msg, route, 500, "storage error");
-    }
-    sqlite3_reset (self->get);
-    sqlite3_clear_bindings (self->get);
-}
-
-//  A growing text buffer for list pages.
+//  A growing text buffer (STATUS).
 typedef struct {
     char *data;
     size_t size, room;
@@ -1393,127 +1323,29 @@ s_text_json (text_t *text, const char *string)
     s_text_add (text, "\"", 1);
 }
 
-//  The one authoritative check of what is stored: a JSON text that jansson
-//  reads back (the read-api assembles lists with it), so I-JSON in
-//  practice: UTF-8, no number beyond int64 or double, no lone surrogate.
-//  A NUL byte is no JSON (\u0000 is). `error` (may be NULL) says why not.
-static bool
-s_ijson_why (const char *body, size_t size, json_error_t *error)
+//  Reads: the answer every copy gives (storage/docread.c). Reads of one
+//  burst share a read transaction; every write answered before the burst
+//  is in its snapshot.
+static void
+s_get (shard_t *self, tiers_wire_t *msg, zmsg_t *route,
+       const char *collection, const char *id)
 {
-    json_t *doc = size && !memchr (body, 0, size)
-                ? json_loadb (body, size, JSON_DECODE_ANY | JSON_ALLOW_NUL, error)
-                : NULL;
-    json_decref (doc);
-    return doc != NULL;
-}
-
-static bool
-s_ijson (const char *body, size_t size)
-{
-    json_error_t error;
-    return s_ijson_why (body, size, &error);
+    tiers_counter_add (self->reads, 1);
+    tiers_wire_t *reply = tiers_docread_get (self->reads_of, msg, collection, id);
+    if (reply->status >= 500)
+        tiers_counter_add (self->errors, 1);
+    s_send (self, &reply, route);
 }
 
 static void
 s_list (shard_t *self, tiers_wire_t *msg, zmsg_t *route, const char *collection)
 {
     tiers_counter_add (self->reads, 1);
-    s_read_begin (self);
-    int64_t limit = SHARD_LIMIT_DEFAULT;
-    bool bad = false;
-    const char *limit_text = tiers_wire_text (msg, "limit", &bad);
-    if (bad || (limit_text && (s_positive (limit_text, &limit) || limit > SHARD_LIMIT_MAX))) {
-        s_fail (self, msg, route, 400, "bad limit: expected 1..%d", SHARD_LIMIT_MAX);
-        return;
-    }
-    const char *after = "";
-    size_t size;
-    if (s_header (msg, "after", &size)) {
-        const char *why = NULL;
-        after = s_key (msg, "after", &why);
-        if (!after) {
-            s_fail (self, msg, route, 400, "bad after: %s", why);
-            return;
-        }
-    }
-    sqlite3_stmt *stmt = self->list;
-    sqlite3_bind_text (stmt, 1, collection, -1, SQLITE_STATIC);
-    sqlite3_bind_text (stmt, 2, after, -1, SQLITE_STATIC);
-    sqlite3_bind_int64 (stmt, 3, limit);
-
-    text_t page = { NULL, 0, 0 };
-    text_t last = { NULL, 0, 0 };       //  the last id, as a JSON literal
-    s_text_str (&page, "{\"items\":[");
-    int64_t count = 0;
-    bool full = false;
-    int rc;
-    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
-        const char *id = (const char *) sqlite3_column_text (stmt, 0);
-        int64_t version = sqlite3_column_int64 (stmt, 1);
-        const char *body = (const char *) sqlite3_column_text (stmt, 2);
-        size_t body_size = (size_t) sqlite3_column_bytes (stmt, 2);
-        if (!id || !body) {
-            rc = SQLITE_NOMEM;
-            break;
-        }
-        //  Bound the page in bytes too: a page cut short counts as full,
-        //  so the caller follows `next` to the rest.
-        if (count > 0 && page.size + body_size + 6 * strlen (id) + 160 > SHARD_PAGE_MAX) {
-            full = true;
-            break;
-        }
-        last.size = 0;
-        s_text_json (&last, id);
-        char number [128];
-        snprintf (number, sizeof number, "%s{\"id\":", count ? "," : "");
-        s_text_str (&page, number);
-        s_text_add (&page, last.data, last.size);
-        snprintf (number, sizeof number, ",\"version\":%" PRId64 ",\"etag\":\"\\\"%s.%"
-                  PRId64 "\\\"\"", version, self->incarnation, version);
-        s_text_str (&page, number);
-        //  One stored document that is no I-JSON (written before the
-        //  shard checked, or by hand) must not break the whole page.
-        if (s_ijson (body, body_size))
-            s_text_str (&page, ",\"doc\":");
-        else {
-            s_text_str (&page, ",\"error\":\"the stored document is not I-JSON: "
-                               "GET it for its bytes\"");
-            body_size = 0;
-        }
-        s_text_add (&page, body, body_size);
-        s_text_str (&page, "}");
-        count++;
-    }
-    if (count == limit)
-        full = true;
-    sqlite3_reset (stmt);
-    sqlite3_clear_bindings (stmt);
-
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        tiers_error ("list failed: %s", sqlite3_errmsg (self->db));
-        s_fail (self, msg, route, 500, "storage error");
-    }
-    else {
-        s_text_str (&page, "],\"next\":");
-        if (full && count > 0)
-            s_text_add (&page, last.data, last.size);
-        else
-            s_text_str (&page, "null");
-        s_text_str (&page, "}");
-        tiers_wire_t *reply = tiers_wire_reply_to (msg, 200);
-        if (tiers_wire_take_body (reply, (uint8_t *) page.data, page.size) == 0) {
-            page.data = NULL;
-            s_send (self, &reply, route);
-        }
-        else {
-            tiers_wire_destroy (&reply);
-            s_fail (self, msg, route, 500, "document too large for a list page");
-        }
-    }
-    free (page.data);
-    free (last.data);
+    tiers_wire_t *reply = tiers_docread_list (self->reads_of, msg, collection);
+    if (reply->status >= 400)
+        tiers_counter_add (self->errors, 1);
+    s_send (self, &reply, route);
 }
-
 
 //  --------------------------------------------------------------------------
 //  Writes: validate, queue, ship, answer
@@ -1951,7 +1783,7 @@ s_on_request (shard_t *self, tiers_wire_t *msg, zmsg_t **route_p)
             return;
         }
         json_error_t error = { .text = "a NUL byte is no JSON" };
-        if (!s_ijson_why ((const char *) msg->body, msg->body_size, &error)) {
+        if (!tiers_docread_ijson ((const char *) msg->body, msg->body_size, &error)) {
             s_fail (self, msg, route, 400, "body is not a JSON document (I-JSON) "
                     "that can be served back%s%s", msg->body_size ? ": " : "",
                     msg->body_size ? error.text : "");
@@ -2107,7 +1939,7 @@ s_on_writer_ready (void *arg)
 static int
 s_on_pass (void *arg)
 {
-    s_read_end ((shard_t *) arg);
+    tiers_docread_end (((shard_t *) arg)->reads_of);
     return -1;
 }
 
@@ -2125,25 +1957,17 @@ s_reader_open (shard_t *self, const char *path, char **why)
         return -1;
     }
     sqlite3_busy_timeout (self->db, SHARD_BUSY_MS);
-    if (s_exec (self->db, "PRAGMA query_only = 1", why)
-    ||  s_prepare (self->db, "SELECT version, updated, body FROM docs"
-                   " WHERE collection = ?1 AND id = ?2", &self->get, why)
-    ||  s_prepare (self->db, "SELECT id, version, body FROM docs"
-                   " WHERE collection = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
-                   &self->list, why)
-    ||  s_prepare (self->db, "BEGIN", &self->read_begin, why)
-    ||  s_prepare (self->db, "COMMIT", &self->read_end, why))
+    if (s_exec (self->db, "PRAGMA query_only = 1", why))
         return -1;
-    return 0;
+    self->reads_of = tiers_docread_new (self->db, self->incarnation, why);
+    return self->reads_of ? 0 : -1;
 }
 
 static void
 s_reader_close (shard_t *self)
 {
-    s_read_end (self);
-    sqlite3_stmt **stmts [] = { &self->get, &self->list,
-                                &self->read_begin, &self->read_end };
-    s_close (&self->db, stmts, sizeof stmts / sizeof stmts [0]);
+    tiers_docread_destroy (&self->reads_of);
+    s_close (&self->db, NULL, 0);
 }
 
 //  Start the writer; it opens (creates) the file. Returns 0 or -1 + why.

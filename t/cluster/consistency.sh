@@ -238,8 +238,9 @@ k0=$(key_on s0 k); k1=$(key_on s1 k)
 # wait for the change; without, it may answer from before it.
 pulse () {   # pulse LABEL COUNT MODE -> $bad, $slow, $max_ms
     # MODE 0: no token; 1: the write's token; 2: writes to both shards, the
-    # two tokens merged, one of the documents read (each in turn).
-    bad=0; slow=0; max_ms=0; pj=1
+    # two tokens merged, one of the documents read (each in turn), and a
+    # list of all (one page from each shard) with it too ($listbad).
+    bad=0; slow=0; max_ms=0; listbad=0; pj=1
     while [ "$pj" -le "$2" ]; do
         kill -STOP "$ra" "$rb"
         b0="{\"id\":\"$k0\",\"v\":\"$1 $pj\"}"
@@ -247,17 +248,33 @@ pulse () {   # pulse LABEL COUNT MODE -> $bad, $slow, $max_ms
         case $3 in
             0) h="X-Test: no token" ;;
             1) h="Tiers-Token: $tok" ;;
-            2) b1="{\"id\":\"$k1\",\"v\":\"$1 $pj\"}"
-               put "$k1" "$b1"
+            2) e0=$etag
+               b1="{\"id\":\"$k1\",\"v\":\"$1 $pj\"}"
+               put "$k1" "$b1"; e1=$etag
                h="Tiers-Token: $tok, $t0k"
                [ $((pj % 2)) = 0 ] || { id=$k1; b=$b1; want=$etag; } ;;
         esac
         t0=$(now_ms)
         curl -s -m 10 -o "$dir/pbody" -D "$dir/phdr" -H "$h" "$base/v1/d/$id" &
         curl_pid=$!
+        list_pid=""
+        if [ "$3" = 2 ]; then
+            curl -s -m 10 -o "$dir/plist" -H "$h" "$base/v1/d?limit=1000" &
+            list_pid=$!
+        fi
+        pids="$pids $curl_pid $list_pid"
         sleep 0.3
         kill -CONT "$ra" "$rb"
-        wait "$curl_pid"
+        wait "$curl_pid"; forget "$curl_pid"
+        if [ -n "$list_pid" ]; then
+            wait "$list_pid"; forget "$list_pid"
+            v0=$(echo "$e0" | sed 's/.*\.//; s/"//g'); v1=$(echo "$e1" | sed 's/.*\.//; s/"//g')
+            if ! grep -qF "\"id\":\"$k0\",\"version\":$v0," "$dir/plist" \
+            || ! grep -qF "\"id\":\"$k1\",\"version\":$v1," "$dir/plist"; then
+                listbad=$((listbad + 1))
+                [ $listbad -le 3 ] && diag "$1 $pj: wrote $k0 v$v0, $k1 v$v1; the list: $(head -c 400 "$dir/plist")"
+            fi
+        fi
         ms=$(($(now_ms) - t0))
         [ $ms -gt $max_ms ] && max_ms=$ms
         [ $ms -gt $BOUND ] && slow=$((slow + 1))
@@ -319,6 +336,7 @@ is "$bad" 0 "20 pulses with the write's token: always the new version"
 is "$slow" 0 "... every read answered within $BOUND ms (the slowest: $max_ms ms)"
 pulse "pulse, merged" 10 2
 is "$bad" 0 "10 pulses with writes to both shards, one read with the merged token: always the new version"
+is "$listbad" 0 "... and a list of the collection with it: both new versions in it, every time"
 is "$slow" 0 "... every read answered within $BOUND ms (the slowest: $max_ms ms)"
 [ "$(($(replica_reads) - r0))" -ge 15 ]; ok $? "... the replicas served them ($(($(replica_reads) - r0)) of 30): they waited for the token's write"
 

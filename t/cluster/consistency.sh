@@ -10,7 +10,12 @@
 #         both: every read with the write's token is the new version (ETag
 #         and body), answered within a bound; the same with a token merged
 #         from writes to both shards; the frozen nodes catch up after
-#         SIGCONT
+#         SIGCONT. A frozen replica never answers, so that alone would
+#         pass with tokens ignored: "pulses" (both nodes frozen 300 ms, a
+#         write, its read sent to a frozen replica, the nodes resumed) make
+#         a replica answer while it is behind: without a token it answers
+#         from before the write, with one (a get, and a list with a merged
+#         token) never
 #       * eventual reads converge once writes stop, and the replicas'
 #         STATUS applied is the shards' sequence
 #       * a replica that fell behind its primary's log (s1: log_changes =
@@ -18,7 +23,7 @@
 #         from the log; every acknowledged document in every replica's file
 #         (sqlite3)
 #       * Tiers-Consistency: strong reads see a write made a moment ago,
-#         and are the primary's
+#         and are the primary's (at once, also with the replicas frozen)
 #   - one process (single-box-like, inproc, replicas beside the shard):
 #     tokens read back right, eventual reads converge.
 # Prints TAP.

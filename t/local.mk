@@ -124,3 +124,14 @@ EXTRA_DIST += t/cluster/replication.sh
 # Losing the primary's machine with ack = replica; tiers promote; fencing.
 TESTS += t/cluster/failover.sh
 EXTRA_DIST += t/cluster/failover.sh
+# A replica's node in a network namespace of its own (a veth pair the
+# test makes and removes; root and iproute2, else skipped): the link cut
+# for 5 s under curl write load, and the catch-up from the shard's log.
+TESTS += t/cluster/partition.sh
+EXTRA_DIST += t/cluster/partition.sh
+# Tiers-Token and Tiers-Consistency on real replicas through the gateway:
+# frozen replica nodes (SIGSTOP), tokens merged over two shards, eventual
+# convergence, a re-snapshot past log_changes, strong reads; and in one
+# process (inproc).
+TESTS += t/cluster/consistency.sh
+EXTRA_DIST += t/cluster/consistency.sh

@@ -6,7 +6,7 @@ cd "$(dirname "$0")"
 
 PACKAGES="build-essential autoconf automake libtool pkg-config \
 libczmq-dev libzmq3-dev libsqlite3-dev liblmdb-dev libmicrohttpd-dev \
-nettle-dev libjansson-dev libgnutls28-dev curl wrk openssl sqlite3"
+nettle-dev libjansson-dev libgnutls28-dev curl wrk openssl sqlite3 iproute2"
 
 missing=""
 if command -v dpkg-query >/dev/null 2>&1; then

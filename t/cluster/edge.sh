@@ -95,17 +95,18 @@ if start_node "$dir/limits.log" run -m "$dir/limits.map"; then
     done
     is "$served" 4 "connections: the served PUTs were"
     # The refusal as a client sees it, while 50 slow clients hold the slots.
-    background "$dir/hold" "$TOOL" trickle 127.0.0.1 "$port" 50 1000 2
+    # (held for 6 s: longer than the asking below may take on a loaded machine)
+    background "$dir/hold" "$TOOL" trickle 127.0.0.1 "$port" 50 1000 6
     hold=$bg
     wait_line "$dir/hold.tmp" connected
     # "connected" means the kernel took the 50; the gateway accepts them a
     # moment later (later still on a loaded machine): until it has, a 51st
-    # is one of the 50. Ask again until the slots are seen taken (2 s).
+    # is one of the 50. Ask again until the slots are seen taken (4 s).
     i=0
     while :; do
         printf 'GET /health HTTP/1.1\r\nHost: x\r\n\r\n' | "$TOOL" send "$port" >"$dir/refusal" 2>&1
         head -n 1 "$dir/refusal" | grep -q ' 503 ' && break
-        i=$((i + 1)); [ $i -lt 40 ] || break
+        i=$((i + 1)); [ $i -lt 80 ] || break
         sleep 0.05
     done
     is "$(head -n 1 "$dir/refusal" | tr -d '\r')" "HTTP/1.1 503 Service Unavailable" "connections: the 51st connection: 503"

@@ -158,7 +158,9 @@ caught s1b replica-b s1a replica-a; ok $? "s1b streams from s1a at epoch 2"
 for f in s0b s1b; do
     sqlite3 "$dir/data/$f.db" "SELECT id || ' ' || body FROM docs WHERE collection = 'd'"
 done 2>/dev/null | sort >"$dir/have"
-is "$(comm -23 "$dir/acked" "$dir/have" | wc -l | tr -d ' '):$(wc -l <"$dir/have" | tr -d ' ')" "0:$((total + 1))" \
+# (a write whose answer was lost or came too late may be there too: more
+# is fine, fewer is a lost write)
+is "$(comm -23 "$dir/acked" "$dir/have" | wc -l | tr -d ' '):$([ "$(wc -l <"$dir/have")" -ge $((total + 1)) ] && echo all)" "0:all" \
     "every acknowledged write is in the files of s0b and s1b, byte for byte (and after1)"
 is "$(curl -s -o /dev/null -w '%{http_code}' "$base/v1/d/after1")" 200 "an eventual read of it is served"
 

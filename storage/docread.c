@@ -8,6 +8,7 @@
     before the shard checked, or by hand) is listed with an `error` in
     place of its `doc`, so that one bad row cannot break a page.
 */
+#include "storage/sqlfile.h"
 #include "storage/docread.h"
 #include "parse.h"
 #include "log.h"
@@ -24,24 +25,6 @@ struct _tiers_docread_t {
     char incarnation [TIERS_DOCREAD_INCARNATION + 1];
 };
 
-static int
-s_prepare (sqlite3 *db, const char *sql, sqlite3_stmt **stmt_p, char **why)
-{
-    if (sqlite3_prepare_v3 (db, sql, -1, SQLITE_PREPARE_PERSISTENT,
-                            stmt_p, NULL) == SQLITE_OK)
-        return 0;
-    *why = zsys_sprintf ("cannot prepare \"%s\": %s", sql, sqlite3_errmsg (db));
-    return -1;
-}
-
-static bool
-s_step_done (sqlite3_stmt *stmt)
-{
-    int rc = sqlite3_step (stmt);
-    sqlite3_reset (stmt);
-    return rc == SQLITE_DONE;
-}
-
 tiers_docread_t *
 tiers_docread_new (sqlite3 *db, const char *incarnation, char **why)
 {
@@ -50,13 +33,13 @@ tiers_docread_new (sqlite3 *db, const char *incarnation, char **why)
     assert (self);
     self->db = db;
     snprintf (self->incarnation, sizeof self->incarnation, "%s", incarnation);
-    if (s_prepare (db, "SELECT version, updated, body FROM docs"
+    if (tiers_sql_prepare (db, "SELECT version, updated, body FROM docs"
                    " WHERE collection = ?1 AND id = ?2", &self->get, why)
-    ||  s_prepare (db, "SELECT id, version, body FROM docs"
+    ||  tiers_sql_prepare (db, "SELECT id, version, body FROM docs"
                    " WHERE collection = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
                    &self->list, why)
-    ||  s_prepare (db, "BEGIN", &self->begin, why)
-    ||  s_prepare (db, "COMMIT", &self->end, why))
+    ||  tiers_sql_prepare (db, "BEGIN", &self->begin, why)
+    ||  tiers_sql_prepare (db, "COMMIT", &self->end, why))
         tiers_docread_destroy (&self);
     return self;
 }
@@ -81,14 +64,14 @@ static void
 s_begin (tiers_docread_t *self)
 {
     if (!self->reading)
-        self->reading = s_step_done (self->begin);
+        self->reading = tiers_sql_step_done (self->begin);
 }
 
 void
 tiers_docread_end (tiers_docread_t *self)
 {
     if (self && self->reading)
-        s_step_done (self->end);
+        tiers_sql_step_done (self->end);
     if (self)
         self->reading = false;
 }

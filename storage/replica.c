@@ -65,6 +65,7 @@
 #include "sock.h"
 #include "log.h"
 #include "metrics.h"
+#include "storage/sqlfile.h"
 #include "storage/replica.h"
 #include "storage/docread.h"
 #include "storage/shard.h"
@@ -74,9 +75,7 @@
 #include <nettle/sha2.h>
 #include <inttypes.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -97,7 +96,6 @@
 #define REPLICA_ROUTER_BURST    1024
 #define REPLICA_STREAM_BURST    256
 #define REPLICA_ID_MAX          64      //  bytes of a snapshot id
-#define REPLICA_LOCK_PID        11      //  "%-10d\n"
 
 typedef enum {
     REPLICA_EMPTY,
@@ -277,35 +275,6 @@ s_digest_hex (struct sha256_ctx *sha, char hex [2 * SHA256_DIGEST_SIZE + 1])
         snprintf (hex + 2 * i, 3, "%02x", digest [i]);
 }
 
-static int
-s_prepare (sqlite3 *db, const char *sql, sqlite3_stmt **stmt_p, char **why)
-{
-    if (sqlite3_prepare_v3 (db, sql, -1, SQLITE_PREPARE_PERSISTENT,
-                            stmt_p, NULL) == SQLITE_OK)
-        return 0;
-    *why = zsys_sprintf ("cannot prepare \"%s\": %s", sql, sqlite3_errmsg (db));
-    return -1;
-}
-
-static int
-s_exec (sqlite3 *db, const char *sql, char **why)
-{
-    char *message = NULL;
-    if (sqlite3_exec (db, sql, NULL, NULL, &message) == SQLITE_OK)
-        return 0;
-    *why = zsys_sprintf ("%s: %s", sql, message ? message : sqlite3_errmsg (db));
-    sqlite3_free (message);
-    return -1;
-}
-
-static bool
-s_step_done (sqlite3_stmt *stmt)
-{
-    int rc = sqlite3_step (stmt);
-    sqlite3_reset (stmt);
-    return rc == SQLITE_DONE;
-}
-
 //  unlink that does not mind a file that is not there.
 static int
 s_remove (const char *path)
@@ -324,23 +293,6 @@ s_remove_suffixed (const char *path, const char *suffix)
     snprintf (name, sizeof name, "%s%s", path, suffix);
     s_remove (name);
 }
-
-//  A rename is durable once the directory is.
-static int
-s_sync_dir (const char *path)
-{
-    char *copy = strdup (path);
-    assert (copy);
-    int fd = open (dirname (copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int rc = fd >= 0 && fsync (fd) == 0 ? 0 : -1;
-    if (rc)
-        tiers_warn ("cannot sync the directory of %s: %s", path, strerror (errno));
-    if (fd >= 0)
-        close (fd);
-    free (copy);
-    return rc;
-}
-
 
 //  --------------------------------------------------------------------------
 //  The file
@@ -413,7 +365,7 @@ s_file_open (replica_t *self, char **why)
     sqlite3_busy_timeout (self->db, REPLICA_BUSY_MS);
     sqlite3_extended_result_codes (self->db, 1);
     sqlite3_stmt *stmt = NULL;
-    if (s_prepare (self->db, "PRAGMA journal_mode=WAL", &stmt, why))
+    if (tiers_sql_prepare (self->db, "PRAGMA journal_mode=WAL", &stmt, why))
         goto failed;
     bool wal = sqlite3_step (stmt) == SQLITE_ROW
             && streq ((const char *) sqlite3_column_text (stmt, 0), "wal");
@@ -423,10 +375,10 @@ s_file_open (replica_t *self, char **why)
                              sqlite3_errmsg (self->db));
         goto failed;
     }
-    if (s_exec (self->db, self->sync_full ? "PRAGMA synchronous=FULL"
+    if (tiers_sql_exec (self->db, self->sync_full ? "PRAGMA synchronous=FULL"
                                           : "PRAGMA synchronous=NORMAL", why))
         goto failed;
-    if (s_prepare (self->db, "PRAGMA user_version", &stmt, why))
+    if (tiers_sql_prepare (self->db, "PRAGMA user_version", &stmt, why))
         goto failed;
     int schema = sqlite3_step (stmt) == SQLITE_ROW ? sqlite3_column_int (stmt, 0) : -1;
     sqlite3_finalize (stmt);
@@ -437,7 +389,7 @@ s_file_open (replica_t *self, char **why)
     }
     //  Whose copy it is: the identity rows the primary made.
     char cluster [256] = "", shard [256] = "";
-    if (s_prepare (self->db, "SELECT name, value FROM identity", &stmt, why))
+    if (tiers_sql_prepare (self->db, "SELECT name, value FROM identity", &stmt, why))
         goto failed;
     int rc;
     while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
@@ -473,12 +425,12 @@ s_file_open (replica_t *self, char **why)
     }
     if (epoch == 1)
         self->epoch = 1;            //  no epoch row: a file never promoted
-    if (s_prepare (self->db, "BEGIN IMMEDIATE", &self->begin, why)
-    ||  s_prepare (self->db, "COMMIT", &self->commit, why)
-    ||  s_prepare (self->db, "ROLLBACK", &self->rollback, why)
-    ||  s_prepare (self->db, "SELECT value FROM meta WHERE key = 'sequence'",
+    if (tiers_sql_prepare (self->db, "BEGIN IMMEDIATE", &self->begin, why)
+    ||  tiers_sql_prepare (self->db, "COMMIT", &self->commit, why)
+    ||  tiers_sql_prepare (self->db, "ROLLBACK", &self->rollback, why)
+    ||  tiers_sql_prepare (self->db, "SELECT value FROM meta WHERE key = 'sequence'",
                    &self->sequence_of, why)
-    ||  s_prepare (self->db, "UPDATE meta SET value = ?1 WHERE key = 'sequence'",
+    ||  tiers_sql_prepare (self->db, "UPDATE meta SET value = ?1 WHERE key = 'sequence'",
                    &self->sequence_store, why))
         goto failed;
     //  Reads on a connection of their own (read-write, but query_only: a
@@ -491,7 +443,7 @@ s_file_open (replica_t *self, char **why)
         goto failed;
     }
     sqlite3_busy_timeout (self->read_db, REPLICA_BUSY_MS);
-    if (s_exec (self->read_db, "PRAGMA query_only = 1", why))
+    if (tiers_sql_exec (self->read_db, "PRAGMA query_only = 1", why))
         goto failed;
     self->reads = tiers_docread_new (self->read_db, self->incarnation, why);
     if (!self->reads)
@@ -501,45 +453,6 @@ failed:
     s_file_close (self);
     return -1;
 }
-
-//  One file, one replica: two would apply the stream twice into one
-//  file. An exclusive flock on <file>.lock with the holder's pid in it,
-//  as the shard's (the kernel drops it when the holder dies).
-static int
-s_lock (replica_t *self, char **why)
-{
-    char *lock_path = zsys_sprintf ("%s.lock", self->path);
-    self->lock_fd = open (lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (self->lock_fd < 0) {
-        *why = zsys_sprintf ("cannot open %s: %s", lock_path, strerror (errno));
-        free (lock_path);
-        return -1;
-    }
-    if (flock (self->lock_fd, LOCK_EX | LOCK_NB)) {
-        int error = errno;
-        char holder [32] = "";
-        ssize_t size = pread (self->lock_fd, holder, sizeof holder - 1, 0);
-        holder [size > 0 ? size : 0] = 0;
-        holder [strcspn (holder, " \n")] = 0;
-        *why = error == EWOULDBLOCK
-             ? zsys_sprintf ("%s is held by another replica (pid %s, holding %s); "
-                             "one file has one replica", self->path,
-                             *holder ? holder : "?", lock_path)
-             : zsys_sprintf ("cannot lock %s: %s", lock_path, strerror (error));
-        close (self->lock_fd);
-        self->lock_fd = -1;
-        free (lock_path);
-        return -1;
-    }
-    char pid [REPLICA_LOCK_PID + 1];
-    snprintf (pid, sizeof pid, "%-10d\n", (int) getpid ());
-    if (ftruncate (self->lock_fd, 0)
-    ||  pwrite (self->lock_fd, pid, REPLICA_LOCK_PID, 0) != REPLICA_LOCK_PID)
-        tiers_warn ("cannot write the pid into %s: %s", lock_path, strerror (errno));
-    free (lock_path);
-    return 0;
-}
-
 
 //  --------------------------------------------------------------------------
 //  Talking to the primary
@@ -741,7 +654,7 @@ s_apply (replica_t *self)
     char reason [300] = "";
     bool diverged = false;
     bool garbage = false;
-    if (!s_step_done (self->begin))
+    if (!tiers_sql_step_done (self->begin))
         snprintf (reason, sizeof reason, "cannot begin a transaction: %s",
                   sqlite3_errmsg (self->db));
     int64_t last = self->applied;
@@ -777,13 +690,13 @@ s_apply (replica_t *self)
         }
         last = sequence;
     }
-    if (!*reason && !s_step_done (self->commit)) {
+    if (!*reason && !tiers_sql_step_done (self->commit)) {
         //  A failed commit may or may not have reached the file: the file
         //  says which (its sequence moved with it), once reopened.
         tiers_error ("commit of %zu changes failed: %s", self->queued,
                      sqlite3_errmsg (self->db));
         if (!sqlite3_get_autocommit (self->db))
-            s_step_done (self->rollback);
+            tiers_sql_step_done (self->rollback);
         tiers_counter_add (self->errors, 1);
         s_file_close (self);
         char *why = NULL;
@@ -801,7 +714,7 @@ s_apply (replica_t *self)
     }
     if (*reason) {
         if (!sqlite3_get_autocommit (self->db))
-            s_step_done (self->rollback);
+            tiers_sql_step_done (self->rollback);
         if (garbage)
             tiers_counter_add (self->refused, 1);
         s_resync (self, diverged, "%s", reason);
@@ -1215,7 +1128,7 @@ s_snapshot_install (replica_t *self)
         s_resync (self, false, "cannot put the snapshot in place");
         return;
     }
-    s_sync_dir (self->path);
+    tiers_file_sync_dir (self->path);
     char *why = NULL;
     int rc = s_file_open (self, &why);
     if (rc == 0 && (!streq (self->incarnation, snap->incarnation)
@@ -1511,30 +1424,6 @@ s_epoch_known (replica_t *self)
 //  ("EPOCH BY": the epoch known and the replica that holds it; the
 //  majority check of a returning primary counts on it) and <file>.primary
 //  ("EPOCH": this replica was promoted; it starts as the shard).
-static int
-s_mark_write (const char *path, const char *text)
-{
-    int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    size_t size = strlen (text);
-    int rc = fd >= 0 && write (fd, text, size) == (ssize_t) size && fsync (fd) == 0 ? 0 : -1;
-    if (rc)
-        tiers_error ("cannot write %s: %s", path, strerror (errno));
-    if (fd >= 0)
-        close (fd);
-    //  The directory too: the file's name must survive a crash as well.
-    char *dir = strdup (path);
-    char *slash = strrchr (dir, '/');
-    if (slash) {
-        *slash = 0;
-        int dfd = open (*dir ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            fsync (dfd);
-            close (dfd);
-        }
-    }
-    free (dir);
-    return rc;
-}
 
 //  `fence` (epoch, by): a copy of a higher epoch is the primary. The
 //  replica follows it from now on (at its stream port: the link `peers`),
@@ -1546,7 +1435,7 @@ s_on_fence (replica_t *self, tiers_wire_t *msg, zmsg_t *route, int64_t epoch,
     if (epoch > s_epoch_known (self) && epoch > self->epoch) {
         char *mark = zsys_sprintf ("%s.fence", self->path);
         char *text = zsys_sprintf ("%" PRId64 " %.64s\n", epoch, by);
-        int kept = s_mark_write (mark, text);
+        int kept = tiers_file_put_durable (mark, text);
         free (mark);
         free (text);
         if (kept) {
@@ -1961,7 +1850,8 @@ s_replica_actor (zsock_t *pipe, void *args_)
     free (mark);
 
     char *why = NULL;
-    if (s_lock (self, &why) == 0)
+    self->lock_fd = tiers_file_lock (self->path, "replica", &why);
+    if (self->lock_fd >= 0)
         self->router = tiers_port_bind (entry, "requests", &why);
     if (self->router)
         self->stream = tiers_link_connect (entry, self->link, self->link_index, &why);
@@ -2001,7 +1891,7 @@ s_replica_actor (zsock_t *pipe, void *args_)
         const tiers_entry_t *shard = tiers_map_find (args->map, self->of);
         char *promoted = zsys_sprintf ("%s.primary", self->path);
         char *text = zsys_sprintf ("%" PRId64 "\n", self->promote_to);
-        s_mark_write (promoted, text);
+        tiers_file_put_durable (promoted, text);
         free (promoted);
         free (text);
         tiers_shard_setup_t setup = {

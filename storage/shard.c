@@ -101,6 +101,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "parse.h"
+#include "storage/sqlfile.h"
 #include "storage/shard.h"
 #include "storage/stream.h"
 #include "storage/docread.h"
@@ -114,7 +115,6 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <limits.h>
 #include <unistd.h>
@@ -135,7 +135,7 @@
 //  The lock file: the holder's pid, then the mark (doc/storage.md):
 //  "INCARNATION SEQUENCE STATE INODE\n", STATE R (running) or C (stopped
 //  cleanly), INODE the database file's.
-#define MARK_OFFSET         11          //  after "%-10d\n"
+#define MARK_OFFSET         TIERS_LOCK_PID  //  after the pid
 #define MARK_SIZE           (SHARD_INCARNATION + 1 + 20 + 1 + 1 + 1 + 20 + 1)
 
 typedef enum { OP_GET, OP_PUT, OP_DELETE, OP_LIST } op_t;
@@ -291,37 +291,6 @@ typedef struct {
 //  --------------------------------------------------------------------------
 //  SQLite helpers shared by both connections
 
-static int
-s_prepare (sqlite3 *db, const char *sql, sqlite3_stmt **stmt_p, char **why)
-{
-    if (sqlite3_prepare_v3 (db, sql, -1, SQLITE_PREPARE_PERSISTENT,
-                            stmt_p, NULL) == SQLITE_OK)
-        return 0;
-    *why = zsys_sprintf ("cannot prepare \"%s\": %s", sql, sqlite3_errmsg (db));
-    return -1;
-}
-
-static int
-s_exec (sqlite3 *db, const char *sql, char **why)
-{
-    char *message = NULL;
-    if (sqlite3_exec (db, sql, NULL, NULL, &message) == SQLITE_OK)
-        return 0;
-    *why = zsys_sprintf ("%s: %s", sql, message ? message : sqlite3_errmsg (db));
-    sqlite3_free (message);
-    return -1;
-}
-
-//  Step a statement that returns no rows; reset it. True on success.
-static bool
-s_step_done (sqlite3_stmt *stmt)
-{
-    int rc = sqlite3_step (stmt);
-    sqlite3_reset (stmt);
-    sqlite3_clear_bindings (stmt);
-    return rc == SQLITE_DONE;
-}
-
 static void
 s_close (sqlite3 **db_p, sqlite3_stmt **stmts [], size_t count)
 {
@@ -395,7 +364,7 @@ s_identity_read (writer_t *self, char cluster [256], char shard [256],
 {
     *cluster = *shard = *incarnation = 0;
     sqlite3_stmt *stmt = NULL;
-    if (s_prepare (self->db, "SELECT name, value FROM identity", &stmt, why))
+    if (tiers_sql_prepare (self->db, "SELECT name, value FROM identity", &stmt, why))
         return -1;
     int rc;
     while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
@@ -490,7 +459,7 @@ s_identity (writer_t *self, char **why)
         (long long) tiers_wire_now (), promotion ? promotion : "");
     sqlite3_free (promotion);
     int64_t promoted = self->promote_to;
-    int rc = sql ? s_exec (self->db, sql, why) : -1;
+    int rc = sql ? tiers_sql_exec (self->db, sql, why) : -1;
     sqlite3_free (sql);
     if (rc == 0 && self->promote_to > 0) {
         self->epoch = self->promote_to;
@@ -545,7 +514,7 @@ s_writer_open (writer_t *self, char **why)
     //  WAL is a property of the file; check that it took (it cannot on
     //  some file systems, and then reads would block behind commits).
     sqlite3_stmt *stmt = NULL;
-    if (s_prepare (self->db, "PRAGMA journal_mode=WAL", &stmt, why))
+    if (tiers_sql_prepare (self->db, "PRAGMA journal_mode=WAL", &stmt, why))
         return -1;
     bool wal = sqlite3_step (stmt) == SQLITE_ROW
             && streq ((const char *) sqlite3_column_text (stmt, 0), "wal");
@@ -555,11 +524,11 @@ s_writer_open (writer_t *self, char **why)
                              sqlite3_errmsg (self->db));
         return -1;
     }
-    if (s_exec (self->db, self->sync_full ? "PRAGMA synchronous=FULL"
+    if (tiers_sql_exec (self->db, self->sync_full ? "PRAGMA synchronous=FULL"
                                           : "PRAGMA synchronous=NORMAL", why))
         return -1;
 
-    if (s_prepare (self->db, "PRAGMA user_version", &stmt, why))
+    if (tiers_sql_prepare (self->db, "PRAGMA user_version", &stmt, why))
         return -1;
     int schema = sqlite3_step (stmt) == SQLITE_ROW ? sqlite3_column_int (stmt, 0) : -1;
     sqlite3_finalize (stmt);
@@ -571,7 +540,7 @@ s_writer_open (writer_t *self, char **why)
     //  A new file gets the schema; a schema 1 file (no identity, no keys)
     //  gains the two tables. A file at SHARD_SCHEMA is not written to here
     //  (a reopen after a failed commit must not need a commit of its own).
-    if (schema < SHARD_SCHEMA && s_exec (self->db,
+    if (schema < SHARD_SCHEMA && tiers_sql_exec (self->db,
             "BEGIN IMMEDIATE;"
             "CREATE TABLE IF NOT EXISTS docs ("
             "  collection TEXT, id TEXT,"
@@ -595,7 +564,7 @@ s_writer_open (writer_t *self, char **why)
             "COMMIT;", why))
         return -1;
 
-    if (s_prepare (self->db, "SELECT value FROM meta WHERE key = 'sequence'",
+    if (tiers_sql_prepare (self->db, "SELECT value FROM meta WHERE key = 'sequence'",
                    &stmt, why))
         return -1;
     bool found = sqlite3_step (stmt) == SQLITE_ROW;
@@ -607,36 +576,36 @@ s_writer_open (writer_t *self, char **why)
     }
     //  The epoch (doc/replication.md): absent in a file that was never
     //  promoted, which is epoch 1.
-    if (s_prepare (self->db, "SELECT value FROM meta WHERE key = 'epoch'", &stmt, why))
+    if (tiers_sql_prepare (self->db, "SELECT value FROM meta WHERE key = 'epoch'", &stmt, why))
         return -1;
     self->epoch = sqlite3_step (stmt) == SQLITE_ROW ? sqlite3_column_int64 (stmt, 0) : 1;
     sqlite3_finalize (stmt);
-    if (s_prepare (self->db, "BEGIN IMMEDIATE", &self->begin, why)
-    ||  s_prepare (self->db, "COMMIT", &self->commit, why)
-    ||  s_prepare (self->db, "ROLLBACK", &self->rollback, why)
-    ||  s_prepare (self->db, "SELECT version FROM docs"
+    if (tiers_sql_prepare (self->db, "BEGIN IMMEDIATE", &self->begin, why)
+    ||  tiers_sql_prepare (self->db, "COMMIT", &self->commit, why)
+    ||  tiers_sql_prepare (self->db, "ROLLBACK", &self->rollback, why)
+    ||  tiers_sql_prepare (self->db, "SELECT version FROM docs"
                    " WHERE collection = ?1 AND id = ?2", &self->lookup, why)
-    ||  s_prepare (self->db, "INSERT INTO docs (collection, id, version, updated, body)"
+    ||  tiers_sql_prepare (self->db, "INSERT INTO docs (collection, id, version, updated, body)"
                    " VALUES (?1, ?2, ?3, ?4, ?5)"
                    " ON CONFLICT (collection, id) DO UPDATE SET"
                    " version = excluded.version, updated = excluded.updated,"
                    " body = excluded.body", &self->upsert, why)
-    ||  s_prepare (self->db, "DELETE FROM docs WHERE collection = ?1 AND id = ?2",
+    ||  tiers_sql_prepare (self->db, "DELETE FROM docs WHERE collection = ?1 AND id = ?2",
                    &self->remove, why)
-    ||  s_prepare (self->db, "UPDATE meta SET value = ?1 WHERE key = 'sequence'",
+    ||  tiers_sql_prepare (self->db, "UPDATE meta SET value = ?1 WHERE key = 'sequence'",
                    &self->store_sequence, why)
-    ||  s_prepare (self->db, "SELECT fingerprint, status, version, tag, updated, error"
+    ||  tiers_sql_prepare (self->db, "SELECT fingerprint, status, version, tag, updated, error"
                    " FROM idempotency WHERE collection = ?1 AND id = ?2 AND key = ?3"
                    " AND created >= ?4", &self->key_lookup, why)
-    ||  s_prepare (self->db, "INSERT OR REPLACE INTO idempotency (collection, id, key,"
+    ||  tiers_sql_prepare (self->db, "INSERT OR REPLACE INTO idempotency (collection, id, key,"
                    " fingerprint, status, version, tag, updated, error, created)"
                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                    &self->key_store, why)
-    ||  s_prepare (self->db, "DELETE FROM idempotency WHERE (collection, id, key) IN"
+    ||  tiers_sql_prepare (self->db, "DELETE FROM idempotency WHERE (collection, id, key) IN"
                    " (SELECT collection, id, key FROM idempotency WHERE created < ?1"
                    " ORDER BY created LIMIT " SHARD_STR (SHARD_PRUNE_ROWS) ")",
                    &self->key_prune, why)
-    ||  s_prepare (self->db, "UPDATE meta SET value = value + 1 WHERE key = 'fences'",
+    ||  tiers_sql_prepare (self->db, "UPDATE meta SET value = value + 1 WHERE key = 'fences'",
                    &self->fence, why))
         return -1;
     //  The files as they are now, for s_files_intact: the database, and
@@ -744,7 +713,7 @@ s_writer_keep (writer_t *self, write_t *write, int64_t now)
     if (write->error)
         sqlite3_bind_text (stmt, 9, write->error, -1, SQLITE_STATIC);
     sqlite3_bind_int64 (stmt, 10, now);
-    return s_step_done (stmt) ? 0 : -1;
+    return tiers_sql_step_done (stmt) ? 0 : -1;
 }
 
 //  Decides one write inside the open transaction and applies it. Returns
@@ -798,7 +767,7 @@ s_writer_decide (writer_t *self, write_t *write, int64_t now)
         sqlite3_bind_text (stmt, 1, write->collection, -1, SQLITE_STATIC);
         sqlite3_bind_text (stmt, 2, write->id, -1, SQLITE_STATIC);
     }
-    if (!s_step_done (stmt))
+    if (!tiers_sql_step_done (stmt))
         return -1;
     self->sequence = version;
     write->status = write->op == OP_DELETE ? 204 : exists ? 200 : 201;
@@ -913,13 +882,13 @@ s_writer_recover (writer_t *self)
         self->broken = true;
         return false;
     }
-    bool fenced = s_step_done (self->begin) && s_step_done (self->fence)
-               && s_step_done (self->commit);
+    bool fenced = tiers_sql_step_done (self->begin) && tiers_sql_step_done (self->fence)
+               && tiers_sql_step_done (self->commit);
     if (!fenced) {
         tiers_error ("the fence after a failed commit failed too: %s",
                      sqlite3_errmsg (self->db));
         if (!sqlite3_get_autocommit (self->db))
-            s_step_done (self->rollback);
+            tiers_sql_step_done (self->rollback);
     }
     else
         tiers_warn ("reopened %s after a failed commit; the fence committed, so that "
@@ -937,7 +906,7 @@ s_writer_prune (writer_t *self, int64_t now)
         return true;
     self->pruned_at = now;
     sqlite3_bind_int64 (self->key_prune, 1, now - self->key_ttl_ms);
-    return s_step_done (self->key_prune);
+    return tiers_sql_step_done (self->key_prune);
 }
 
 //  A failed batch: every write gets the same answer.
@@ -996,7 +965,7 @@ s_writer_commit (writer_t *self, batch_t *batch)
             tiers_error ("cannot record the transaction for the stream: %s",
                          sqlite3_errmsg (self->db));
     }
-    good = good && s_step_done (self->begin);
+    good = good && tiers_sql_step_done (self->begin);
     for (size_t i = 0; good && i < batch->count; i++)
         good = s_writer_apply (self, batch->writes [i], now) == 0;
     if (good)
@@ -1008,7 +977,7 @@ s_writer_commit (writer_t *self, batch_t *batch)
         self->sequence++;
     if (good) {
         sqlite3_bind_int64 (self->store_sequence, 1, self->sequence);
-        good = s_step_done (self->store_sequence);
+        good = tiers_sql_step_done (self->store_sequence);
     }
     if (good && session && self->sequence != saved) {
         good = sqlite3session_changeset (session, &batch->changeset_size,
@@ -1023,7 +992,7 @@ s_writer_commit (writer_t *self, batch_t *batch)
     //  rolled back and verifiably not applied. From COMMIT on it is not.
     bool committing = good && intact;
     if (committing)
-        good = s_step_done (self->commit);
+        good = tiers_sql_step_done (self->commit);
     if (session)
         sqlite3session_delete (session);
     batch->committed = tiers_wire_now ();
@@ -1035,7 +1004,7 @@ s_writer_commit (writer_t *self, batch_t *batch)
             tiers_error ("%s of %zu writes failed: %s", committing ? "commit" : "transaction",
                          batch->count, sqlite3_errmsg (self->db));
         if (!sqlite3_get_autocommit (self->db))
-            s_step_done (self->rollback);
+            tiers_sql_step_done (self->rollback);
         self->sequence = saved;
         if (!intact && !committing && good)
             s_batch_fail (batch, 503, "not-applied",
@@ -1267,62 +1236,6 @@ s_write_answer (shard_t *self, write_t *write)
 //  --------------------------------------------------------------------------
 //  Reads, in the actor thread
 
-//  A growing text buffer (STATUS).
-typedef struct {
-    char *data;
-    size_t size, room;
-} text_t;
-
-static void
-s_text_add (text_t *text, const char *data, size_t size)
-{
-    if (text->size + size + 1 > text->room) {
-        while (text->size + size + 1 > text->room)
-            text->room = text->room ? text->room * 2 : 4096;
-        text->data = (char *) realloc (text->data, text->room);
-        assert (text->data);
-    }
-    memcpy (text->data + text->size, data, size);
-    text->size += size;
-    text->data [text->size] = 0;
-}
-
-static void
-s_text_str (text_t *text, const char *string)
-{
-    s_text_add (text, string, strlen (string));
-}
-
-//  A JSON string literal (the input is valid UTF-8).
-static void
-s_text_json (text_t *text, const char *string)
-{
-    s_text_add (text, "\"", 1);
-    const char *run = string;
-    for (const char *at = string; *at; at++) {
-        unsigned char byte = (unsigned char) *at;
-        if (byte >= 0x20 && byte != '"' && byte != '\\')
-            continue;
-        s_text_add (text, run, (size_t) (at - run));
-        char escape [8];
-        switch (byte) {
-            case '"':  s_text_str (text, "\\\""); break;
-            case '\\': s_text_str (text, "\\\\"); break;
-            case '\n': s_text_str (text, "\\n"); break;
-            case '\r': s_text_str (text, "\\r"); break;
-            case '\t': s_text_str (text, "\\t"); break;
-            case '\b': s_text_str (text, "\\b"); break;
-            case '\f': s_text_str (text, "\\f"); break;
-            default:
-                snprintf (escape, sizeof escape, "\\u%04x", byte);
-                s_text_str (text, escape);
-        }
-        run = at + 1;
-    }
-    s_text_str (text, run);
-    s_text_add (text, "\"", 1);
-}
-
 //  Reads: the answer every copy gives (storage/docread.c). Reads of one
 //  burst share a read transaction; every write answered before the burst
 //  is in its snapshot.
@@ -1384,14 +1297,10 @@ s_role_move (shard_t *self, role_t to)
 static void
 s_fence_write (shard_t *self, int64_t epoch)
 {
-    int fd = open (self->fence_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     char text [32];
-    int size = snprintf (text, sizeof text, "%" PRId64 "\n", epoch);
-    if (fd < 0 || write (fd, text, (size_t) size) != size || fsync (fd))
-        tiers_error ("cannot write %s: %s (the fence holds until this process stops)",
-                     self->fence_path, strerror (errno));
-    if (fd >= 0)
-        close (fd);
+    snprintf (text, sizeof text, "%" PRId64 "\n", epoch);
+    if (tiers_file_put_durable (self->fence_path, text))
+        tiers_error ("the fence holds until this process stops");
 }
 
 //  A copy of a higher epoch exists: acknowledge nothing more.
@@ -1836,44 +1745,35 @@ s_on_request (shard_t *self, tiers_wire_t *msg, zmsg_t **route_p)
 static void
 s_on_status (shard_t *self, tiers_wire_t *msg, zmsg_t *route)
 {
-    text_t json = { NULL, 0, 0 };
-    s_text_str (&json, "{\"shard\":");
-    s_text_json (&json, self->name);
-    s_text_str (&json, ",\"slots\":");
-    s_text_json (&json, self->slots);
-    char numbers [320];
     pthread_mutex_lock (&self->handoff.lock);
     int64_t started = self->handoff.commit_started;
-    snprintf (numbers, sizeof numbers,
-              ",\"incarnation\":\"%s\",\"sequence\":%" PRId64 ",\"queued\":%zu,"
-              "\"committing\":%zu,\"commit_ms\":%" PRId64 ",\"writable\":%s}",
-              self->incarnation, self->sequence, self->handoff.count,
-              self->handoff.committing,
-              started ? (tiers_clock_us () - started) / 1000 : (int64_t) 0,
-              self->handoff.unwritable ? "false" : "true");
+    json_t *status = json_pack ("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:b, s:s, s:s, s:I}",
+        "shard", self->name, "slots", self->slots, "incarnation", self->incarnation,
+        "sequence", (json_int_t) self->sequence,
+        "queued", (json_int_t) self->handoff.count,
+        "committing", (json_int_t) self->handoff.committing,
+        "commit_ms", (json_int_t) (started ? (tiers_clock_us () - started) / 1000 : 0),
+        "writable", !self->handoff.unwritable,
+        "role", s_role_name (self->role), "ack", self->ack_replica ? "replica" : "primary",
+        "acking", (json_int_t) zlistx_size (self->acking));
     pthread_mutex_unlock (&self->handoff.lock);
-    s_text_str (&json, numbers);
-    json.size--;                    //  its closing brace comes last
-    snprintf (numbers, sizeof numbers, ",\"role\":\"%s\",\"ack\":\"%s\","
-              "\"acking\":%zu", s_role_name (self->role),
-              self->ack_replica ? "replica" : "primary", zlistx_size (self->acking));
-    s_text_str (&json, numbers);
-    if (self->stream) {
-        char *stream = tiers_stream_status (self->stream);
-        s_text_str (&json, ",");
-        s_text_str (&json, stream);
-        free (stream);
-    }
-    else {
-        snprintf (numbers, sizeof numbers, ",\"epoch\":%" PRId64,
-                  self->writer_state.epoch);
-        s_text_str (&json, numbers);
-    }
-    s_text_str (&json, "}");
+    //  The stream's part (epoch, log, followers), or the epoch alone.
+    char *members = self->stream ? tiers_stream_status (self->stream) : NULL;
+    char *object = members ? zsys_sprintf ("{%s}", members) : NULL;
+    json_t *stream = object ? json_loads (object, 0, NULL) : NULL;
+    if (stream)
+        json_object_update (status, stream);
+    else
+        json_object_set_new (status, "epoch", json_integer (self->writer_state.epoch));
+    json_decref (stream);
+    free (object);
+    free (members);
+    char *text = json_dumps (status, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref (status);
     tiers_wire_t *reply = tiers_wire_reply_to (msg, 200);
     reply->kind = TIERS_WIRE_REPLY;
-    tiers_wire_set_body (reply, json.data, json.size);
-    free (json.data);
+    tiers_wire_set_body (reply, text ? text : "{}", text ? strlen (text) : 2);
+    free (text);
     s_send (self, &reply, route);
 }
 
@@ -1957,7 +1857,7 @@ s_reader_open (shard_t *self, const char *path, char **why)
         return -1;
     }
     sqlite3_busy_timeout (self->db, SHARD_BUSY_MS);
-    if (s_exec (self->db, "PRAGMA query_only = 1", why))
+    if (tiers_sql_exec (self->db, "PRAGMA query_only = 1", why))
         return -1;
     self->reads_of = tiers_docread_new (self->db, self->incarnation, why);
     return self->reads_of ? 0 : -1;
@@ -1991,48 +1891,6 @@ s_writer_start (shard_t *self, char **why)
     zstr_free (&answer);
     zactor_destroy (&self->writer);
     return -1;
-}
-
-//  One file, one shard: a second process (or a second map in this one)
-//  serving the same file would hand out the same versions, and a stale
-//  If-Match would win. The shard holds an exclusive flock on <file>.lock
-//  (not on the database: SQLite's own POSIX locks on it would be dropped
-//  by any close of another descriptor of the file) with its pid inside, so
-//  that the one refused can say who holds it. The kernel drops the lock
-//  when the holder dies, kill -9 included.
-static int
-s_lock (shard_t *self, const char *path, char **why)
-{
-    char *lock_path = zsys_sprintf ("%s.lock", path);
-    self->lock_fd = open (lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (self->lock_fd < 0) {
-        *why = zsys_sprintf ("cannot open %s: %s", lock_path, strerror (errno));
-        free (lock_path);
-        return -1;
-    }
-    if (flock (self->lock_fd, LOCK_EX | LOCK_NB)) {
-        int error = errno;
-        char holder [32] = "";
-        ssize_t size = pread (self->lock_fd, holder, sizeof holder - 1, 0);
-        holder [size > 0 ? size : 0] = 0;
-        holder [strcspn (holder, " \n")] = 0;
-        *why = error == EWOULDBLOCK
-             ? zsys_sprintf ("%s is served by another shard (pid %s, holding %s); "
-                             "one file has one shard", path, *holder ? holder : "?",
-                             lock_path)
-             : zsys_sprintf ("cannot lock %s: %s", lock_path, strerror (error));
-        close (self->lock_fd);
-        self->lock_fd = -1;
-        free (lock_path);
-        return -1;
-    }
-    //  The pid in a fixed width, so that the mark after it stays.
-    char pid [MARK_OFFSET + 1];
-    snprintf (pid, sizeof pid, "%-10d\n", (int) getpid ());
-    if (pwrite (self->lock_fd, pid, MARK_OFFSET, 0) != MARK_OFFSET)
-        tiers_warn ("cannot write the pid into %s: %s", lock_path, strerror (errno));
-    free (lock_path);
-    return 0;
 }
 
 static void
@@ -2148,7 +2006,11 @@ tiers_shard_serve (zsock_t *pipe, tiers_actor_args_t *args, const tiers_shard_se
     zsock_t *stream = NULL;
     if (setup->lock_fd >= 0)
         self->lock_fd = setup->lock_fd;     //  a promoted replica's: held already
-    if (setup->lock_fd >= 0 || s_lock (self, writer->path, &why) == 0) {
+    //  One file, one shard (sqlfile.h): the lock file holds the pid, then
+    //  the mark (s_mark).
+    if (setup->lock_fd < 0)
+        self->lock_fd = tiers_file_lock (writer->path, "shard", &why);
+    if (self->lock_fd >= 0) {
         writer->lock_fd = self->lock_fd;
         self->router = setup->requests ? setup->requests
                                        : tiers_port_bind (entry, "requests", &why);

@@ -57,7 +57,7 @@ const char *tiers_map_builtin (void);
 //  Cluster-wide settings (`cluster` block): the map's value, else the
 //  documented default (name "tiers", data "./tiers-data", log "info",
 //  sync "full", slots "1024", heartbeat "1s", spin_us "200", security
-//  "none", keys "./tiers-keys"); NULL for an unknown key.
+//  "none", keys "./tiers-keys", ack "primary"); NULL for an unknown key.
 const char *tiers_map_cluster (const tiers_map_t *self, const char *key);
 //  A numeric cluster setting (slots, heartbeat in ms, spin_us), parsed by
 //  its type; -1 for a key that is not numeric.

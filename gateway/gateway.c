@@ -35,6 +35,7 @@
 */
 #include "gateway.h"
 #include "http.h"
+#include "edge.h"
 #include "guard.h"
 #include "tls.h"
 #include "map.h"
@@ -49,15 +50,18 @@
 #include <microhttpd.h>
 #include <jansson.h>
 
-//  The pools the outlets point at, for the routes.
+//  What the routes need of the instance: the pools the outlets point
+//  at, and the edge cache (NULL: off).
 typedef struct {
     const char *read_pool, *write_pool;
+    tiers_edge_t *edge;
 } outlets_t;
 
 //  Per request (the face's route state).
 typedef struct {
     char collection [TIERS_COLLECTION_MAX + 1];
     char id [TIERS_DOC_ID_MAX + 1];
+    tiers_edge_ticket_t ticket;     //  a read the edge missed: its fill
 } doc_t;
 
 //  --------------------------------------------------------------------------
@@ -246,7 +250,11 @@ s_begin_document (tiers_http_req_t *req, const char *path)
     if (!tiers_http_allowed (req, reading ? TIERS_RIGHT_READ : TIERS_RIGHT_WRITE,
                              doc->collection, &rc))
         return rc;
+    //  The edge cache answers what it may (gateway/edge.h), in this thread.
     outlets_t *outlets = (outlets_t *) tiers_http_arg (req);
+    if (reading && outlets->edge
+    &&  tiers_edge_lookup (outlets->edge, req, doc->collection, doc->id, &doc->ticket, &rc))
+        return rc;
     tiers_http_forward_to (req, reading ? outlets->read_pool : outlets->write_pool,
                            streq (method, "PUT"));
     return MHD_YES;
@@ -279,8 +287,22 @@ s_forward_document (tiers_http_req_t *req, tiers_wire_t *msg, const char **detai
     //  Two lines of it are joined, and then refused by the write-api.
     tiers_http_copy_list (req, msg, "Idempotency-Key", "idempotency-key", &too_long);
     s_forward_session (req, msg, &too_long);
+    if (doc->ticket.lease && !too_long)
+        tiers_edge_forward (((outlets_t *) tiers_http_arg (req))->edge, &doc->ticket, msg);
     *detail = s_too_long;
     return too_long ? 431 : 0;
+}
+
+//  A document's answer: the face's mapping, after the edge filled from it
+//  when the read was its miss.
+static void
+s_reply_document (tiers_http_req_t *req, tiers_wire_t *reply)
+{
+    doc_t *doc = (doc_t *) tiers_http_state (req);
+    if (doc->ticket.lease)
+        tiers_edge_fill (((outlets_t *) tiers_http_arg (req))->edge, doc->collection,
+                         doc->id, &doc->ticket, reply);
+    tiers_http_reply_default (req, reply);
 }
 
 static int
@@ -415,8 +437,8 @@ s_reply_ready (tiers_http_req_t *req, tiers_wire_t *reply)
 }
 
 static const tiers_http_route_t s_routes [] = {
-    { "document", s_match_document, s_begin_document, s_forward_document, NULL, 0, NULL,
-      TIERS_HTTP_KEYED },
+    { "document", s_match_document, s_begin_document, s_forward_document, NULL, 0,
+      s_reply_document, TIERS_HTTP_KEYED },
     { "list",     s_match_list,     s_begin_list,     s_forward_list,     NULL, 0, NULL,
       TIERS_HTTP_KEYED },
     { "health",   tiers_http_match_health,   tiers_http_begin_health,   NULL,               NULL, 0, NULL,
@@ -462,7 +484,8 @@ s_gateway_actor (zsock_t *pipe, void *args_)
     tiers_log_set_actor (args->name);
     outlets_t outlets = {
         tiers_entry_get (entry, "pool.read", "read"),
-        tiers_entry_get (entry, "pool.write", "write")
+        tiers_entry_get (entry, "pool.write", "write"),
+        NULL
     };
     long long idle_ms = tiers_entry_int (entry, "idle_timeout", 15000);
     char host [256];
@@ -543,12 +566,15 @@ s_gateway_actor (zsock_t *pipe, void *args_)
         s_guard_describe (config.guard, api_keys);
     if (tls && args->instance == 0)
         tiers_info ("TLS: %s", tiers_tls_summary (tls));
-    zsock_t *dealer = tiers_link_connect (entry, "balancer", 0, &why);
+    //  The edge cache: a read's lease lasts what the read may take.
+    outlets.edge = tiers_edge_new (args, config.deadline_ms, &why);
+    zsock_t *dealer = why ? NULL : tiers_link_connect (entry, "balancer", 0, &why);
     config.dealer = dealer;
     tiers_http_t *face = dealer ? tiers_http_new (&config, &why) : NULL;
     if (!face) {
         tiers_actor_failed (pipe, "%s", why);
         free (why);
+        tiers_edge_destroy (&outlets.edge);
         zsock_destroy (&dealer);
         if (config.guard)
             s_guard_release (entry);
@@ -569,9 +595,12 @@ s_gateway_actor (zsock_t *pipe, void *args_)
 
     tiers_reactor_t *reactor = tiers_reactor_new (pipe);
     tiers_http_attach (face, reactor);
+    if (outlets.edge)
+        tiers_edge_attach (outlets.edge, reactor);
     tiers_reactor_run (reactor);
     tiers_reactor_destroy (&reactor);
     tiers_http_destroy (&face);
+    tiers_edge_destroy (&outlets.edge);
     zsock_destroy (&dealer);
     if (config.guard)
         s_guard_release (entry);
@@ -598,12 +627,19 @@ static const tiers_key_t s_keys [] = {
     { "burst_per_key", TIERS_KEY_INT,     false, 1, 1000000, NULL },
     { "rate_per_client", TIERS_KEY_INT,   false, 0, 1000000, NULL },
     { "burst_per_client", TIERS_KEY_INT,  false, 1, 1000000, NULL },
+    { "edge_cache",   TIERS_KEY_BYTES,    false, 0, 64LL * 1024 * 1024 * 1024, NULL },
+    { "edge_ttl",     TIERS_KEY_MS,       false, 0, 86400000LL * 365, NULL },
+    { "edge_negative_ttl", TIERS_KEY_MS,  false, 1, 3600000, NULL },
+    { "edge_silent",  TIERS_KEY_MS,       false, 1, 3600000, NULL },
     { NULL, 0, false, 0, 0, NULL }
 };
 
+//  The balancer, and every shard's commit stream for the edge cache (as a
+//  keys follower, actors/follow.h; none is fine: the edge is then off).
 static const tiers_link_t s_links [] = {
     TIERS_LINK_BALANCER,
-    { NULL, NULL, NULL, 0, false, false }
+    { "streams", "shard", "stream", ZMQ_DEALER, true, true, NULL },
+    { NULL, NULL, NULL, 0, false, false, NULL }
 };
 
 //  Where the routes send requests: pool.read and pool.write.

@@ -79,10 +79,14 @@
 
 #define GW_MAX_RID          64          //  a client's own X-Request-Id
 #define GW_MAX_HEADER_LINES 100         //  header lines in one request
-//  MHD's memory pool per connection: the headers up to twice max_header
-//  (so that the face, not MHD, answers those over it), MHD's record of
-//  each header line, and room to build the answer's headers.
-#define GW_POOL(max_header) (2 * (max_header) + GW_MAX_HEADER_LINES * 64 + 8192)
+//  MHD's memory pool per connection: the headers up to max_header, MHD's
+//  record of each header line, and room to build the answer's headers;
+//  headers somewhat over max_header still fit (the face, not MHD, answers
+//  those). No more than that: MHD 0.9.75 zeroes the whole pool before
+//  every request of a kept-alive connection, so its size is paid on each
+//  request (twice max_header here cost a quarter of /health's rate,
+//  doc/performance.md, "The read cache").
+#define GW_POOL(max_header) ((max_header) + GW_MAX_HEADER_LINES * 64 + 8192)
 #define GW_ACCEPT_BURST     64          //  connections taken per pass
 
 typedef enum { REQ_RECEIVING, REQ_FORWARDED, REQ_ANSWERED } req_state_t;
@@ -357,6 +361,12 @@ tiers_http_problem (request_t *req, int status, const char *detail,
 }
 
 enum MHD_Result
+tiers_http_respond (request_t *req, int status, struct MHD_Response *response)
+{
+    return s_respond (req, status, response);
+}
+
+enum MHD_Result
 tiers_http_text (request_t *req, int status, const char *type,
                  const char *text, size_t size)
 {
@@ -510,8 +520,8 @@ tiers_http_allowed (tiers_http_req_t *req, unsigned right, const char *collectio
 }
 
 //  The balancer's or a service's reply becomes the HTTP response.
-static void
-s_on_reply (face_t *self, request_t *req, tiers_wire_t *reply)
+void
+tiers_http_reply_default (request_t *req, tiers_wire_t *reply)
 {
     int status = reply->status;
     if (status < 100 || status > 599) {
@@ -1356,7 +1366,7 @@ s_on_dealer (void *arg)
         if (req->route && req->route->reply)
             req->route->reply (req, reply);
         else
-            s_on_reply (self, req, reply);
+            tiers_http_reply_default (req, reply);
         //  A route's reply hook that forgot to answer (and did not ask on)
         //  must not leave the connection suspended for ever.
         if (req->state == REQ_FORWARDED && !req->asked)

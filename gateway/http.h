@@ -150,6 +150,15 @@ enum MHD_Result tiers_http_problem (tiers_http_req_t *req, int status, const cha
                                     const char *allow, const char *retry_after);
 enum MHD_Result tiers_http_text (tiers_http_req_t *req, int status, const char *type,
                                  const char *text, size_t size);
+//  Answers with a response the route made (consumed; NULL = out of memory:
+//  the connection is closed). The face adds X-Request-Id and counts it.
+enum MHD_Result tiers_http_respond (tiers_http_req_t *req, int status,
+                                    struct MHD_Response *response);
+//  The face's own mapping of a back end's reply (what a route without a
+//  reply hook gets), for a reply hook that adds to it: status, body,
+//  ETag, Location, Retry-After, Tiers-Token, problem+json. It may take
+//  the reply's body.
+void tiers_http_reply_default (tiers_http_req_t *req, tiers_wire_t *reply);
 //  Copy a request header (or a query argument) to the wire as `key`; a
 //  list header sent on several lines is joined with ", " (RFC 9110 5.3).
 //  *too_long is set when the value is over the wire's limit.

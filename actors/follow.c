@@ -536,11 +536,9 @@ tiers_follow_destroy (tiers_follow_t **self_p)
     tiers_follow_t *self = *self_p;
     if (!self)
         return;
-    for (size_t i = 0; i < self->count; i++) {
-        if (self->reactor && self->streams [i].reader >= 0)
-            tiers_reactor_set_socket (self->reactor, self->streams [i].reader, NULL);
+    //  The reactor is the owner's and may be gone already: not touched.
+    for (size_t i = 0; i < self->count; i++)
         zsock_destroy (&self->streams [i].sock);
-    }
     free (self->streams);
     free (self->owner);
     free (self->name);
@@ -611,7 +609,9 @@ tiers_follow_status (tiers_follow_t *self)
         stream_t *stream = &self->streams [i];
         json_array_append_new (streams, json_pack ("{s:s, s:s, s:s, s:I, s:I, s:I, s:b, s:I}",
             "shard", stream->entry->name,
-            "state", stream->target < 0 ? "none" : s_state_name (stream->state),
+            "state", stream->target < 0 ? "none"
+                   : stream->state == STREAM_LIVE && !tiers_follow_live (self, i) ? "stale"
+                   : s_state_name (stream->state),
             "incarnation", stream->incarnation,
             "epoch", (json_int_t) stream->epoch,
             "position", (json_int_t) (stream->state == STREAM_DOWN ? -1 : stream->position),

@@ -135,3 +135,9 @@ EXTRA_DIST += t/cluster/partition.sh
 # process (inproc).
 TESTS += t/cluster/consistency.sh
 EXTRA_DIST += t/cluster/consistency.sh
+
+# KEYS followers of the commit stream: the stream's side by hand, and the
+# follower client (actors/follow.c) against real shards and a fake primary.
+CLUSTER_TESTS += t/cluster/follow.t
+t_cluster_follow_t_SOURCES = t/cluster/follow.c t/cluster/harness.c t/cluster/harness.h t/tap.h
+t_cluster_follow_t_LDADD = $(TIERS_LIBS)

@@ -17,7 +17,9 @@
     the primary's log still holds it). A follow that was not answered is
     never left in a socket's queue to be delivered later (a stopped shard
     would get a pile of them on its return): the socket is made anew
-    before the next one. Acks: every FOLLOW_ACK_EVERY changes, and at
+    before the next one. (On inproc, libzmq still delivers the follow of
+    a closed socket whose connection was pending when its shard binds
+    again; the shard answers it to nobody and forgets it after 3 s.) Acks: every FOLLOW_ACK_EVERY changes, and at
     each heartbeat that finds changes not acknowledged or FOLLOW_ALIVE_MS
     since the last (the primary forgets a follower silent for 3 s).
 

@@ -135,3 +135,7 @@ EXTRA_DIST += t/cluster/partition.sh
 # process (inproc).
 TESTS += t/cluster/consistency.sh
 EXTRA_DIST += t/cluster/consistency.sh
+# The read cache's store: leases, floors, SIEVE under the byte cap.
+UNIT_TESTS += t/unit/cachestore.t
+t_unit_cachestore_t_SOURCES = t/unit/cachestore.c t/tap.h
+t_unit_cachestore_t_LDADD = $(TIERS_LIBS)

@@ -378,7 +378,9 @@ s_evict_entry (tiers_cachestore_t *self)
             victim = victim->newer ? victim->newer : self->entries.tail;
         }
     }
-    s_entry_drop (self, victim);        //  the hand moves to the victim's newer
+    if (!s_lru)
+        self->hand = victim;            //  s_record_drop moves it to the victim's newer
+    s_entry_drop (self, victim);
     self->stats.evictions++;
     return true;
 }

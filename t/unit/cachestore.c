@@ -340,14 +340,23 @@ s_sieve (void)
     s_put (store, "k/10", body, 1, 3);
     tiers_cachestore_stats (store, &stats);
     is_int ((long long) stats.evictions, 1, "one more evicts one");
-    ok (s_get (store, "k/00", 4, NULL) == TIERS_CACHE_HIT
-        && s_get (store, "k/01", 4, NULL) == TIERS_CACHE_HIT,
+    //  The hand passed k/00 and k/01 (clearing their bits), took k/02 and
+    //  stopped at k/03. k/00 is hit again; the next victim is k/03, not
+    //  k/01 (a hand that started over at the tail would take k/01).
+    s_get (store, "k/00", 4, NULL);
+    s_put (store, "k/11", body, 1, 5);
+    tiers_cachestore_stats (store, &stats);
+    is_int ((long long) stats.evictions, 2, "and one more, one more");
+    ok (s_get (store, "k/00", 6, NULL) == TIERS_CACHE_HIT
+        && s_get (store, "k/01", 6, NULL) == TIERS_CACHE_HIT,
         "the two visited oldest entries survive");
-    ok (s_get (store, "k/03", 4, NULL) == TIERS_CACHE_HIT
-        && s_get (store, "k/10", 4, NULL) == TIERS_CACHE_HIT,
-        "as do the younger ones and the new one");
-    is_int (s_get (store, "k/02", 4, NULL), TIERS_CACHE_MISS,
-            "the oldest unvisited one went");
+    ok (s_get (store, "k/04", 6, NULL) == TIERS_CACHE_HIT
+        && s_get (store, "k/10", 6, NULL) == TIERS_CACHE_HIT
+        && s_get (store, "k/11", 6, NULL) == TIERS_CACHE_HIT,
+        "as do the younger ones and the new ones");
+    ok (s_get (store, "k/02", 6, NULL) == TIERS_CACHE_MISS
+        && s_get (store, "k/03", 6, NULL) == TIERS_CACHE_MISS,
+        "k/02 went, then k/03: the hand goes on from where it stopped");
     ok (s_audit (store) == NULL, "audit: %s", s_audit (store) ? s_audit (store) : "ok");
     tiers_cachestore_destroy (&store);
 }

@@ -12,7 +12,11 @@
                  version an invalidation of the key carried: a fill older
                  than it is stale): on the pending queue, oldest first.
     A record that is neither (its lease and its floor both ran out) is dead
-    and goes when it is next touched, or from the head of the pending queue.
+    and goes when it is next touched, or from the old end of the pending
+    queue.
+    An entry keeps the floor it was filled under (and one an invalidation
+    older than the entry raised): when it is evicted, expired or flushed
+    while that floor holds, the floor stays behind as a pending record.
 
     SIEVE (Zhang et al., NSDI'24; doc/cache.md has the measurements against
     LRU that chose it): entries join at the head of a FIFO queue; a hit only
@@ -26,7 +30,7 @@
     really takes for it (s_charge: the request plus its chunk header, rounded
     up to 16, or whole pages above the mmap threshold): the store's struct,
     the slot array, every record. A change that needs memory first makes
-    room — dead pending records from the head of the pending queue, then
+    room — dead pending records from the old end of the pending queue, then
     entries by SIEVE, then, only when no entry is left, the oldest live
     pending records — and is given up if there is still none. So
         self->bytes <= self->cap        after every call (asserted).
@@ -377,9 +381,8 @@ s_evict_entry (tiers_cachestore_t *self)
             victim->visited = false;
             victim = victim->newer ? victim->newer : self->entries.tail;
         }
-    }
-    if (!s_lru)
         self->hand = victim;            //  s_record_drop moves it to the victim's newer
+    }
     s_entry_drop (self, victim);
     self->stats.evictions++;
     return true;

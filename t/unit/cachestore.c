@@ -233,6 +233,20 @@ s_invalidation (void)
     is_int (s_get (store, "docs/e", 1300, &lease), TIERS_CACHE_MISS, "docs/e misses near the floor's end");
     is_int (tiers_cachestore_fill (store, "docs/e", lease, "e", 1, "t19", 19, 1700),
             TIERS_FILL_STALE, "the lease extended the floor: its late fill is stale");
+
+    //  An entry keeps its floor: flushed (or evicted) soon after the write,
+    //  the floor stays behind.
+    tiers_cachestore_invalidate (store, "docs/f", 30);     //  now is 1700
+    is_int (s_put (store, "docs/f", "f30", 30, 1710), TIERS_FILL_STORED, "docs/f v30 fills");
+    tiers_cachestore_flush (store, NULL, NULL);
+    is_int (s_put (store, "docs/f", "f29", 29, 1720), TIERS_FILL_STALE,
+            "flushed, its floor stays: a fill of v29 is stale");
+    is_int (s_put (store, "docs/g", "g40", 40, 1730), TIERS_FILL_STORED, "docs/g v40 fills");
+    ok (!tiers_cachestore_invalidate (store, "docs/g", 40),
+        "a write at v40 (the stream behind the fill) leaves v40 held");
+    tiers_cachestore_flush (store, NULL, NULL);
+    is_int (s_put (store, "docs/g", "g39", 39, 1740), TIERS_FILL_STALE,
+            "the entry remembered that write: once flushed, a fill of v39 is stale");
     ok (s_audit (store) == NULL, "audit: %s", s_audit (store) ? s_audit (store) : "ok");
     tiers_cachestore_destroy (&store);
 }

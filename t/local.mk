@@ -141,3 +141,8 @@ EXTRA_DIST += t/cluster/consistency.sh
 CLUSTER_TESTS += t/cluster/follow.t
 t_cluster_follow_t_SOURCES = t/cluster/follow.c t/cluster/harness.c t/cluster/harness.h t/tap.h
 t_cluster_follow_t_LDADD = $(TIERS_LIBS)
+
+# The read cache's store: leases, floors, SIEVE under the byte cap.
+UNIT_TESTS += t/unit/cachestore.t
+t_unit_cachestore_t_SOURCES = t/unit/cachestore.c t/tap.h
+t_unit_cachestore_t_LDADD = $(TIERS_LIBS)

@@ -65,6 +65,7 @@ typedef struct {
 //  NULL + *why (malloc'ed) when a socket cannot be made. A shard of the map
 //  that binds no stream port is never live.
 tiers_follow_t *tiers_follow_new (const tiers_follow_config_t *config, char **why);
+//  After the owner's reactor stopped running (it may be destroyed first).
 void tiers_follow_destroy (tiers_follow_t **self_p);
 //  Its sockets and its timer into the owner's reactor.
 void tiers_follow_attach (tiers_follow_t *self, tiers_reactor_t *reactor);
@@ -82,6 +83,18 @@ bool tiers_follow_live (tiers_follow_t *self, size_t shard);
 //  the shard is at least as new as any write up to it. -1 when DOWN.
 int64_t tiers_follow_position (tiers_follow_t *self, size_t shard,
                                const char **incarnation);
+
+//  The keys body of a change from `previous` to `sequence`: lines
+//  "COLLECTION/ID VERSION\n", names by runtime/names.h, each version in
+//  (previous, sequence]. Checks all of it; calls fn (when not NULL) for
+//  each key in order. Returns the number of keys, or -1 with *why when
+//  the body is malformed (fn may have been called for lines before the
+//  bad one: check with fn NULL first). The follower's one decoder of
+//  network bytes beyond the wire codec (t/fuzz/keys_fuzz.c).
+typedef void (tiers_follow_each_fn) (void *arg, const char *key, int64_t version);
+long tiers_follow_keys_parse (const char *body, size_t size, int64_t previous,
+                              int64_t sequence, tiers_follow_each_fn *fn, void *arg,
+                              const char **why);
 
 //  The follower's state as JSON members for a STATUS ("streams":[...]).
 //  Caller frees.

@@ -31,6 +31,12 @@
         lookup --MISS, lease--> FORWARDED with a ticket --reply--> fill
         lookup --LEASED--> FORWARDED (no ticket: another request fills)
 
+    A write that goes through this instance invalidates its key here as
+    its answer passes (the answer's token gives its version), before the
+    client can ask again: the same client then reads its write from this
+    instance whatever the stream's delay. Through another instance, the
+    stream brings it.
+
     The hit path does what it must and no more: one scan of the request's
     headers, the key's shard and one lookup in the store, a copy of the
     body into the response (the entry may go before MHD has sent it).
@@ -208,6 +214,11 @@ tiers_edge_new (const tiers_actor_args_t *args, int64_t lease_ms, char **why)
     long long cap = tiers_entry_int (entry, "edge_cache", streams ? EDGE_DEFAULT_CAP : 0);
     if (cap == 0)
         return NULL;
+    if (cap < TIERS_CACHESTORE_CAP_MIN) {
+        *why = zsys_sprintf ("edge_cache is %lld bytes; the least is %d (or 0: off)",
+                             cap, TIERS_CACHESTORE_CAP_MIN);
+        return NULL;
+    }
     if (streams == 0) {
         *why = strdup ("edge_cache needs the shards' commit streams, and no shard of the "
                        "map binds a stream port (bind.stream)");
@@ -548,3 +559,31 @@ tiers_edge_fill (tiers_edge_t *self, const char *collection, const char *id,
         return;             //  not an answer to keep: the lease runs out
     s_sync (self);
 }
+
+//  --------------------------------------------------------------------------
+//  A write through this instance
+
+void
+tiers_edge_written (tiers_edge_t *self, const char *collection, const char *id,
+                    const tiers_wire_t *reply)
+{
+    assert (self && reply);
+    if (reply->status >= 300 && reply->status < 500)
+        return;                     //  refused: nothing was written
+    //  Its place in the stream: the answer's token, one entry. A write
+    //  whose outcome is unknown (5xx) may have been applied at any
+    //  version: every fill of the key is refused for a while (the store's
+    //  lease_ms), until the stream has told.
+    int64_t version = INT64_MAX;
+    tiers_token_t token;
+    char why [8];
+    const char *value = tiers_wire_header (reply, "token");
+    if (reply->status < 300 && value && tiers_token_parse (value, &token, why, sizeof why) == 0
+    &&  token.count == 1)
+        version = token.entries [0].sequence;
+    char key [EDGE_KEY_MAX + 1];
+    s_key (key, collection, id);
+    if (tiers_cachestore_invalidate (self->store, key, version))
+        s_sync (self);
+}
+

@@ -24,6 +24,9 @@
                             ticket's lease (200: the document; the read-
                             api's 404: a negative entry)
 
+    and of a PUT or DELETE's answer, tiers_edge_written: the key goes at
+    once, before the client can read again through this instance.
+
     Nothing here locks: the store, the follower and the metrics' handles
     belong to the instance's thread.
 */
@@ -70,5 +73,10 @@ void tiers_edge_forward (tiers_edge_t *self, tiers_edge_ticket_t *ticket, tiers_
 //  answer is one the edge can give again (the lease ends either way).
 void tiers_edge_fill (tiers_edge_t *self, const char *collection, const char *id,
                       tiers_edge_ticket_t *ticket, const tiers_wire_t *reply);
+//  A write of COLLECTION/ID was answered through this instance: its key
+//  is invalidated here at once (at the answer's token), not only when the
+//  stream brings it.
+void tiers_edge_written (tiers_edge_t *self, const char *collection, const char *id,
+                         const tiers_wire_t *reply);
 
 #endif

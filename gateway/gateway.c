@@ -294,14 +294,17 @@ s_forward_document (tiers_http_req_t *req, tiers_wire_t *msg, const char **detai
 }
 
 //  A document's answer: the face's mapping, after the edge filled from it
-//  when the read was its miss.
+//  when the read was its miss, or dropped the key a write changed.
 static void
 s_reply_document (tiers_http_req_t *req, tiers_wire_t *reply)
 {
     doc_t *doc = (doc_t *) tiers_http_state (req);
+    tiers_edge_t *edge = ((outlets_t *) tiers_http_arg (req))->edge;
     if (doc->ticket.lease)
-        tiers_edge_fill (((outlets_t *) tiers_http_arg (req))->edge, doc->collection,
-                         doc->id, &doc->ticket, reply);
+        tiers_edge_fill (edge, doc->collection, doc->id, &doc->ticket, reply);
+    else
+    if (edge && !tiers_http_reading (req))
+        tiers_edge_written (edge, doc->collection, doc->id, reply);
     tiers_http_reply_default (req, reply);
 }
 

@@ -153,3 +153,6 @@ t_cluster_follow_t_LDADD = $(TIERS_LIBS)
 UNIT_TESTS += t/unit/cachestore.t
 t_unit_cachestore_t_SOURCES = t/unit/cachestore.c t/tap.h
 t_unit_cachestore_t_LDADD = $(TIERS_LIBS)
+# The gateway's edge cache over shards with commit streams (curl).
+TESTS += t/cluster/edge-cache.sh
+EXTRA_DIST += t/cluster/edge-cache.sh

@@ -9,7 +9,7 @@ BENCH_MAP =
 EXTRA_PROGRAMS = bench/floor
 bench_floor_SOURCES = bench/floor.c
 bench_floor_LDADD = $(MHD_LIBS)
-EXTRA_DIST += bench/run bench/curve bench/replication bench/get.lua bench/put.lua bench/mixed.lua bench/webdis-get.lua bench/etcd-put.lua bench/one-shard.map
+EXTRA_DIST += bench/run bench/curve bench/replication bench/cache bench/zipf.lua bench/get.lua bench/put.lua bench/mixed.lua bench/webdis-get.lua bench/etcd-put.lua bench/one-shard.map
 CLEANFILES += bench/floor
 
 # `make bench-cachesim`: the read cache's store under LRU and SIEVE, hit
@@ -38,3 +38,10 @@ bench-curve: tiers t/cluster/tool
 bench-replication: tiers bench/floor t/cluster/tool
 	BENCH_ROUNDS=$(BENCH_ROUNDS) top_builddir=$(abs_top_builddir) top_srcdir=$(abs_top_srcdir) $(SHELL) $(srcdir)/bench/replication $(BENCH_SECONDS)
 .PHONY: bench-replication
+
+# `make bench-cache`: the read cache — GET with and without the gateway's
+# edge cache against the floor and webdis+redis, a Zipf workload with its
+# hit ratio, and what the commit stream costs the durable PUT.
+bench-cache: tiers bench/floor t/cluster/tool
+	BENCH_ROUNDS=$(BENCH_ROUNDS) top_builddir=$(abs_top_builddir) top_srcdir=$(abs_top_srcdir) $(SHELL) $(srcdir)/bench/cache $(BENCH_SECONDS)
+.PHONY: bench-cache

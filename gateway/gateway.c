@@ -633,7 +633,7 @@ static const tiers_key_t s_keys [] = {
     { "edge_cache",   TIERS_KEY_BYTES,    false, 0, 64LL * 1024 * 1024 * 1024, NULL },
     { "edge_ttl",     TIERS_KEY_MS,       false, 0, 86400000LL * 365, NULL },
     { "edge_negative_ttl", TIERS_KEY_MS,  false, 1, 3600000, NULL },
-    { "edge_silent",  TIERS_KEY_MS,       false, 1, 3600000, NULL },
+    { "edge_silent",  TIERS_KEY_MS,       false, 300, 3600000, NULL },
     { NULL, 0, false, 0, 0, NULL }
 };
 

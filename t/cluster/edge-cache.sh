@@ -303,5 +303,45 @@ for mode in one two; do
     fi
     for p in $web $storage; do stop_pid "$p" TERM >/dev/null 2>&1; done
 done
+# The defaults: on (32m) when the shards have streams, off without; asked
+# for without streams, or under the store's least, it is refused.
+defaults () {   # defaults NAME STREAM-LINE EDGE-LINE: a one-shard box map
+    printf 'cluster\n    name = %s\n    data = %s\nnode = box\n    gateway\n        http = 127.0.0.1:0\n' "$1" "$dir/$1-data"
+    [ -n "$3" ] && printf '        %s\n' "$3"
+    printf '    balancer\n        bind = inproc://balancer\n    read-api\n    write-api\n'
+    printf '    shard = s0\n        bind = inproc://s0\n'
+    [ -n "$2" ] && printf '        %s\n' "$2"
+    return 0
+}
+defaults on 'bind.stream = inproc://s0-stream' '' >"$dir/on.map"
+if start_node "$dir/on.log" run -m "$dir/on.map"; then
+    base=$(sed -n 's|.*listening on \(http://[^ ]*\).*|\1|p' "$dir/on.log" | head -n 1)
+    is "$(metric tiers_gateway_edge_cap_bytes)" 33554432 "streams and no edge_cache: the edge is on, 32m"
+    stop_pid "$pid" TERM
+else
+    ok 1 "a map with streams and no edge_cache starts"
+fi
+defaults off '' '' >"$dir/off.map"
+if start_node "$dir/off.log" run -m "$dir/off.map"; then
+    base=$(sed -n 's|.*listening on \(http://[^ ]*\).*|\1|p' "$dir/off.log" | head -n 1)
+    req PUT /v1/docs/a -d '{}'; req GET /v1/docs/a
+    is "$code" 200 "no streams: GET is 200"
+    curl -s "$base/metrics" | grep -q '^tiers_gateway_edge_'
+    ok $([ $? -ne 0 ] && echo 0 || echo 1) "... and there is no edge cache (no tiers_gateway_edge_ metric)"
+    stop_pid "$pid" TERM
+else
+    ok 1 "a map without streams starts"
+fi
+for bad in "edge_cache = 1m|no shard of the map binds a stream port|" \
+           "edge_cache = 100|the least is 4096|bind.stream = inproc://s0-stream"; do
+    line=${bad%%|*}; rest=${bad#*|}; want=${rest%%|*}; stream=${rest#*|}
+    defaults bad "$stream" "$line" >"$dir/bad.map"
+    timeout 20 "$TIERS" run -m "$dir/bad.map" >"$dir/bad.log" 2>&1
+    status=$?
+    ok $([ $status -ne 0 ] && [ $status -ne 124 ] && grep -qF "$want" "$dir/bad.log" && echo 0 || echo 1) \
+        "$line${stream:+ with a stream}: the start is refused ($want)"
+    [ $status -ne 0 ] && [ $status -ne 124 ] || sed 's/^/# /' "$dir/bad.log" | tail -n 3
+done
+
 echo "1..$n"
 [ $failed -eq 0 ]

@@ -26,6 +26,10 @@
 #         and are the primary's (at once, also with the replicas frozen)
 #   - one process (single-box-like, inproc, replicas beside the shard):
 #     tokens read back right, eventual reads converge.
+# The gateways' edge caches are off (edge_cache = 0): these reads must
+# reach the read-api and the replicas (with the edge on, a hit never
+# leaves the gateway and a miss reads at the gateway's stream position;
+# t/cluster/edge-cache.sh tests that).
 # Prints TAP.
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/tiers-consistency-XXXXXX")
@@ -55,6 +59,7 @@ cluster
 node = web
     gateway
         http = 127.0.0.1:0
+        edge_cache = 0
     balancer
         bind = inproc://balancer
     read-api
@@ -498,6 +503,7 @@ cluster
 node = box
     gateway
         http = 127.0.0.1:0
+        edge_cache = 0
     balancer
         bind = inproc://balancer
     read-api

@@ -2,5 +2,6 @@ libtiers_a_SOURCES += \
     actors/balancer.c \
     actors/api_core.c actors/api_core.h \
     actors/token.c actors/token.h \
+    actors/ring.c actors/ring.h \
     actors/read_api.c \
     actors/write_api.c

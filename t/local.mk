@@ -135,3 +135,7 @@ EXTRA_DIST += t/cluster/partition.sh
 # process (inproc).
 TESTS += t/cluster/consistency.sh
 EXTRA_DIST += t/cluster/consistency.sh
+# The caches' ring (rendezvous hashing): spread, 3 -> 4 caches, down marks.
+UNIT_TESTS += t/unit/ring.t
+t_unit_ring_t_SOURCES = t/unit/ring.c t/tap.h
+t_unit_ring_t_LDADD = $(TIERS_LIBS)

@@ -3,5 +3,6 @@ libtiers_a_SOURCES += \
     actors/api_core.c actors/api_core.h \
     actors/token.c actors/token.h \
     actors/ring.c actors/ring.h \
+    actors/cache.c \
     actors/read_api.c \
     actors/write_api.c

@@ -743,6 +743,11 @@ s_cache_actor (zsock_t *pipe, void *args_)
     };
     self->store = tiers_cachestore_new (&config);
     char *why = NULL;
+    if (!self->store) {
+        tiers_actor_failed (pipe, "cannot make its store (memory %zu bytes)",
+                            config.cap_bytes);
+        goto done;
+    }
     self->router = tiers_port_bind (entry, "requests", &why);
     if (!self->router) {
         tiers_actor_failed (pipe, "%s", why ? why : "cannot bind its requests port");

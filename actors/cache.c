@@ -59,6 +59,7 @@
 #include "actors/follow.h"
 #include <jansson.h>
 #include <inttypes.h>
+#include <errno.h>
 
 #define MEMORY_DEFAULT      (64LL << 20)
 #define NEGATIVE_TTL_MS     1000
@@ -382,15 +383,17 @@ s_on_reset (void *arg, size_t shard)
 //  --------------------------------------------------------------------------
 //  Requests
 
-//  A decimal of at most 19 digits, whole: 0 or -1.
+//  A decimal that fits in 64 bits (a lease may use all of them), whole:
+//  0 or -1.
 static int
 s_decimal (const char *text, uint64_t *value)
 {
     size_t length = text ? strlen (text) : 0;
-    if (length == 0 || length > 19 || strspn (text, "0123456789") != length)
+    if (length == 0 || length > 20 || strspn (text, "0123456789") != length)
         return -1;
+    errno = 0;
     *value = strtoull (text, NULL, 10);
-    return 0;
+    return errno ? -1 : 0;
 }
 
 //  A tag or incarnation: 1..max printable ASCII, no space, no quote.

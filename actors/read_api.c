@@ -78,6 +78,7 @@
 #include "ring.h"
 #include <jansson.h>
 #include <inttypes.h>
+#include <errno.h>
 
 #define LIST_DEFAULT    100
 #define LIST_MAX        1000
@@ -334,16 +335,21 @@ s_ask_cache (tiers_api_core_t *core, read_call_t *call, part_t *part)
 static int
 s_lease_take (part_t *part, const tiers_wire_t *answer)
 {
-    long long lease = 0, position = 0;
+    long long position = 0;
     const char *lease_text = tiers_wire_header (answer, "lease");
     const char *position_text = tiers_wire_header (answer, "position");
     const char *incarnation = tiers_wire_header (answer, "incarnation");
     const char *rest = NULL;
-    if (!lease_text || tiers_parse_unsigned (lease_text, &lease, &rest) || *rest || !lease
+    //  A lease is any 64-bit number but 0: more than a long long holds.
+    size_t length = lease_text ? strlen (lease_text) : 0;
+    errno = 0;
+    uint64_t lease = length && length <= 20 && strspn (lease_text, "0123456789") == length
+                   ? strtoull (lease_text, NULL, 10) : 0;
+    if (!lease || errno
     ||  !position_text || tiers_parse_unsigned (position_text, &position, &rest) || *rest
     ||  !incarnation || !*incarnation || strlen (incarnation) > INCARNATION_MAX)
         return -1;
-    part->lease = (uint64_t) lease;
+    part->lease = lease;
     part->position = position;
     snprintf (part->incarnation, sizeof part->incarnation, "%s", incarnation);
     return 0;

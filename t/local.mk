@@ -139,3 +139,9 @@ EXTRA_DIST += t/cluster/consistency.sh
 UNIT_TESTS += t/unit/ring.t
 t_unit_ring_t_SOURCES = t/unit/ring.c t/tap.h
 t_unit_ring_t_LDADD = $(TIERS_LIBS)
+# The cache tier and the read-api's cache-aside, in one process: hit, miss,
+# fill, invalidation, negative entries, TTL, eviction under the cap, tokens,
+# bad input on the cache's port, 1,000 concurrent GETs of one cold key.
+CLUSTER_TESTS += t/cluster/cache.t
+t_cluster_cache_t_SOURCES = t/cluster/cache.c t/cluster/harness.c t/cluster/harness.h t/tap.h
+t_cluster_cache_t_LDADD = $(TIERS_LIBS)

@@ -978,21 +978,6 @@ s_on_pass (void *arg)
     return timeout;
 }
 
-//  A shard's slot ranges into the owner table (tiers_slots_each callback).
-typedef struct {
-    uint16_t *owner;
-    uint16_t index;
-} slot_claim_t;
-
-static int
-s_slot_claim (long long low, long long high, void *arg)
-{
-    slot_claim_t *claim = (slot_claim_t *) arg;
-    for (long long s = low; s <= high; s++)
-        claim->owner [s] = claim->index;
-    return 0;
-}
-
 //  The link "shards" reaches every shard of the map: one socket each, and
 //  the slot table from their `slots` (which the loader checked cover every
 //  slot exactly once).
@@ -1000,31 +985,27 @@ static int
 s_slot_table (tiers_api_core_t *self, const tiers_map_t *map, const tiers_entry_t *me)
 {
     self->slots = (uint32_t) tiers_map_cluster_number (map, "slots");
-    self->owner = (uint16_t *) calloc (self->slots, sizeof (uint16_t));
     const tiers_target_t *targets;
     size_t count = tiers_entry_targets (me, "shards", &targets);
     self->shards = (shard_link_t *) calloc (count + 1, sizeof (shard_link_t));
-    assert (self->shards);
+    const char **ranges = (const char **) calloc (count + 1, sizeof (const char *));
+    assert (self->shards && ranges);
     for (size_t i = 0; i < count; i++) {
         const tiers_entry_t *entry = targets [i].entry;
         size_t index = self->shard_count++;
         self->shards [index].entry = entry;
         self->shards [index].core = self;
         self->shards [index].primary = -1;
+        ranges [index] = tiers_entry_get (entry, "slots", NULL);
         self->shards [index].sock = tiers_link_connect (me, "shards", i, NULL);
-        if (!self->shards [index].sock)
+        if (!self->shards [index].sock) {
+            free (ranges);
             return -1;
-        //  Validated by the loader: ranges "a-b,c,d-e" below `slots`.
-        const char *ranges = tiers_entry_get (entry, "slots", NULL);
-        if (!ranges) {
-            for (uint32_t s = 0; s < self->slots; s++)
-                self->owner [s] = (uint16_t) index;
-            continue;
         }
-        slot_claim_t claim = { self->owner, (uint16_t) index };
-        tiers_slots_each (ranges, self->slots, s_slot_claim, &claim, NULL);
     }
-    return self->shard_count ? 0 : -1;
+    self->owner = tiers_slot_owners (ranges, self->shard_count, self->slots);
+    free (ranges);
+    return self->shard_count && self->owner ? 0 : -1;
 }
 
 //  The link "replicas": each replica joins the shard its `of` names. One

@@ -65,6 +65,7 @@ typedef struct {
 //  NULL + *why (malloc'ed) when a socket cannot be made. A shard of the map
 //  that binds no stream port is never live.
 tiers_follow_t *tiers_follow_new (const tiers_follow_config_t *config, char **why);
+//  After the owner's reactor stopped running (it may be destroyed first).
 void tiers_follow_destroy (tiers_follow_t **self_p);
 //  Its sockets and its timer into the owner's reactor.
 void tiers_follow_attach (tiers_follow_t *self, tiers_reactor_t *reactor);

@@ -4,5 +4,6 @@ libtiers_a_SOURCES += \
     actors/token.c actors/token.h \
     actors/ring.c actors/ring.h \
     actors/cache.c \
+    actors/follow.c actors/follow.h \
     actors/read_api.c \
     actors/write_api.c

@@ -93,3 +93,35 @@ tiers_slots_each (const char *ranges, long long slots, tiers_slots_fn *fn,
         free (reason);
     return rc;
 }
+
+//  A shard's slot ranges into the owner table (tiers_slots_each callback).
+typedef struct {
+    uint16_t *owner;
+    uint16_t index;
+} slot_claim_t;
+
+static int
+s_slot_claim (long long low, long long high, void *arg)
+{
+    slot_claim_t *claim = (slot_claim_t *) arg;
+    for (long long s = low; s <= high; s++)
+        claim->owner [s] = claim->index;
+    return 0;
+}
+
+uint16_t *
+tiers_slot_owners (const char *const *ranges, size_t count, uint32_t slots)
+{
+    assert (slots > 0 && count <= UINT16_MAX);
+    uint16_t *owner = (uint16_t *) calloc (slots, sizeof (uint16_t));
+    for (size_t index = 0; owner && index < count; index++) {
+        if (!ranges [index]) {
+            for (uint32_t s = 0; s < slots; s++)
+                owner [s] = (uint16_t) index;
+            continue;
+        }
+        slot_claim_t claim = { owner, (uint16_t) index };
+        tiers_slots_each (ranges [index], slots, s_slot_claim, &claim, NULL);
+    }
+    return owner;
+}

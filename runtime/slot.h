@@ -15,6 +15,7 @@
 #ifndef TIERS_SLOT_H
 #define TIERS_SLOT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 //  0 .. slots-1. `slots` must be > 0 (a program error otherwise).
@@ -30,5 +31,14 @@ uint32_t tiers_slot_of (const char *collection, const char *id, uint32_t slots);
 typedef int (tiers_slots_fn) (long long low, long long high, void *arg);
 int tiers_slots_each (const char *ranges, long long slots, tiers_slots_fn *fn,
                       void *arg, char **why);
+
+//  The slot table of a map's shards: `count` shards (the map's shard
+//  entries in map order), shard i owning the ranges `ranges [i]` (NULL:
+//  every slot, a map of one shard). Returns a malloc'ed table of `slots`
+//  entries, table [slot] = the index of the shard that owns it (the
+//  loader checked that the ranges cover every slot exactly once; a later
+//  claim wins), or NULL when out of memory. Every tier that routes by key
+//  (the APIs, the caches' followers) reads its table from here.
+uint16_t *tiers_slot_owners (const char *const *ranges, size_t count, uint32_t slots);
 
 #endif

@@ -1461,6 +1461,38 @@ s_on_ack_tick (void *arg)
     s_acks_expire ((shard_t *) arg, false);
 }
 
+//  The keys a committed batch wrote, for the stream's KEYS followers: one
+//  line "COLLECTION/ID VERSION\n" per write that changed a document (a
+//  put's new version, a delete's sequence), in the batch's order. Left
+//  out: refusals (404, 412, 422, 504: nothing applied) and replays of an
+//  idempotency key (the first outcome again: nothing changed now). NULL
+//  when out of memory.
+static char *
+s_batch_keys (const batch_t *batch, size_t *size)
+{
+    char *keys = NULL;
+    *size = 0;
+    FILE *out = open_memstream (&keys, size);
+    for (size_t i = 0; out && i < batch->count; i++) {
+        const write_t *write = batch->writes [i];
+        bool changed = !write->replayed && write->version > 0
+                    && (write->status == 200 || write->status == 201 || write->status == 204);
+        if (changed)
+            fprintf (out, "%s/%s %" PRId64 "\n", write->collection, write->id,
+                     write->version);
+    }
+    bool good = out && !ferror (out);
+    if (out && fclose (out))
+        good = false;
+    if (!good) {
+        //  NULL: the stream sends its KEYS followers away (they reset)
+        free (keys);
+        keys = NULL;
+        *size = 0;
+    }
+    return keys;
+}
+
 //  COMMITTING -> ANSWERING -> FREE: the writer handed a batch back.
 static void
 s_on_writer (shard_t *self)
@@ -1478,10 +1510,14 @@ s_on_writer (shard_t *self)
     self->sequence = batch->sequence;
     //  Published before any write of it is answered: with ack = primary a
     //  replica gets a write as soon as its writer can tell about it.
-    if (batch->changeset && self->stream && self->role != ROLE_FENCED)
+    if (batch->changeset && self->stream && self->role != ROLE_FENCED) {
+        size_t keys_size = 0;
+        char *keys = s_batch_keys (batch, &keys_size);
         tiers_stream_publish (self->stream, batch->previous, batch->sequence,
                               batch->committed, batch->changeset,
-                              (size_t) batch->changeset_size);
+                              (size_t) batch->changeset_size, keys, keys_size);
+        free (keys);
+    }
     sqlite3_free (batch->changeset);
     batch->changeset = NULL;
     int64_t now = tiers_clock_us () / 1000;

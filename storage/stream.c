@@ -26,6 +26,16 @@
     acknowledged per follower (and the port's send queue is short), so a
     slow replica holds the log's memory, not copies of it.
 
+    KEYS followers (`want: keys`: the caches, doc/protocol.md "Keys
+    followers") hold no copy of the data: they get, for each change, the
+    keys it wrote (a second frame of the change, built by the shard) and
+    never a snapshot. A follow whose position the log does not cover is
+    answered 200 `reset: 1` from the shard's sequence instead of 409 (the
+    follower drops what it holds of the shard). They acknowledge like
+    replicas (the in-flight bound) but are no replicas: they count neither
+    in tiers_stream_acked nor in tiers_stream_live, and never fence the
+    copy (an epoch they send is only a position to them).
+
     Fenced (a replica was promoted, tiers_stream_fence): nothing more is
     published, no snapshot is served, no new follower is taken; followers
     of this epoch still get what was published before the fence, so the
@@ -62,8 +72,10 @@
 
 typedef struct {
     int64_t previous, sequence;
-    uint8_t *frame;             //  the encoded `change` message
+    uint8_t *frame;             //  the encoded `change` message (replicas)
     size_t size;
+    uint8_t *keys_frame;        //  the same change, its keys for the body
+    size_t keys_size;
 } change_t;
 
 typedef enum { FOLLOWER_SNAPSHOT, FOLLOWER_STREAMING } follower_state_t;
@@ -77,6 +89,7 @@ typedef struct {
     int64_t heard;              //  monotonic ms of its last message
     size_t inflight;            //  bytes of changes sent after `acked`
     bool snapshot_wanted;       //  waits for the snapshot being made
+    bool keys;                  //  a KEYS follower (`want: keys`), no replica
 } follower_t;
 
 //  What the snapshot maker thread reads (the stream's own strings), and
@@ -114,7 +127,7 @@ struct _tiers_stream_t {
     int snapshot_fd;
     int64_t fenced;             //  > 0: fenced by this epoch (see the head)
     tiers_counter_t *changes, *snapshots, *refused;
-    tiers_gauge_t *live, *log_changes, *log_bytes;
+    tiers_gauge_t *live, *keys_live, *log_changes, *log_bytes;
 };
 
 static int64_t
@@ -144,9 +157,10 @@ static void
 s_log_drop_oldest (tiers_stream_t *self)
 {
     change_t *oldest = s_log_at (self, 0);
-    self->bytes -= oldest->size;
+    self->bytes -= oldest->size + oldest->keys_size;
     free (oldest->frame);
-    oldest->frame = NULL;
+    free (oldest->keys_frame);
+    oldest->frame = oldest->keys_frame = NULL;
     self->head = (self->head + 1) % self->config.log_changes;
     self->count--;
 }
@@ -175,6 +189,14 @@ s_log_find (tiers_stream_t *self, int64_t position)
             high = middle;
     }
     return -1;
+}
+
+//  What a change is to this follower: the changeset, or its keys.
+static const uint8_t *
+s_change_frame (const change_t *change, const follower_t *follower, size_t *size)
+{
+    *size = follower->keys ? change->keys_size : change->size;
+    return follower->keys ? change->keys_frame : change->frame;
 }
 
 //  Can a follower at `position` be streamed to from the log?
@@ -207,6 +229,21 @@ s_follower_remove (tiers_stream_t *self, follower_t *follower)
         }
     zframe_destroy (&follower->identity);
     free (follower);
+}
+
+//  Streaming followers heard from within `within_ms`: replicas, or KEYS
+//  followers when `keys`.
+static size_t
+s_live (tiers_stream_t *self, int64_t within_ms, bool keys)
+{
+    size_t live = 0;
+    int64_t now = s_now_ms ();
+    for (size_t i = 0; i < self->follower_count; i++)
+        if (self->followers [i]->state == FOLLOWER_STREAMING
+        &&  self->followers [i]->keys == keys
+        &&  now - self->followers [i]->heard <= within_ms)
+            live++;
+    return live;
 }
 
 //  Sends `frame` bytes to the peer; 0, or -1 (its socket is full: EAGAIN,
@@ -269,23 +306,34 @@ s_push (tiers_stream_t *self, follower_t *follower)
     while (follower->sent < self->sequence) {
         long index = s_log_find (self, follower->sent);
         if (index < 0) {
-            tiers_warn ("replica %s fell behind the log (at %" PRId64 ", log from %" PRId64
-                        "): it must take a snapshot", follower->name, follower->sent,
-                        self->count ? s_log_at (self, 0)->previous : self->sequence);
-            s_refuse (self, follower->identity, "follow", 409,
-                      "your position left the primary's log: take a snapshot");
+            tiers_warn ("%s %s fell behind the log (at %" PRId64 ", log from %" PRId64
+                        "): it must %s", follower->keys ? "keys follower" : "replica",
+                        follower->name, follower->sent,
+                        self->count ? s_log_at (self, 0)->previous : self->sequence,
+                        follower->keys ? "follow again (and is reset)" : "take a snapshot");
+            s_refuse (self, follower->identity, "follow", 409, follower->keys
+                      ? "your position left the primary's log: follow again"
+                      : "your position left the primary's log: take a snapshot");
             s_follower_remove (self, follower);
             return false;
         }
         for (size_t i = (size_t) index; i < self->count; i++) {
             change_t *change = s_log_at (self, i);
             assert (change->previous == follower->sent);
-            if (follower->inflight && follower->inflight + change->size > FOLLOWER_INFLIGHT)
+            size_t size;
+            const uint8_t *frame = s_change_frame (change, follower, &size);
+            if (!frame) {
+                s_refuse (self, follower->identity, "follow", 409,
+                          "the primary has no keys of a change: follow again");
+                s_follower_remove (self, follower);
+                return false;
+            }
+            if (follower->inflight && follower->inflight + size > FOLLOWER_INFLIGHT)
                 return true;        //  its acks make room
-            if (s_send_raw (self, follower->identity, change->frame, change->size))
+            if (s_send_raw (self, follower->identity, frame, size))
                 return true;        //  full: the next tick goes on
             follower->sent = change->sequence;
-            follower->inflight += change->size;
+            follower->inflight += size;
         }
     }
     return true;
@@ -569,21 +617,64 @@ s_epoch_above (tiers_stream_t *self, follower_t *follower, const tiers_wire_t *m
     return true;
 }
 
+//  A KEYS follower's follow (its fields were read by s_on_follow): from
+//  its position when the log covers it, else reset to the shard's sequence.
+static void
+s_on_follow_keys (tiers_stream_t *self, follower_t *follower, const char *incarnation,
+                  int64_t epoch, int64_t applied)
+{
+    if (self->fenced) {
+        follower->state = FOLLOWER_SNAPSHOT;
+        s_refuse (self, follower->identity, "follow", 421,
+                  "this copy was fenced: a higher epoch is the primary");
+        return;
+    }
+    bool covered = *incarnation && streq (incarnation, self->incarnation)
+                && epoch == self->epoch && applied <= self->sequence
+                && s_covered (self, applied);
+    int64_t from = covered ? applied : self->sequence;
+    tiers_wire_t *reply = s_reply ("follow", 200);
+    tiers_wire_set_header (reply, "incarnation", self->incarnation, strlen (self->incarnation));
+    tiers_wire_set_headerf (reply, "epoch", "%" PRId64, self->epoch);
+    tiers_wire_set_headerf (reply, "sequence", "%" PRId64, self->sequence);
+    tiers_wire_set_headerf (reply, "from", "%" PRId64, from);
+    if (!covered)
+        tiers_wire_set_header (reply, "reset", "1", 1);
+    s_send (self, follower->identity, &reply);
+    if (follower->state != FOLLOWER_STREAMING || !covered)
+        tiers_info ("keys follower %s follows from sequence %" PRId64 "%s", follower->name,
+                    from, covered ? "" : " (reset: its position is not in the log)");
+    follower->state = FOLLOWER_STREAMING;
+    follower->sent = from;
+    follower->acked = from;
+    follower->inflight = 0;
+    s_push (self, follower);
+}
+
 static void
 s_on_follow (tiers_stream_t *self, follower_t *follower, const tiers_wire_t *msg)
 {
     bool bad = false;
     const char *name = tiers_wire_text (msg, "name", &bad);
     const char *incarnation = tiers_wire_text (msg, "incarnation", &bad);
+    const char *want = tiers_wire_text (msg, "want", &bad);
     int64_t epoch = s_number (msg, "epoch");
     int64_t applied = s_number (msg, "applied");
-    if (bad || !name || !*name || !incarnation || epoch < 0 || applied < 0) {
+    bool keys = want && streq (want, "keys");
+    if (bad || !name || !*name || (!incarnation && !keys) || epoch < 0 || applied < 0
+    ||  (want && !keys)) {
         tiers_counter_add (self->refused, 1);
-        s_refuse (self, follower->identity, "follow", 400,
-                  "follow needs name, incarnation, epoch and applied");
+        s_refuse (self, follower->identity, "follow", 400, want && !keys && !bad
+                  ? "follow: `want` is `keys` or absent (a replica)"
+                  : "follow needs name, incarnation, epoch and applied");
         return;
     }
     snprintf (follower->name, sizeof follower->name, "%s", name);
+    follower->keys = keys;
+    if (keys) {
+        s_on_follow_keys (self, follower, incarnation ? incarnation : "", epoch, applied);
+        return;
+    }
     if (s_epoch_above (self, follower, msg) || (self->fenced && epoch != self->epoch)) {
         follower->state = FOLLOWER_SNAPSHOT;
         s_refuse (self, follower->identity, "follow", 421,
@@ -626,7 +717,7 @@ s_on_follow (tiers_stream_t *self, follower_t *follower, const tiers_wire_t *msg
 static void
 s_on_ack (tiers_stream_t *self, follower_t *follower, const tiers_wire_t *msg)
 {
-    if (s_epoch_above (self, follower, msg)) {
+    if (!follower->keys && s_epoch_above (self, follower, msg)) {
         s_refuse (self, follower->identity, "follow", 421,
                   "this copy was fenced: a higher epoch is the primary");
         follower->state = FOLLOWER_SNAPSHOT;
@@ -646,8 +737,9 @@ s_on_ack (tiers_stream_t *self, follower_t *follower, const tiers_wire_t *msg)
     }
     if (applied > follower->sent) {
         tiers_counter_add (self->refused, 1);
-        s_refuse (self, follower->identity, "follow", 409,
-                  "you acknowledged a change you were not sent: take a snapshot");
+        s_refuse (self, follower->identity, "follow", 409, follower->keys
+                  ? "you acknowledged a change you were not sent: follow again"
+                  : "you acknowledged a change you were not sent: take a snapshot");
         follower->state = FOLLOWER_SNAPSHOT;
         return;
     }
@@ -660,7 +752,9 @@ s_on_ack (tiers_stream_t *self, follower_t *follower, const tiers_wire_t *msg)
             change_t *change = s_log_at (self, i);
             if (change->sequence > follower->sent)
                 break;
-            follower->inflight += change->size;
+            size_t size;
+            s_change_frame (change, follower, &size);
+            follower->inflight += size;
         }
         s_push (self, follower);
     }
@@ -827,7 +921,8 @@ s_on_tick (void *arg)
         follower_t *follower = self->followers [i];
         if (now - follower->heard > FOLLOWER_SILENT_MS) {
             if (follower->state == FOLLOWER_STREAMING)
-                tiers_warn ("replica %s is silent: forgotten (at %" PRId64 ")",
+                tiers_warn ("%s %s is silent: forgotten (at %" PRId64 ")",
+                            follower->keys ? "keys follower" : "replica",
                             follower->name, follower->acked);
             s_follower_remove (self, follower);
             continue;
@@ -848,6 +943,7 @@ s_on_tick (void *arg)
             s_snapshot_drop (self);
     }
     tiers_gauge_set (self->live, (int64_t) tiers_stream_live (self, FOLLOWER_SILENT_MS));
+    tiers_gauge_set (self->keys_live, (int64_t) s_live (self, FOLLOWER_SILENT_MS, true));
     tiers_gauge_set (self->log_changes, (int64_t) self->count);
     tiers_gauge_set (self->log_bytes, (int64_t) self->bytes);
 }
@@ -891,6 +987,8 @@ tiers_stream_new (const tiers_stream_config_t *config, zsock_t *router,
         "Malformed or out-of-place messages on the shard's stream port");
     self->live = tiers_metrics_gauge ("tiers_shard_stream_followers", labels,
         "Replicas streaming from the shard");
+    self->keys_live = tiers_metrics_gauge ("tiers_shard_stream_keys_followers", labels,
+        "Keys followers (caches) streaming from the shard");
     self->log_changes = tiers_metrics_gauge ("tiers_shard_stream_log_changes", labels,
         "Changes held in the shard's log for catch-up");
     self->log_bytes = tiers_metrics_gauge ("tiers_shard_stream_log_bytes", labels,
@@ -933,11 +1031,48 @@ tiers_stream_attach (tiers_stream_t *self, tiers_reactor_t *reactor)
     tiers_reactor_timer (reactor, STREAM_TICK_MS, s_on_tick, self);
 }
 
+//  A change's frame: its headers, the checksum of the body when `checksum`,
+//  and the body. NULL when it cannot be encoded (too large).
+static uint8_t *
+s_change_encode (tiers_stream_t *self, int64_t previous, int64_t sequence,
+                 int64_t committed, const void *body, size_t size, bool checksum,
+                 size_t *frame_size)
+{
+    tiers_wire_t *change = s_reply ("change", 200);
+    tiers_wire_set_header (change, "shard", self->shard, strlen (self->shard));
+    tiers_wire_set_header (change, "incarnation", self->incarnation, strlen (self->incarnation));
+    tiers_wire_set_headerf (change, "epoch", "%" PRId64, self->epoch);
+    tiers_wire_set_headerf (change, "previous", "%" PRId64, previous);
+    tiers_wire_set_headerf (change, "sequence", "%" PRId64, sequence);
+    tiers_wire_set_headerf (change, "committed", "%" PRId64, committed);
+    if (checksum) {
+        uint8_t digest [SHA256_DIGEST_SIZE];
+        struct sha256_ctx sha;
+        sha256_init (&sha);
+        sha256_update (&sha, size, (const uint8_t *) body);
+        sha256_digest (&sha, sizeof digest, digest);
+        char hex [CHECKSUM_HEX + 1];
+        s_hex (digest, hex);
+        tiers_wire_set_header (change, "checksum", hex, CHECKSUM_HEX);
+    }
+    int rc = tiers_wire_set_body (change, body, size);
+    *frame_size = tiers_wire_size (change);
+    uint8_t *frame = rc == 0 ? (uint8_t *) malloc (*frame_size) : NULL;
+    if (frame)
+        tiers_wire_encode (change, frame);
+    tiers_wire_destroy (&change);
+    return frame;
+}
+
 void
 tiers_stream_publish (tiers_stream_t *self, int64_t previous, int64_t sequence,
-                      int64_t committed, const void *changeset, size_t size)
+                      int64_t committed, const void *changeset, size_t size,
+                      const char *keys, size_t keys_size)
 {
     assert (sequence > previous);
+    assert (keys || keys_size == 0);
+    //  Without its keys (NULL: the shard could not build them) a change
+    //  is sent to no KEYS follower: one that reaches it follows again.
     if (self->fenced)
         return;                 //  the shard answers those writes 421
     if (previous != self->sequence) {
@@ -947,27 +1082,13 @@ tiers_stream_publish (tiers_stream_t *self, int64_t previous, int64_t sequence,
                      ": the log starts again", previous, sequence, self->sequence);
         s_log_clear (self);
     }
-    tiers_wire_t *change = s_reply ("change", 200);
-    uint8_t digest [SHA256_DIGEST_SIZE];
-    struct sha256_ctx sha;
-    sha256_init (&sha);
-    sha256_update (&sha, size, (const uint8_t *) changeset);
-    sha256_digest (&sha, sizeof digest, digest);
-    char checksum [CHECKSUM_HEX + 1];
-    s_hex (digest, checksum);
-    tiers_wire_set_header (change, "shard", self->shard, strlen (self->shard));
-    tiers_wire_set_header (change, "incarnation", self->incarnation, strlen (self->incarnation));
-    tiers_wire_set_headerf (change, "epoch", "%" PRId64, self->epoch);
-    tiers_wire_set_headerf (change, "previous", "%" PRId64, previous);
-    tiers_wire_set_headerf (change, "sequence", "%" PRId64, sequence);
-    tiers_wire_set_headerf (change, "committed", "%" PRId64, committed);
-    tiers_wire_set_header (change, "checksum", checksum, CHECKSUM_HEX);
-    int rc = tiers_wire_set_body (change, changeset, size);
-    size_t frame_size = tiers_wire_size (change);
-    uint8_t *frame = rc == 0 ? (uint8_t *) malloc (frame_size) : NULL;
-    if (frame)
-        tiers_wire_encode (change, frame);
-    tiers_wire_destroy (&change);
+    size_t frame_size = 0, keys_frame_size = 0;
+    uint8_t *frame = s_change_encode (self, previous, sequence, committed, changeset, size,
+                                      true, &frame_size);
+    uint8_t *keys_frame = frame && keys
+                        ? s_change_encode (self, previous, sequence, committed, keys,
+                                           keys_size, false, &keys_frame_size)
+                        : NULL;
     self->sequence = sequence;
     self->committed = committed;
     tiers_counter_add (self->changes, 1);
@@ -979,12 +1100,15 @@ tiers_stream_publish (tiers_stream_t *self, int64_t previous, int64_t sequence,
         s_log_clear (self);
         return;
     }
+    if (!keys_frame)
+        tiers_error ("change %" PRId64 "->%" PRId64 " has no keys: keys followers "
+                     "must follow again", previous, sequence);
     if (self->count == self->config.log_changes)
         s_log_drop_oldest (self);
     change_t *slot = &self->log [(self->head + self->count) % self->config.log_changes];
-    *slot = (change_t) { previous, sequence, frame, frame_size };
+    *slot = (change_t) { previous, sequence, frame, frame_size, keys_frame, keys_frame_size };
     self->count++;
-    self->bytes += frame_size;
+    self->bytes += frame_size + keys_frame_size;
     while (self->count > 1 && self->bytes > self->config.log_bytes)
         s_log_drop_oldest (self);
     //  Followers that were sent everything get it now; the others at the
@@ -1030,7 +1154,7 @@ tiers_stream_acked (tiers_stream_t *self)
     int64_t best = -1, now = s_now_ms ();
     for (size_t i = 0; i < self->follower_count; i++) {
         follower_t *follower = self->followers [i];
-        if (follower->state == FOLLOWER_STREAMING
+        if (follower->state == FOLLOWER_STREAMING && !follower->keys
         &&  now - follower->heard <= FOLLOWER_SILENT_MS && follower->acked > best)
             best = follower->acked;
     }
@@ -1040,13 +1164,7 @@ tiers_stream_acked (tiers_stream_t *self)
 size_t
 tiers_stream_live (tiers_stream_t *self, int64_t within_ms)
 {
-    size_t live = 0;
-    int64_t now = s_now_ms ();
-    for (size_t i = 0; i < self->follower_count; i++)
-        if (self->followers [i]->state == FOLLOWER_STREAMING
-        &&  now - self->followers [i]->heard <= within_ms)
-            live++;
-    return live;
+    return s_live (self, within_ms, false);
 }
 
 char *
@@ -1069,9 +1187,10 @@ tiers_stream_status (tiers_stream_t *self)
                 name [at++] = *c;
         }
         name [at] = 0;
-        char *more = zsys_sprintf ("%s%s{\"name\":\"%s\",\"state\":\"%s\",\"sent\":%" PRId64
+        char *more = zsys_sprintf ("%s%s{\"name\":\"%s\",%s\"state\":\"%s\",\"sent\":%" PRId64
                                    ",\"acked\":%" PRId64 ",\"heard_ms\":%" PRId64 "}",
                                    text, i ? "," : "", name,
+                                   follower->keys ? "\"want\":\"keys\"," : "",
                                    follower->state == FOLLOWER_STREAMING ? "streaming"
                                                                          : "snapshot",
                                    follower->sent, follower->acked, now - follower->heard);

@@ -5,7 +5,9 @@
     here. The stream keeps the recent changes in a bounded log, serves the
     replicas that follow it on the shard's `stream` port (a ROUTER) —
     follow, ack, snapshot, chunk — and sends them every change and a
-    heartbeat. The protocol is doc/replication.md.
+    heartbeat. The protocol is doc/replication.md. Caches follow it too, as
+    KEYS followers: for each change they get the keys it wrote, not the
+    changeset (doc/protocol.md, "Keys followers").
 
     Everything here runs in the shard's actor thread.
 */
@@ -45,9 +47,12 @@ void tiers_stream_destroy (tiers_stream_t **self_p);
 void tiers_stream_attach (tiers_stream_t *self, tiers_reactor_t *reactor);
 
 //  One committed transaction: sequence `previous` -> `sequence`, COMMIT
-//  returned at wall ms `committed`. The changeset is copied.
+//  returned at wall ms `committed`. The changeset goes to replicas, `keys`
+//  (the documents the transaction wrote, "COLLECTION/ID VERSION\n" each;
+//  may be empty) to KEYS followers; both are copied.
 void tiers_stream_publish (tiers_stream_t *self, int64_t previous, int64_t sequence,
-                           int64_t committed, const void *changeset, size_t size);
+                           int64_t committed, const void *changeset, size_t size,
+                           const char *keys, size_t keys_size);
 
 //  The file's incarnation changed in place (a reopen keeps it; this is for
 //  a promotion): followers of the old one are sent away to re-snapshot.
@@ -60,9 +65,10 @@ void tiers_stream_set_identity (tiers_stream_t *self, const char *incarnation,
 //  the replica being promoted can catch up (heartbeats say `fenced`).
 void tiers_stream_fence (tiers_stream_t *self, int64_t epoch);
 
-//  The highest sequence a live follower has acknowledged (-1: none).
+//  The highest sequence a live replica has acknowledged (-1: none). KEYS
+//  followers (caches) are no replicas: they count here and below never.
 int64_t tiers_stream_acked (tiers_stream_t *self);
-//  Followers that are streaming and were heard from within `within_ms`.
+//  Replicas that are streaming and were heard from within `within_ms`.
 size_t tiers_stream_live (tiers_stream_t *self, int64_t within_ms);
 
 //  The stream's part of the shard's STATUS: a JSON object's members, no

@@ -145,3 +145,9 @@ t_unit_ring_t_LDADD = $(TIERS_LIBS)
 CLUSTER_TESTS += t/cluster/cache.t
 t_cluster_cache_t_SOURCES = t/cluster/cache.c t/cluster/harness.c t/cluster/harness.h t/tap.h
 t_cluster_cache_t_LDADD = $(TIERS_LIBS)
+
+# KEYS followers of the commit stream: the stream's side by hand, and the
+# follower client (actors/follow.c) against real shards and a fake primary.
+CLUSTER_TESTS += t/cluster/follow.t
+t_cluster_follow_t_SOURCES = t/cluster/follow.c t/cluster/harness.c t/cluster/harness.h t/tap.h
+t_cluster_follow_t_LDADD = $(TIERS_LIBS)

@@ -133,8 +133,9 @@ if start_node "$dir/tls.log" run -m "$dir/tls.map"; then
     req GET /health --cacert "$dir/cert.pem"
     is "$code" 200 "tls: ... and the port still serves"
     # Past the limit (connections = 2, held by two clients that say
-    # nothing yet): a TLS alert at once, where a 503 cannot be written.
-    "$TOOL" hold "$port" 2 2 >"$dir/hold" 2>&1 &
+    # nothing yet, for 6 s: on a loaded machine the refusal may take a
+    # while to ask for): a TLS alert at once, where a 503 cannot be written.
+    "$TOOL" hold "$port" 2 6 >"$dir/hold" 2>&1 &
     hold=$!
     pids="$pids $hold"
     i=0

@@ -151,3 +151,8 @@ t_cluster_cache_t_LDADD = $(TIERS_LIBS)
 CLUSTER_TESTS += t/cluster/follow.t
 t_cluster_follow_t_SOURCES = t/cluster/follow.c t/cluster/harness.c t/cluster/harness.h t/tap.h
 t_cluster_follow_t_LDADD = $(TIERS_LIBS)
+# maps/cache.map split over processes (CURVE) under a consistency checker
+# (python3): tokens, committed versions, convergence, a cache killed -9 and
+# started again.
+TESTS += t/cluster/cache.sh
+EXTRA_DIST += t/cluster/cache.sh

@@ -38,8 +38,11 @@
 
 typedef struct _tiers_cachestore_t tiers_cachestore_t;
 
+//  The smallest cap a store takes: its own struct and slot array count too.
+#define TIERS_CACHESTORE_CAP_MIN 4096
+
 typedef struct {
-    size_t cap_bytes;           //  everything held, at most (> 0)
+    size_t cap_bytes;           //  everything held, at most (>= TIERS_CACHESTORE_CAP_MIN)
     int64_t ttl_ms;             //  an entry's life (0: until invalidated or evicted)
     int64_t negative_ttl_ms;    //  a negative entry's life (> 0)
     int64_t lease_ms;           //  how long a lease may be filled (> 0)
@@ -84,6 +87,8 @@ typedef enum {
     TIERS_FILL_TOO_LARGE        //  the entry alone would exceed the cap
 } tiers_fill_t;
 
+//  NULL when the config is out of range (a cap below the minimum, ttl_ms < 0,
+//  negative_ttl_ms or lease_ms <= 0) or memory ran out.
 tiers_cachestore_t *tiers_cachestore_new (const tiers_cachestore_config_t *config);
 void tiers_cachestore_destroy (tiers_cachestore_t **self_p);
 
@@ -102,7 +107,9 @@ tiers_fill_t tiers_cachestore_fill (tiers_cachestore_t *self, const char *key,
 
 //  A committed write of `key` at `version` (a delete too): an entry older
 //  than it goes, a lease of the key is voided, and a later fill older than
-//  `version` is refused while the store remembers it. Returns true when
+//  `version` is refused while the store remembers it: for lease_ms from the
+//  latest now_ms the store was given (an invalidation carries no time), and
+//  as long as any lease handed out meanwhile lasts. Returns true when
 //  something was removed or voided.
 bool tiers_cachestore_invalidate (tiers_cachestore_t *self, const char *key,
                                   int64_t version);

@@ -216,15 +216,37 @@ s_incarnation (const tiers_wire_t *msg)
     return size > 0 && size <= INCARNATION_MAX ? text : NULL;
 }
 
-//  Checks a keys body: lines "COLLECTION/ID VERSION\n" whose version lies
-//  in (previous, sequence]. With `deliver`, gives each to on_key. Returns
-//  the number of keys, or -1 (and *why) when the body is malformed.
+//  Gives each key of a walked body to the owner's on_key.
+typedef struct {
+    stream_t *stream;
+} deliver_t;
+
+static void
+s_deliver (void *arg, const char *key, int64_t version)
+{
+    stream_t *stream = ((deliver_t *) arg)->stream;
+    if (stream->follow->config.on_key)
+        stream->follow->config.on_key (stream->follow->config.arg, stream->index, key,
+                                       version);
+}
+
+//  Checks a change's keys body; with `deliver`, gives each key to on_key.
 static long
 s_keys_walk (stream_t *stream, const tiers_wire_t *change, int64_t previous,
              int64_t sequence, bool deliver, const char **why)
 {
-    const char *at = (const char *) change->body;
-    const char *end = at + change->body_size;
+    deliver_t target = { stream };
+    return tiers_follow_keys_parse ((const char *) change->body, change->body_size,
+                                    previous, sequence, deliver ? s_deliver : NULL,
+                                    &target, why);
+}
+
+long
+tiers_follow_keys_parse (const char *body, size_t size, int64_t previous, int64_t sequence,
+                         tiers_follow_each_fn *fn, void *arg, const char **why)
+{
+    const char *at = body;
+    const char *end = at + size;
     long keys = 0;
     char key [TIERS_COLLECTION_MAX + 1 + TIERS_DOC_ID_MAX + 1];
     while (at < end) {
@@ -253,11 +275,10 @@ s_keys_walk (stream_t *stream, const tiers_wire_t *change, int64_t previous,
             *why = "a keys line's version is not of its change";
             return -1;
         }
-        if (deliver && stream->follow->config.on_key) {
+        if (fn) {
             memcpy (key, at, (size_t) (space - at));
             key [space - at] = 0;
-            stream->follow->config.on_key (stream->follow->config.arg, stream->index, key,
-                                           version);
+            fn (arg, key, version);
         }
         keys++;
         at = eol + 1;

@@ -84,6 +84,18 @@ bool tiers_follow_live (tiers_follow_t *self, size_t shard);
 int64_t tiers_follow_position (tiers_follow_t *self, size_t shard,
                                const char **incarnation);
 
+//  The keys body of a change from `previous` to `sequence`: lines
+//  "COLLECTION/ID VERSION\n", names by runtime/names.h, each version in
+//  (previous, sequence]. Checks all of it; calls fn (when not NULL) for
+//  each key in order. Returns the number of keys, or -1 with *why when
+//  the body is malformed (fn may have been called for lines before the
+//  bad one: check with fn NULL first). The follower's one decoder of
+//  network bytes beyond the wire codec (t/fuzz/keys_fuzz.c).
+typedef void (tiers_follow_each_fn) (void *arg, const char *key, int64_t version);
+long tiers_follow_keys_parse (const char *body, size_t size, int64_t previous,
+                              int64_t sequence, tiers_follow_each_fn *fn, void *arg,
+                              const char **why);
+
 //  The follower's state as JSON members for a STATUS ("streams":[...]).
 //  Caller frees.
 char *tiers_follow_status (tiers_follow_t *self);

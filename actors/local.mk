@@ -5,5 +5,6 @@ libtiers_a_SOURCES += \
     actors/ring.c actors/ring.h \
     actors/cache.c \
     actors/follow.c actors/follow.h \
+    actors/cachestore.c actors/cachestore.h \
     actors/read_api.c \
     actors/write_api.c

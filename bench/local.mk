@@ -12,6 +12,17 @@ bench_floor_LDADD = $(MHD_LIBS)
 EXTRA_DIST += bench/run bench/curve bench/replication bench/get.lua bench/put.lua bench/mixed.lua bench/webdis-get.lua bench/etcd-put.lua bench/one-shard.map
 CLEANFILES += bench/floor
 
+# `make bench-cachesim`: the read cache's store under LRU and SIEVE, hit
+# ratios and lookups/s (doc/cache.md, "Eviction: why SIEVE").
+EXTRA_PROGRAMS += bench/cachesim
+bench_cachesim_SOURCES = bench/cachesim.c
+bench_cachesim_LDADD = -lm
+CLEANFILES += bench/cachesim
+
+bench-cachesim: bench/cachesim
+	./bench/cachesim
+.PHONY: bench-cachesim
+
 bench: tiers bench/floor t/cluster/tool
 	BENCH_ROUNDS=$(BENCH_ROUNDS) BENCH_MAP=$(BENCH_MAP) top_builddir=$(abs_top_builddir) top_srcdir=$(abs_top_srcdir) $(SHELL) $(srcdir)/bench/run $(BENCH_SECONDS) $(BENCH_COMPARE)
 .PHONY: bench

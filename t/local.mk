@@ -17,7 +17,7 @@ t_cluster_balancer_t_SOURCES = t/cluster/balancer.c t/cluster/harness.c t/cluste
 t_cluster_balancer_t_LDADD = $(TIERS_LIBS)
 
 EXTRA_DIST += t/cluster/cli.sh t/fuzz/corpus t/fuzz/wire_fuzz.c t/fuzz/make-corpus.c \
-    t/fuzz/header_fuzz.c
+    t/fuzz/header_fuzz.c t/fuzz/keys_fuzz.c
 
 if FUZZING
 noinst_PROGRAMS += t/fuzz/wire_fuzz
@@ -35,6 +35,13 @@ t_fuzz_header_fuzz_SOURCES = t/fuzz/header_fuzz.c actors/api_core.c actors/token
 t_fuzz_header_fuzz_CFLAGS = $(AM_CFLAGS) -fsanitize=fuzzer
 t_fuzz_header_fuzz_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
 t_fuzz_header_fuzz_LDADD = $(TIERS_LIBS)
+# The commit stream's keys bodies (actors/follow.c), compiled here for
+# coverage.
+noinst_PROGRAMS += t/fuzz/keys_fuzz
+t_fuzz_keys_fuzz_SOURCES = t/fuzz/keys_fuzz.c actors/follow.c
+t_fuzz_keys_fuzz_CFLAGS = $(AM_CFLAGS) -fsanitize=fuzzer
+t_fuzz_keys_fuzz_LDFLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
+t_fuzz_keys_fuzz_LDADD = $(TIERS_LIBS)
 endif
 t_unit_node_t_SOURCES = t/unit/node.c t/tap.h
 t_unit_node_t_LDADD = $(TIERS_LIBS)
@@ -156,3 +163,8 @@ t_cluster_follow_t_LDADD = $(TIERS_LIBS)
 # started again.
 TESTS += t/cluster/cache.sh
 EXTRA_DIST += t/cluster/cache.sh
+
+# The read cache's store: leases, floors, SIEVE under the byte cap.
+UNIT_TESTS += t/unit/cachestore.t
+t_unit_cachestore_t_SOURCES = t/unit/cachestore.c t/tap.h
+t_unit_cachestore_t_LDADD = $(TIERS_LIBS)

@@ -793,7 +793,7 @@ done:
 }
 
 static const tiers_key_t s_keys [] = {
-    { "memory",       TIERS_KEY_BYTES, false, 4096, 0, NULL },
+    { "memory",       TIERS_KEY_BYTES, false, TIERS_CACHESTORE_CAP_MIN, 0, NULL },
     { "ttl",          TIERS_KEY_MS,    false, 0, 30LL * 86400000, NULL },
     { "negative_ttl", TIERS_KEY_MS,    false, 1, 86400000, NULL },
     { "lease",        TIERS_KEY_MS,    false, 1, 3600000, NULL },

@@ -307,9 +307,9 @@ s_unpark_filled (cache_t *self, const char *key, size_t shard)
             int64_t position = s_position (self, shard, &incarnation);
             parked_t *oldest = (parked_t *) zlistx_detach (gets, NULL);
             self->parked_count--;
-            if (position < 0)
+            if (position < 0 || !tiers_follow_live (self->follow, shard))
                 s_bypass (self, oldest->request, oldest->route,
-                          "the shard's stream is not followed now");
+                          "the shard's stream is not live here: read storage");
             else
                 s_miss (self, oldest->request, oldest->route, lease, position, incarnation);
             s_parked_destroy (&oldest);
@@ -369,9 +369,14 @@ s_on_reset (void *arg, size_t shard)
 {
     cache_t *self = (cache_t *) arg;
     shard_match_t match = { self->follow, shard };
+    tiers_cachestore_stats_t before, after;
+    tiers_cachestore_stats (self->store, &before);
     tiers_cachestore_flush (self->store, s_of_shard, &match);
-    tiers_info ("dropped what was held of shard %s: its stream was reset",
-                tiers_follow_shard_name (self->follow, shard));
+    tiers_cachestore_stats (self->store, &after);
+    if (before.entries > after.entries)
+        tiers_info ("dropped the %zu entries of shard %s: its stream was reset",
+                    before.entries - after.entries,
+                    tiers_follow_shard_name (self->follow, shard));
     zlistx_t *keys = zhashx_keys (self->parked);
     for (const char *key = (const char *) zlistx_first (keys); key;
          key = (const char *) zlistx_next (keys))

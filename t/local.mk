@@ -161,8 +161,8 @@ t_cluster_follow_t_LDADD = $(TIERS_LIBS)
 # maps/cache.map split over processes (CURVE) under a consistency checker
 # (python3): tokens, committed versions, convergence, a cache killed -9 and
 # started again.
-TESTS += t/cluster/cache.sh
-EXTRA_DIST += t/cluster/cache.sh
+TESTS += t/cluster/cache-consistency.sh
+EXTRA_DIST += t/cluster/cache-consistency.sh
 
 # The read cache's store: leases, floors, SIEVE under the byte cap.
 UNIT_TESTS += t/unit/cachestore.t

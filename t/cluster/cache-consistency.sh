@@ -1,8 +1,8 @@
 #!/bin/sh
-# cache.sh — maps/cache.map (rung 4) as it ships, every node its own
-# `tiers run` process with CURVE between them (its ports moved to free ones,
-# its data and keys into a temporary directory), under a consistency
-# checker (python3, through the gateway):
+# cache-consistency.sh — maps/cache.map (rung 4) as it ships, every node
+# its own `tiers run` process with CURVE between them (its ports moved to
+# free ones, its data and keys into a temporary directory), under a
+# consistency checker (python3, through the gateway):
 #
 #   - writers and readers on 100 keys for 10 s; each key has one writer,
 #     which reads every write it got acknowledged back with its token: that
@@ -17,7 +17,7 @@
 #     fell back to storage while c0 was gone.
 # Prints TAP. About 25 s.
 
-dir=$(mktemp -d "${TMPDIR:-/tmp}/tiers-cache-XXXXXX")
+dir=$(mktemp -d "${TMPDIR:-/tmp}/tiers-cache-consistency-XXXXXX")
 . "${top_srcdir:-.}/t/cluster/lib.sh"
 PROBE="$top_builddir/t/cluster/probe"
 BOUND=1500      # ms: eventual reads converge (replicas' max_lag and the caches'

@@ -380,36 +380,62 @@ s_negative (zsock_t *client, zsock_t *c0)
     is_int (absent, 0, "negative: then never the 404 again (20 GETs)");
 }
 
+//  One key through fill, a hit within its life and a miss past it. A
+//  round whose GETs the cache did not see as hits or misses (it bypassed
+//  them: its stream was not live for a moment on a loaded machine, or the
+//  read-api took it for down) is played again with another key, up to 3.
+static bool
+s_ttl_round (zsock_t *client, zsock_t *c1, const char *id, bool negative, int round)
+{
+    int want = negative ? -404 : 1;
+    long long fills = s_stat (c1, "fills"), bypass = s_stat (c1, "bypass");
+    s_get_n (client, id, NULL, NULL);
+    if (s_wait_stat (c1, "fills", fills + 1) < fills + 1) {
+        diag ("ttl round %d: %s was not filled (bypassed %lld): again", round, id,
+              s_stat (c1, "bypass") - bypass);
+        return false;
+    }
+    long long hits = s_stat (c1, "hits"), misses = s_stat (c1, "misses");
+    bypass = s_stat (c1, "bypass");
+    int first = s_get_n (client, id, NULL, NULL);
+    long long hit = s_stat (c1, "hits") - hits;
+    zclock_sleep (1300);
+    int second = s_get_n (client, id, NULL, NULL);
+    long long miss = s_stat (c1, "misses") - misses;
+    if ((hit != 1 || miss != 1) && s_stat (c1, "bypass") > bypass) {
+        diag ("ttl round %d: %s was bypassed: again", round, id);
+        return false;
+    }
+    const char *what = negative ? "a cached 404" : "a GET within the ttl";
+    is_int (first, want, "ttl: %s", what);
+    is_int (hit, 1, "ttl: ... is a hit");
+    is_int (second, want, "ttl: %s", negative ? "past negative_ttl (1 s)"
+                                              : "a GET past the ttl (1 s)");
+    is_int (miss, 1, "ttl: ... is a miss again");
+    return true;
+}
+
 static void
 s_ttl (zsock_t *client, zsock_t *c1)
 {
     int from = 0;
-    const char *id = s_pick (1, -1, "ttl", &from);
-    char token [128];
-    s_put (client, id, 1, 16, token);
-    ok (s_wait_seen (c1, token), "ttl: c1 has seen the write of %s", id);
-    long long fills = s_stat (c1, "fills");
-    s_get_n (client, id, NULL, NULL);
-    s_wait_stat (c1, "fills", fills + 1);
-    long long hits = s_stat (c1, "hits"), misses = s_stat (c1, "misses");
-    is_int (s_get_n (client, id, NULL, NULL), 1, "ttl: a GET within the ttl");
-    is_int (s_stat (c1, "hits"), hits + 1, "ttl: ... is a hit");
-    zclock_sleep (1300);
-    is_int (s_get_n (client, id, NULL, NULL), 1, "ttl: a GET past the ttl (1 s)");
-    is_int (s_stat (c1, "misses"), misses + 1, "ttl: ... is a miss again");
+    bool done = false;
+    for (int round = 1; round <= 3 && !done; round++) {
+        const char *id = s_pick (1, -1, "ttl", &from);
+        char token [128];
+        s_put (client, id, 1, 16, token);
+        if (round == 1)
+            ok (s_wait_seen (c1, token), "ttl: c1 has seen the write of %s", id);
+        else
+            s_wait_seen (c1, token);
+        done = s_ttl_round (client, c1, id, false, round);
+    }
+    ok (done, "ttl: a round of the document's was played");
     ok (s_stat (c1, "expirations") >= 1, "ttl: c1 counted the expiration");
-
-    const char *none = s_pick (1, -1, "ttl-none", &from);
-    fills = s_stat (c1, "fills");
-    s_get_n (client, none, NULL, NULL);
-    s_wait_stat (c1, "fills", fills + 1);
-    misses = s_stat (c1, "misses");
-    hits = s_stat (c1, "hits");
-    is_int (s_get_n (client, none, NULL, NULL), -404, "ttl: a cached 404");
-    is_int (s_stat (c1, "hits"), hits + 1, "ttl: ... is a hit");
-    zclock_sleep (1300);
-    is_int (s_get_n (client, none, NULL, NULL), -404, "ttl: past negative_ttl (1 s)");
-    is_int (s_stat (c1, "misses"), misses + 1, "ttl: ... a miss again");
+    done = false;
+    for (int round = 1; round <= 3 && !done; round++)
+        done = s_ttl_round (client, c1, s_pick (1, -1, "ttl-none", &from), true, round);
+    ok (done, "ttl: a round of the 404's was played");
 }
 
 static void

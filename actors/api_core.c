@@ -17,9 +17,10 @@
         SHARD     waiting for the owning shard (or, for a list or a READY
                   probe, for every shard: the side's `waiting`, the
                   probe's `pending`, count the answers still due); a read
-                  may wait for a replica of the shard instead, and the
-                  side's `wake` (at the call's `wake_at`) asks the primary
-                  when the replica took too long
+                  may wait for a replica of the shard instead, or first
+                  for a cache (over the side's own socket), and the side's
+                  `wake` (at the call's `wake_at`) asks the next copy when
+                  one took too long
         (done)    answered to the caller; removed from the table
     A call enters the table when the side's `start` has sent it (one that
     `start` answers at once never does); it leaves when the side's `answer`
@@ -107,6 +108,7 @@ struct _tiers_api_core_t {
     tiers_reactor_t *reactor;
     int on_service;                         //  the service's reader
     int64_t expire_at;                      //  next deadline sweep
+    void *side;                             //  the side's own state (attach)
 };
 
 //  --------------------------------------------------------------------------
@@ -559,6 +561,38 @@ tiers_api_read_fallback (tiers_api_core_t *self, tiers_api_fallback_t reason)
 {
     assert (reason < TIERS_API_FALLBACK_REASONS);
     tiers_counter_add (self->fallbacks [reason], 1);
+}
+
+//  --------------------------------------------------------------------------
+//  The side's own sockets
+
+void
+tiers_api_set_side (tiers_api_core_t *self, void *side)
+{
+    assert (self);
+    self->side = side;
+}
+
+void *
+tiers_api_side (tiers_api_core_t *self)
+{
+    assert (self);
+    return self->side;
+}
+
+tiers_api_call_t *
+tiers_api_call_find (tiers_api_core_t *self, const char *rid)
+{
+    assert (self && rid);
+    return (tiers_api_call_t *) zhashx_lookup (self->calls, rid);
+}
+
+void
+tiers_api_call_done (tiers_api_core_t *self, tiers_api_call_t *call)
+{
+    assert (self && call);
+    assert (zhashx_lookup (self->calls, call->rid) == call);
+    zhashx_delete (self->calls, call->rid);
 }
 
 //  --------------------------------------------------------------------------
@@ -1071,9 +1105,16 @@ tiers_api_run (zsock_t *pipe, void *args_, const tiers_api_hooks_t *hooks)
         .liveness = (int) tiers_entry_int (args->entry, "liveness", 3)
     };
     self->service = tiers_service_new (&config);
-    tiers_actor_ready (pipe);
-
     self->reactor = tiers_reactor_new (pipe);
+    char *why = NULL;
+    if (hooks->attach && hooks->attach (self, args, self->reactor, &why)) {
+        tiers_actor_failed (pipe, "%s", why ? why : "the side could not start");
+        free (why);
+        tiers_reactor_destroy (&self->reactor);
+        tiers_service_destroy (&self->service);
+        goto done;
+    }
+    tiers_actor_ready (pipe);
     for (size_t i = 0; i < self->shard_count; i++)
         tiers_reactor_reader (self->reactor, self->shards [i].sock, 0, s_on_shard,
                               &self->shards [i]);
@@ -1098,6 +1139,8 @@ tiers_api_run (zsock_t *pipe, void *args_, const tiers_api_hooks_t *hooks)
     tiers_service_destroy (&self->service);
 done:
     zhashx_destroy (&self->calls);
+    if (hooks->detach)
+        hooks->detach (self);
     for (size_t i = 0; i < self->replica_count; i++)
         zsock_destroy (&self->replicas [i].sock);
     free (self->replicas);
@@ -1117,8 +1160,6 @@ const tiers_key_t tiers_api_keys [] = {
 //  The write-api declares `replicas` too (for the promotion of a replica,
 //  later) but does not connect them (its hooks say no `replicas`).
 const tiers_link_t tiers_api_links [] = {
-    TIERS_LINK_BALANCER,
-    { "shards", "shard", "requests", ZMQ_DEALER, true, false },
-    { "replicas", "replica", "requests", ZMQ_DEALER, true, true },
-    { NULL, NULL, NULL, 0, false, false }
+    TIERS_API_LINKS,
+    { NULL, NULL, NULL, 0, false, false, NULL }
 };

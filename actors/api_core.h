@@ -21,12 +21,22 @@
     (actors/read_api.c); the core says which copies there are, picks the
     next replica of a shard in the rotation (round-robin), sends, and tells
     the side which copy an answer came from.
+
+    A side may talk to more than the shards (the read-api to its caches):
+    its `attach` hook makes its own sockets and readers in the core's
+    reactor, once, before the instance takes its first request, and keeps
+    its state where tiers_api_side finds it; `detach` frees them at the
+    end. A reader of the side finds the call an answer is for with
+    tiers_api_call_find (by the rid the side sent it with: the call's own)
+    and, when it answered the call, ends it with tiers_api_call_done, as
+    the core does when `answer` says done.
 */
 #ifndef TIERS_API_CORE_H
 #define TIERS_API_CORE_H
 
 #include "kind.h"
 #include "wire.h"
+#include "reactor.h"
 #include "token.h"
 
 typedef struct _tiers_api_core_t tiers_api_core_t;
@@ -74,6 +84,14 @@ struct _tiers_api_hooks_t {
     void (*call_free) (tiers_api_call_t *call);
     //  Reads go to replicas too: connect them and keep the read rotation.
     bool replicas;
+    //  The side's own sockets, into the core's reactor (before the first
+    //  request; tiers_api_set_side keeps what it made). Returns 0, or -1
+    //  with *why (malloc'ed): the instance does not start. May be NULL.
+    int (*attach) (tiers_api_core_t *core, const tiers_actor_args_t *args,
+                   tiers_reactor_t *reactor, char **why);
+    //  Frees what attach made, after the last call was answered. May be
+    //  NULL; runs also when attach failed.
+    void (*detach) (tiers_api_core_t *core);
 };
 
 //  The actor body of a side: runs one instance until $TERM.
@@ -89,7 +107,22 @@ void tiers_api_run (zsock_t *pipe, void *args, const tiers_api_hooks_t *hooks);
     { "heartbeat", TIERS_KEY_MS,     false, 10, 60000, NULL }, \
     { "liveness",  TIERS_KEY_INT,    false, 1, 100, NULL }
 extern const tiers_key_t tiers_api_keys [];
+#define TIERS_API_LINKS \
+    TIERS_LINK_BALANCER, \
+    { "shards", "shard", "requests", ZMQ_DEALER, true, false, NULL }, \
+    { "replicas", "replica", "requests", ZMQ_DEALER, true, true, NULL }
 extern const tiers_link_t tiers_api_links [];
+
+//  --------------------------------------------------------------------------
+//  The side's own state and sockets (hooks attach / detach)
+
+void tiers_api_set_side (tiers_api_core_t *core, void *side);
+void *tiers_api_side (tiers_api_core_t *core);
+//  The call in the table with that rid (its `rid`), or NULL: it was
+//  answered already, or never was.
+tiers_api_call_t *tiers_api_call_find (tiers_api_core_t *core, const char *rid);
+//  A call the side answered from its own reader leaves the table (freed).
+void tiers_api_call_done (tiers_api_core_t *core, tiers_api_call_t *call);
 
 //  What a pool answers (405) for a method it does not serve.
 #define TIERS_API_WRONG_METHOD "this pool does not serve that method"

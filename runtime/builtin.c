@@ -11,6 +11,7 @@ extern const tiers_kind_t tiers_shard_kind;
 extern const tiers_kind_t tiers_replica_kind;
 extern const tiers_kind_t tiers_read_api_kind;
 extern const tiers_kind_t tiers_write_api_kind;
+extern const tiers_kind_t tiers_cache_kind;
 extern const tiers_kind_t tiers_gateway_kind;
 extern const tiers_kind_t tiers_exporter_kind;
 
@@ -20,6 +21,7 @@ const tiers_kind_t *const tiers_builtin_kinds [] = {
     &tiers_balancer_kind,
     &tiers_read_api_kind,
     &tiers_write_api_kind,
+    &tiers_cache_kind,
     &tiers_gateway_kind,
     &tiers_exporter_kind,
     NULL

@@ -20,7 +20,7 @@
 
 struct _tiers_docread_t {
     sqlite3 *db;                //  the caller's read connection
-    sqlite3_stmt *get, *list, *begin, *end;
+    sqlite3_stmt *get, *list, *begin, *end, *sequence;
     bool reading;               //  a read transaction is open
     char incarnation [TIERS_DOCREAD_INCARNATION + 1];
 };
@@ -38,6 +38,8 @@ tiers_docread_new (sqlite3 *db, const char *incarnation, char **why)
     ||  tiers_sql_prepare (db, "SELECT id, version, body FROM docs"
                    " WHERE collection = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
                    &self->list, why)
+    ||  tiers_sql_prepare (db, "SELECT value FROM meta WHERE key = 'sequence'",
+                   &self->sequence, why)
     ||  tiers_sql_prepare (db, "BEGIN", &self->begin, why)
     ||  tiers_sql_prepare (db, "COMMIT", &self->end, why))
         tiers_docread_destroy (&self);
@@ -56,6 +58,7 @@ tiers_docread_destroy (tiers_docread_t **self_p)
     sqlite3_finalize (self->list);
     sqlite3_finalize (self->begin);
     sqlite3_finalize (self->end);
+    sqlite3_finalize (self->sequence);
     free (self);
     *self_p = NULL;
 }
@@ -175,8 +178,18 @@ tiers_docread_get (tiers_docread_t *self, const tiers_wire_t *request,
         }
     }
     else
-    if (rc == SQLITE_DONE)
+    if (rc == SQLITE_DONE) {
         reply = tiers_docread_error (request, 404, "no such document");
+        //  At which sequence it was absent (a cache may keep the 404 as of
+        //  then): the file's, in the same read transaction as the lookup.
+        if (self->reading && sqlite3_step (self->sequence) == SQLITE_ROW) {
+            tiers_wire_set_headerf (reply, "sequence", "%" PRId64,
+                                    (int64_t) sqlite3_column_int64 (self->sequence, 0));
+            tiers_wire_set_header (reply, "incarnation", self->incarnation,
+                                   strlen (self->incarnation));
+        }
+        sqlite3_reset (self->sequence);
+    }
     else {
         tiers_error ("get failed: %s", sqlite3_errmsg (self->db));
         reply = tiers_docread_error (request, 500, "storage error");

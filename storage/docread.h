@@ -39,7 +39,9 @@ void tiers_docread_destroy (tiers_docread_t **self_p);
 void tiers_docread_end (tiers_docread_t *self);
 
 //  `get` of collection/id: 200 (headers version, tag, updated; body the
-//  document), 404 or 500, with header `error` when not 200. Never NULL.
+//  document), 404 or 500, with header `error` when not 200. A 404 says
+//  the file's `sequence` and `incarnation` of the read (what a cache keeps
+//  a negative entry as of). Never NULL.
 tiers_wire_t *tiers_docread_get (tiers_docread_t *self, const tiers_wire_t *request,
                                  const char *collection, const char *id);
 //  `list` of a collection (headers `after`, `limit`): 200 with the page

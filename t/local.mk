@@ -142,12 +142,27 @@ EXTRA_DIST += t/cluster/partition.sh
 # process (inproc).
 TESTS += t/cluster/consistency.sh
 EXTRA_DIST += t/cluster/consistency.sh
+# The caches' ring (rendezvous hashing): spread, 3 -> 4 caches, down marks.
+UNIT_TESTS += t/unit/ring.t
+t_unit_ring_t_SOURCES = t/unit/ring.c t/tap.h
+t_unit_ring_t_LDADD = $(TIERS_LIBS)
+# The cache tier and the read-api's cache-aside, in one process: hit, miss,
+# fill, invalidation, negative entries, TTL, eviction under the cap, tokens,
+# bad input on the cache's port, 1,000 concurrent GETs of one cold key.
+CLUSTER_TESTS += t/cluster/cache.t
+t_cluster_cache_t_SOURCES = t/cluster/cache.c t/cluster/harness.c t/cluster/harness.h t/tap.h
+t_cluster_cache_t_LDADD = $(TIERS_LIBS)
 
 # KEYS followers of the commit stream: the stream's side by hand, and the
 # follower client (actors/follow.c) against real shards and a fake primary.
 CLUSTER_TESTS += t/cluster/follow.t
 t_cluster_follow_t_SOURCES = t/cluster/follow.c t/cluster/harness.c t/cluster/harness.h t/tap.h
 t_cluster_follow_t_LDADD = $(TIERS_LIBS)
+# maps/cache.map split over processes (CURVE) under a consistency checker
+# (python3): tokens, committed versions, convergence, a cache killed -9 and
+# started again.
+TESTS += t/cluster/cache-consistency.sh
+EXTRA_DIST += t/cluster/cache-consistency.sh
 
 # The read cache's store: leases, floors, SIEVE under the byte cap.
 UNIT_TESTS += t/unit/cachestore.t

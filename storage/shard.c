@@ -230,7 +230,9 @@ typedef struct {
     sqlite3_stmt *key_lookup, *key_store, *key_prune, *fence;
     int64_t sequence;           //  last version handed out
     int64_t epoch;              //  the shard's epoch (meta 'epoch'; 1 when absent)
-    bool replicating;           //  a stream follows: one changeset per commit
+    bool replicating;           //  a stream port: every commit is published
+    bool changesets;            //  ... with its changeset (the map has a
+                                //  replica of the shard; else keys only)
     //  The file's identity (doc/storage.md): made when the file is, new
     //  again whenever the file cannot be the one this shard last served.
     const char *cluster, *shard;    //  the map's names (not owned)
@@ -934,7 +936,7 @@ s_writer_commit (writer_t *self, batch_t *batch)
             : "the shard's file was removed or replaced: this write was not applied, "
               "and none will be until the shard is restarted");
         tiers_counter_add (self->errors, batch->count);
-        batch->sequence = self->sequence;
+        batch->previous = batch->sequence = self->sequence;     //  nothing to publish
         return;
     }
     int64_t started = tiers_clock_us ();
@@ -954,7 +956,7 @@ s_writer_commit (writer_t *self, batch_t *batch)
     //  a batch (a new incarnation makes replicas take a snapshot).
     sqlite3_session *session = NULL;
     bool good = true;
-    if (self->replicating) {
+    if (self->changesets) {
         bool keyed = now - self->pruned_at >= SHARD_PRUNE_MS;
         for (size_t i = 0; i < batch->count && !keyed; i++)
             keyed = batch->writes [i]->key != NULL;
@@ -1510,7 +1512,8 @@ s_on_writer (shard_t *self)
     self->sequence = batch->sequence;
     //  Published before any write of it is answered: with ack = primary a
     //  replica gets a write as soon as its writer can tell about it.
-    if (batch->changeset && self->stream && self->role != ROLE_FENCED) {
+    if (self->stream && self->role != ROLE_FENCED && batch->sequence > batch->previous
+    &&  (batch->changeset || !self->writer_state.changesets)) {
         size_t keys_size = 0;
         char *keys = s_batch_keys (batch, &keys_size);
         tiers_stream_publish (self->stream, batch->previous, batch->sequence,
@@ -1956,6 +1959,19 @@ s_shard_destroy (shard_t *self)
     self->lock_fd = -1;
 }
 
+//  Does the map name a replica of `shard` (an entry whose `of` is it)? Only
+//  then does its stream carry changesets; else keys only (stream.h).
+static bool
+s_has_replicas (const tiers_map_t *map, const char *shard)
+{
+    for (size_t i = 0; i < tiers_map_entry_count (map); i++) {
+        const char *of = tiers_entry_get (tiers_map_entry (map, i), "of", NULL);
+        if (of && streq (of, shard))
+            return true;
+    }
+    return false;
+}
+
 void
 tiers_shard_serve (zsock_t *pipe, tiers_actor_args_t *args, const tiers_shard_setup_t *setup)
 {
@@ -2059,12 +2075,18 @@ tiers_shard_serve (zsock_t *pipe, tiers_actor_args_t *args, const tiers_shard_se
     else
     if (self->router && writer->replicating)
         stream = tiers_port_bind (entry, "stream", &why);
+    //  `changesets = always`: for a replica the map does not name (tests
+    //  that play one by hand, the stream's own benchmark).
+    const char *changesets = tiers_entry_get (keys, "changesets", "auto");
+    writer->changesets = writer->replicating
+                      && (streq (changesets, "always") || s_has_replicas (args->map, writer->shard));
     if (self->router && (stream || !writer->replicating) && s_writer_start (self, &why) == 0
     &&  s_reader_open (self, writer->path, &why) == 0 && stream) {
         tiers_stream_config_t config = {
             .shard = writer->shard, .db_path = writer->path,
             .log_changes = (size_t) tiers_entry_int (keys, "log_changes", 100000),
             .log_bytes = (size_t) tiers_entry_int (keys, "log_bytes", 64 << 20),
+            .keys_only = !writer->changesets,
             .on_ack = s_on_replica_ack, .on_fence = s_on_stream_fence, .ack_arg = self
         };
         self->stream = tiers_stream_new (&config, stream, self->incarnation,
@@ -2211,6 +2233,7 @@ static const tiers_key_t s_keys [] = {
     { "ack_timeout", TIERS_KEY_MS, false, 10, 60000, NULL },
     { "log_changes", TIERS_KEY_INT, false, 1, 10000000, NULL },
     { "log_bytes", TIERS_KEY_BYTES, false, 65536, 1LL << 40, NULL },
+    { "changesets", TIERS_KEY_ENUM, false, 0, 0, "auto|always" },
     { NULL, 0, false, 0, 0, NULL }
 };
 

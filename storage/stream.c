@@ -651,6 +651,10 @@ s_on_follow_keys (tiers_stream_t *self, follower_t *follower, const char *incarn
     s_push (self, follower);
 }
 
+//  What a replica is told by a stream of keys only (stream.h, keys_only).
+static const char *s_keys_only = "the map names no replica of this shard: its stream "
+                                 "carries keys only (for caches)";
+
 static void
 s_on_follow (tiers_stream_t *self, follower_t *follower, const tiers_wire_t *msg)
 {
@@ -673,6 +677,11 @@ s_on_follow (tiers_stream_t *self, follower_t *follower, const tiers_wire_t *msg
     follower->keys = keys;
     if (keys) {
         s_on_follow_keys (self, follower, incarnation ? incarnation : "", epoch, applied);
+        return;
+    }
+    if (self->config.keys_only) {
+        follower->state = FOLLOWER_SNAPSHOT;
+        s_refuse (self, follower->identity, "follow", 503, s_keys_only);
         return;
     }
     if (s_epoch_above (self, follower, msg) || (self->fenced && epoch != self->epoch)) {
@@ -895,6 +904,9 @@ s_on_router (void *arg)
         tiers_wire_set_header (reply, "error", fenced, strlen (fenced));
         s_send (self, identity, &reply);
     }
+    else
+    if (self->config.keys_only && (streq (op, "snapshot") || streq (op, "chunk")))
+        s_refuse (self, identity, op, 503, s_keys_only);
     else
     if (streq (op, "follow"))
         s_on_follow (self, follower, msg);

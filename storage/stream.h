@@ -31,6 +31,10 @@ typedef struct {
     const char *db_path;        //  the shard's file (snapshots read it)
     size_t log_changes;         //  retention: changes ...
     size_t log_bytes;           //  ... and bytes, whichever is reached first
+    //  No replica of the shard is in the map: the shard records no
+    //  changesets (they cost a durable PUT a fifth), only the keys each
+    //  change wrote; replicas are refused (503), keys followers served.
+    bool keys_only;
     tiers_stream_ack_fn *on_ack;
     tiers_stream_fence_fn *on_fence;
     void *ack_arg;              //  the argument of both

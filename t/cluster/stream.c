@@ -576,11 +576,13 @@ main (void)
         "    shard = s0\n"
         "        bind = inproc://st-s0\n"
         "        bind.stream = inproc://st-s0-stream\n"
+        "        changesets = always\n"
         "        slots = 0-511\n"
         "        log_changes = 50\n"
         "    shard = s1\n"
         "        bind = inproc://st-s1\n"
         "        bind.stream = inproc://st-s1-stream\n"
+        "        changesets = always\n"
         "        slots = 512-1023\n"
         "        ack = replica\n"
         "        ack_timeout = 300ms\n", dir);

@@ -499,6 +499,13 @@ tiers_api_shard_error (tiers_api_core_t *self)
     tiers_counter_add (self->shard_errors, 1);
 }
 
+bool
+tiers_api_primary_moved (tiers_api_core_t *self, size_t shard)
+{
+    assert (shard < self->shard_count);
+    return self->shards [shard].primary >= 0;
+}
+
 const char *
 tiers_api_shard_name (tiers_api_core_t *self, size_t shard)
 {

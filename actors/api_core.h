@@ -164,6 +164,9 @@ int tiers_api_shard_send (tiers_api_core_t *core, size_t shard,
                           tiers_wire_t **message_p);
 //  Counts a shard call that failed (tiers_api_shard_errors_total).
 void tiers_api_shard_error (tiers_api_core_t *core);
+//  Has a replica of the shard been promoted (writes go to it, not to the
+//  shard's entry)?
+bool tiers_api_primary_moved (tiers_api_core_t *core, size_t shard);
 //  The shard's map name ("s0").
 const char *tiers_api_shard_name (tiers_api_core_t *core, size_t shard);
 

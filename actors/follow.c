@@ -61,6 +61,12 @@ typedef struct {
     int64_t acked;              //  the last position acknowledged
     int64_t acked_at;           //  monotonic ms of the last ack
     int64_t heard;              //  monotonic ms of the last change or heartbeat
+    //  Caught up: `told` is the highest sequence the primary said it had
+    //  (a follow answer's, a heartbeat's); `current` the monotonic ms at
+    //  which the position last reached it. A stream that hears heartbeats
+    //  but lags behind them (the primary sends it less than it commits)
+    //  is not live once it has not been current for silent_ms.
+    int64_t told, current;
     int64_t asked;              //  monotonic ms of the last follow (0: none)
     bool answered;              //  the last follow was answered
     bool fenced;                //  the copy says it was fenced
@@ -338,6 +344,9 @@ s_on_follow_answer (stream_t *stream, const tiers_wire_t *msg)
     stream->acked = from;
     stream->acked_at = s_now_ms ();
     stream->heard = s_now_ms ();
+    stream->told = sequence;
+    if (from >= sequence)
+        stream->current = stream->heard;
     stream->fenced = false;
     stream->state = STREAM_LIVE;
 }
@@ -374,6 +383,8 @@ s_on_change (stream_t *stream, const tiers_wire_t *msg)
     tiers_counter_add (stream->keys, (uint64_t) keys);
     stream->position = sequence;
     stream->heard = s_now_ms ();
+    if (stream->position >= stream->told)
+        stream->current = stream->heard;
     if (stream->state == STREAM_STALE && !stream->fenced)
         stream->state = STREAM_LIVE;
     if (++stream->unacked >= FOLLOW_ACK_EVERY)
@@ -401,6 +412,10 @@ s_on_heartbeat (stream_t *stream, const tiers_wire_t *msg)
         return;
     }
     stream->heard = s_now_ms ();
+    if (sequence > stream->told)
+        stream->told = sequence;
+    if (stream->position >= stream->told)
+        stream->current = stream->heard;
     stream->fenced = tiers_wire_header (msg, "fenced") != NULL;
     stream->state = stream->fenced ? STREAM_STALE : STREAM_LIVE;
     if (stream->position > stream->acked || stream->heard - stream->acked_at >= FOLLOW_ALIVE_MS)
@@ -609,8 +624,10 @@ tiers_follow_live (tiers_follow_t *self, size_t shard)
 {
     assert (shard < self->count);
     stream_t *stream = &self->streams [shard];
+    int64_t now = s_now_ms ();
     return stream->state == STREAM_LIVE && !stream->fenced
-        && s_now_ms () - stream->heard <= self->config.silent_ms;
+        && now - stream->heard <= self->config.silent_ms
+        && now - stream->current <= self->config.silent_ms;
 }
 
 int64_t

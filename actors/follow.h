@@ -18,8 +18,11 @@
                     restarted as another incarnation, a gap): drop
                     everything held of that shard
     and it may ask whether a shard is LIVE (its stream was heard from
-    within `silent_ms` and is not fenced): entries of a shard that is not
-    live must not be served, for an invalidation may be missing.
+    within `silent_ms`, had delivered everything the primary said it had
+    within `silent_ms` — a follower the primary feeds slower than it
+    commits falls behind its heartbeats — and is not fenced): entries of a
+    shard that is not live must not be served, for an invalidation may be
+    missing or late.
 
     A shard stream's states:
         DOWN        no answer to `follow` yet (asked again every second)

@@ -236,9 +236,17 @@ s_ask (tiers_api_core_t *core, read_call_t *call, size_t shard, part_t *part)
     if (replica < 0)
         return s_ask_primary (core, call, shard, part);
     tiers_wire_t *message = s_request (core, call, shard);
-    //  A lease's position is at least the token's (the cache checked).
-    if (part->lease) {
-        tiers_wire_set_headerf (message, "min-sequence", "%" PRId64, part->position);
+    //  A lease's position is at least the token's when the cache checked
+    //  it; a lease handed on to a parked get may not be (the cache's
+    //  position can move back at a follow again): the larger one counts.
+    bool token_same = part->token && part->lease
+                   && part->token->incarnation_size == strlen (part->incarnation)
+                   && memcmp (part->token->incarnation, part->incarnation,
+                              part->token->incarnation_size) == 0;
+    if (part->lease && (!part->token || token_same)) {
+        int64_t at = token_same && part->token->sequence > part->position
+                   ? part->token->sequence : part->position;
+        tiers_wire_set_headerf (message, "min-sequence", "%" PRId64, at);
         tiers_wire_set_header (message, "incarnation", part->incarnation,
                                strlen (part->incarnation));
     }
@@ -289,6 +297,10 @@ s_ask_cache (tiers_api_core_t *core, read_call_t *call, part_t *part)
     read_side_t *side = (read_side_t *) tiers_api_side (core);
     if (!side || !side->cache_count)
         return -1;
+    //  A replica was promoted: the caches follow the old primary's stream,
+    //  which may not know yet that it was fenced (doc/cache.md).
+    if (tiers_api_primary_moved (core, call->shard))
+        return -1;
     tiers_wire_t *request = call->base.request;
     const char *collection = tiers_wire_header (request, "collection");
     const char *id = tiers_wire_header (request, "id");
@@ -317,7 +329,9 @@ s_ask_cache (tiers_api_core_t *core, read_call_t *call, part_t *part)
     if (deadline && (deadline - now) / 2 < bound)
         bound = (deadline - now) / 2;
     part->bound = now + (bound > 1 ? bound : 1);
-    message->deadline = part->bound;
+    //  The cache answers a parked get (409) before we give up on it.
+    message->deadline = part->bound - side->cache_timeout > now
+                      ? part->bound - side->cache_timeout : now + 1;
     int rc = tiers_wire_send (message, zsock_resolve (link->sock), NULL);
     tiers_wire_destroy (&message);
     if (rc) {

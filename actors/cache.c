@@ -180,31 +180,6 @@ s_key (char *key, const char *collection, const char *id)
     snprintf (key, KEY_MAX + 1, "%s/%s", collection, id);
 }
 
-static size_t
-s_shard_of_key (tiers_follow_t *follow, const char *key)
-{
-    char collection [TIERS_COLLECTION_MAX + 1];
-    const char *slash = strchr (key, '/');
-    size_t length = slash ? (size_t) (slash - key) : strlen (key);
-    if (length > TIERS_COLLECTION_MAX)
-        length = TIERS_COLLECTION_MAX;
-    memcpy (collection, key, length);
-    collection [length] = 0;
-    return tiers_follow_shard_of (follow, collection, slash ? slash + 1 : "");
-}
-
-typedef struct {
-    tiers_follow_t *follow;
-    size_t shard;
-} shard_match_t;
-
-static bool
-s_of_shard (const char *key, void *arg)
-{
-    shard_match_t *match = (shard_match_t *) arg;
-    return s_shard_of_key (match->follow, key) == match->shard;
-}
-
 //  The follower's position of the key's shard, with its incarnation; -1
 //  when it has none.
 static int64_t
@@ -368,10 +343,10 @@ static void
 s_on_reset (void *arg, size_t shard)
 {
     cache_t *self = (cache_t *) arg;
-    shard_match_t match = { self->follow, shard };
+    tiers_follow_match_t match = { self->follow, shard };
     tiers_cachestore_stats_t before, after;
     tiers_cachestore_stats (self->store, &before);
-    tiers_cachestore_flush (self->store, s_of_shard, &match);
+    tiers_cachestore_flush (self->store, tiers_follow_match, &match);
     tiers_cachestore_stats (self->store, &after);
     if (before.entries > after.entries)
         tiers_info ("dropped the %zu entries of shard %s: its stream was reset",
@@ -380,7 +355,7 @@ s_on_reset (void *arg, size_t shard)
     zlistx_t *keys = zhashx_keys (self->parked);
     for (const char *key = (const char *) zlistx_first (keys); key;
          key = (const char *) zlistx_next (keys))
-        if (s_of_shard (key, &match))
+        if (tiers_follow_match (key, &match))
             s_unpark_all (self, key, "the shard's stream was reset while the get waited");
     zlistx_destroy (&keys);
 }
@@ -454,7 +429,7 @@ s_get (cache_t *self, tiers_wire_t **msg_p, zmsg_t **route_p)
                   "sequence with the incarnation it is of");
         return;
     }
-    size_t shard = s_shard_of_key (self->follow, key);
+    size_t shard = tiers_follow_shard_of_key (self->follow, key);
     if (!tiers_follow_live (self->follow, shard)) {
         s_bypass (self, msg, *route_p, "the shard's stream is not live here: read storage");
         return;
@@ -544,7 +519,7 @@ s_fill (cache_t *self, tiers_wire_t *msg, zmsg_t *route)
         snprintf (incarnation, sizeof incarnation, "%s", of);
     //  A fill of another incarnation than the stream's is older than what
     //  the cache follows (a reset voids the leases anyway).
-    size_t shard = s_shard_of_key (self->follow, key);
+    size_t shard = tiers_follow_shard_of_key (self->follow, key);
     const char *following;
     tiers_fill_t result;
     if (*incarnation && s_position (self, shard, &following) >= 0

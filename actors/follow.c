@@ -619,6 +619,27 @@ tiers_follow_shard_name (tiers_follow_t *self, size_t shard)
     return self->streams [shard].entry->name;
 }
 
+size_t
+tiers_follow_shard_of_key (tiers_follow_t *self, const char *key)
+{
+    const char *slash = strchr (key, '/');
+    size_t length = slash ? (size_t) (slash - key) : 0;
+    if (!slash || length > TIERS_COLLECTION_MAX)
+        return self->count;
+    char collection [TIERS_COLLECTION_MAX + 1];
+    memcpy (collection, key, length);
+    collection [length] = 0;
+    return tiers_follow_shard_of (self, collection, slash + 1);
+}
+
+bool
+tiers_follow_match (const char *key, void *match_)
+{
+    tiers_follow_match_t *match = (tiers_follow_match_t *) match_;
+    size_t shard = tiers_follow_shard_of_key (match->follow, key);
+    return shard == match->shard || shard == match->follow->count;
+}
+
 bool
 tiers_follow_live (tiers_follow_t *self, size_t shard)
 {

@@ -78,6 +78,16 @@ size_t tiers_follow_shard_count (tiers_follow_t *self);
 size_t tiers_follow_shard_of (tiers_follow_t *self, const char *collection,
                               const char *id);
 const char *tiers_follow_shard_name (tiers_follow_t *self, size_t shard);
+//  The shard of a cache key "COLLECTION/ID"; the shard count (no shard)
+//  for a key that is not one.
+size_t tiers_follow_shard_of_key (tiers_follow_t *self, const char *key);
+//  For tiers_cachestore_flush (a tiers_cachestore_match_fn): is the key
+//  one of the shard's? A key that names no shard is dropped too.
+typedef struct {
+    tiers_follow_t *follow;
+    size_t shard;
+} tiers_follow_match_t;
+bool tiers_follow_match (const char *key, void *match);
 
 //  LIVE now (monotonic clock)?
 bool tiers_follow_live (tiers_follow_t *self, size_t shard);

@@ -127,32 +127,12 @@ s_on_key (void *arg, size_t shard, const char *key, int64_t version)
         s_sync (self);
 }
 
-typedef struct {
-    tiers_follow_t *follow;
-    size_t shard;
-} shard_match_t;
-
-//  Is the key COLLECTION/ID one of the shard's?
-static bool
-s_of_shard (const char *key, void *arg)
-{
-    shard_match_t *match = (shard_match_t *) arg;
-    const char *slash = strchr (key, '/');
-    size_t length = slash ? (size_t) (slash - key) : 0;
-    if (!slash || length > TIERS_COLLECTION_MAX)
-        return true;                //  never made here: drop it too
-    char collection [TIERS_COLLECTION_MAX + 1];
-    memcpy (collection, key, length);
-    collection [length] = 0;
-    return tiers_follow_shard_of (match->follow, collection, slash + 1) == match->shard;
-}
-
 static void
 s_on_reset (void *arg, size_t shard)
 {
     tiers_edge_t *self = (tiers_edge_t *) arg;
-    shard_match_t match = { self->follow, shard };
-    tiers_cachestore_flush (self->store, s_of_shard, &match);
+    tiers_follow_match_t match = { self->follow, shard };
+    tiers_cachestore_flush (self->store, tiers_follow_match, &match);
     tiers_counter_add (self->resets, 1);
     tiers_debug ("edge: shard %s reset: its keys are dropped",
                  tiers_follow_shard_name (self->follow, shard));

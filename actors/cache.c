@@ -130,7 +130,7 @@ s_refuse (cache_t *self, const tiers_wire_t *request, zmsg_t *route, const char 
 {
     tiers_counter_add (self->refused, 1);
     const char *op = request ? tiers_wire_header (request, "op") : NULL;
-    bool named = op && (streq (op, "get") || streq (op, "fill"));
+    bool named = op && (streq (op, "get") || streq (op, "fill") || streq (op, "release"));
     tiers_wire_t *reply = s_answer (request, named ? op : NULL, 400, error);
     s_send (self, &reply, route);
 }
@@ -523,8 +523,10 @@ s_fill (cache_t *self, tiers_wire_t *msg, zmsg_t *route)
     const char *following;
     tiers_fill_t result;
     if (*incarnation && s_position (self, shard, &following) >= 0
-    &&  !streq (incarnation, following))
+    &&  !streq (incarnation, following)) {
         result = TIERS_FILL_STALE;
+        tiers_cachestore_release (self->store, key, lease, zclock_mono ());
+    }
     else
         result = tiers_cachestore_fill (self->store, key, lease,
                                         absent ? NULL : msg->body, msg->body_size,
@@ -551,6 +553,32 @@ s_fill (cache_t *self, tiers_wire_t *msg, zmsg_t *route)
     tiers_wire_t *reply = s_answer (msg, "fill", status, error);
     s_send (self, &reply, route);
     s_unpark_filled (self, key, shard);
+}
+
+//  op=release: the lease holder read nothing it can fill with; the next
+//  parked get (if any) takes a new lease at once.
+static void
+s_release (cache_t *self, tiers_wire_t *msg, zmsg_t *route)
+{
+    char key [KEY_MAX + 1];
+    const char *why = NULL;
+    if (!s_request_key (msg, key, &why)) {
+        s_refuse (self, msg, route, why);
+        return;
+    }
+    bool bad = false;
+    const char *lease_text = tiers_wire_text (msg, "lease", &bad);
+    uint64_t lease = 0;
+    if (bad || s_decimal (lease_text, &lease) || lease == 0) {
+        s_refuse (self, msg, route, "bad lease: the decimal a 202 gave");
+        return;
+    }
+    bool released = tiers_cachestore_release (self->store, key, lease, zclock_mono ());
+    tiers_wire_t *reply = s_answer (msg, "release", released ? 204 : 409,
+                                    released ? NULL : "no-lease: the key has no such live lease");
+    s_send (self, &reply, route);
+    if (released)
+        s_unpark_filled (self, key, tiers_follow_shard_of_key (self->follow, key));
 }
 
 static char *s_status_text (cache_t *self);
@@ -593,7 +621,10 @@ s_on_request (void *arg)
         if (op && streq (op, "fill"))
             s_fill (self, msg, route);
         else
-            s_refuse (self, msg, route, "unknown op (get, fill)");
+        if (op && streq (op, "release"))
+            s_release (self, msg, route);
+        else
+            s_refuse (self, msg, route, "unknown op (get, fill, release)");
     }
     tiers_wire_destroy (&msg);
     zmsg_destroy (&route);

@@ -591,6 +591,23 @@ tiers_cachestore_get (tiers_cachestore_t *self, const char *key, int64_t now_ms,
     return TIERS_CACHE_MISS;
 }
 
+bool
+tiers_cachestore_release (tiers_cachestore_t *self, const char *key, uint64_t lease,
+                          int64_t now_ms)
+{
+    assert (self && key);
+    if (now_ms > self->now)
+        self->now = now_ms;
+    size_t key_len = strlen (key);
+    record_t *record = s_find (self, key, key_len, s_hash (key, key_len, self->seed));
+    if (!record || record->held || lease == 0 || record->lease != lease
+    ||  now_ms >= record->lease_until)
+        return false;
+    s_lease_end (self, record, now_ms);
+    assert (self->bytes <= self->cap);
+    return true;
+}
+
 tiers_fill_t
 tiers_cachestore_fill (tiers_cachestore_t *self, const char *key, uint64_t lease,
                        const void *value, size_t size, const char *tag, int64_t version,

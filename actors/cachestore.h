@@ -105,6 +105,12 @@ tiers_fill_t tiers_cachestore_fill (tiers_cachestore_t *self, const char *key,
                                     uint64_t lease, const void *value, size_t size,
                                     const char *tag, int64_t version, int64_t now_ms);
 
+//  The holder of `lease` gives it back without a fill (storage answered
+//  nothing it can fill with): the next miss gets a new lease at once
+//  instead of after lease_ms. False when the key has no such live lease.
+bool tiers_cachestore_release (tiers_cachestore_t *self, const char *key, uint64_t lease,
+                               int64_t now_ms);
+
 //  A committed write of `key` at `version` (a delete too): an entry older
 //  than it goes, a lease of the key is voided, and a later fill older than
 //  `version` is refused while the store remembers it: for lease_ms from the

@@ -383,25 +383,23 @@ s_fill (tiers_api_core_t *core, read_call_t *call, part_t *part, const tiers_wir
     long long version = -1;
     const char *rest = NULL;
     const char *tag = NULL;
+    bool fillable = false;
     if (answer->status == 200) {
         tag = tiers_wire_header (answer, "tag");
         const char *dot = tag ? strrchr (tag, '.') : NULL;
         size_t length = strlen (part->incarnation);
-        if (!dot || (size_t) (dot - tag) != length || memcmp (tag, part->incarnation, length)
-        ||  tiers_parse_unsigned (dot + 1, &version, &rest) || *rest)
-            return;
+        fillable = dot && (size_t) (dot - tag) == length
+                && !memcmp (tag, part->incarnation, length)
+                && !tiers_parse_unsigned (dot + 1, &version, &rest) && !*rest;
     }
     else
     if (answer->status == 404) {
         const char *sequence = tiers_wire_header (answer, "sequence");
         const char *of = tiers_wire_header (answer, "incarnation");
-        if (!sequence || !of || !streq (of, part->incarnation)
-        ||  tiers_parse_unsigned (sequence, &version, &rest) || *rest
-        ||  version < part->position)
-            return;
+        fillable = sequence && of && streq (of, part->incarnation)
+                && !tiers_parse_unsigned (sequence, &version, &rest) && !*rest
+                && version >= part->position;
     }
-    else
-        return;
     cache_link_t *link = &side->caches [part->cache];
     tiers_wire_t *request = call->base.request;
     const char *collection = tiers_wire_header (request, "collection");
@@ -409,10 +407,18 @@ s_fill (tiers_api_core_t *core, read_call_t *call, part_t *part, const tiers_wir
     tiers_wire_t *message = tiers_wire_new (TIERS_WIRE_REQUEST);
     tiers_wire_set_rid (message, FILL_RID);
     tiers_wire_set_service (message, link->entry->name);
-    tiers_wire_set_header (message, "op", "fill", 4);
+    //  Nothing to fill with: the lease goes back, so that the key's next
+    //  reader takes it now rather than after the cache's `lease`.
+    tiers_wire_set_header (message, "op", fillable ? "fill" : "release",
+                           fillable ? 4 : 7);
     tiers_wire_set_header (message, "collection", collection, strlen (collection));
     tiers_wire_set_header (message, "id", id, strlen (id));
     tiers_wire_set_headerf (message, "lease", "%" PRIu64, lease);
+    if (!fillable) {
+        tiers_wire_send (message, zsock_resolve (link->sock), NULL);
+        tiers_wire_destroy (&message);
+        return;
+    }
     tiers_wire_set_headerf (message, "version", "%lld", version);
     if (tag) {
         tiers_wire_set_header (message, "tag", tag, strlen (tag));

@@ -486,18 +486,12 @@ s_no_such_document (const tiers_wire_t *reply)
         && strstr ((const char *) reply->body, "\"detail\":\"no such document\"");
 }
 
-void
-tiers_edge_fill (tiers_edge_t *self, const char *collection, const char *id,
-                 tiers_edge_ticket_t *ticket, const tiers_wire_t *reply)
+//  Fills the key from the answer under the lease; false when the answer
+//  is none to keep (the caller gives the lease back).
+static bool
+s_fill (tiers_edge_t *self, const char *key, uint64_t lease, tiers_edge_ticket_t *ticket,
+        const tiers_wire_t *reply, int64_t now)
 {
-    assert (self && ticket && reply);
-    uint64_t lease = ticket->lease;
-    ticket->lease = 0;
-    if (!lease)
-        return;
-    char key [EDGE_KEY_MAX + 1];
-    s_key (key, collection, id);
-    int64_t now = zclock_mono ();
     if (reply->status == 200 && s_plain (reply)) {
         //  ETag "INCARNATION.VERSION": the shard's tag, quoted by the read-api.
         const char *etag = tiers_wire_header (reply, "etag");
@@ -513,7 +507,7 @@ tiers_edge_fill (tiers_edge_t *self, const char *collection, const char *id,
             //  changed under the read (the reset that follows drops the
             //  rest), or not a tag the edge knows how to give again.
             tiers_counter_add (self->refused, 1);
-            return;
+            return false;
         }
         memcpy (tag, etag + 1, length - 2);
         tag [length - 2] = 0;
@@ -521,13 +515,13 @@ tiers_edge_fill (tiers_edge_t *self, const char *collection, const char *id,
         size_t size = length - 2 - incarnation - 1;
         if (size == 0 || size >= sizeof digits) {
             tiers_counter_add (self->refused, 1);
-            return;
+            return false;
         }
         memcpy (digits, dot + 1, size);
         digits [size] = 0;
         if (tiers_parse_int (digits, &version) || version < 0) {
             tiers_counter_add (self->refused, 1);
-            return;
+            return false;
         }
         tiers_cachestore_fill (self->store, key, lease, reply->body, reply->body_size, tag,
                                (int64_t) version, now);
@@ -536,7 +530,26 @@ tiers_edge_fill (tiers_edge_t *self, const char *collection, const char *id,
     if (reply->status == 404 && s_no_such_document (reply))
         tiers_cachestore_fill (self->store, key, lease, NULL, 0, "", ticket->position, now);
     else
-        return;             //  not an answer to keep: the lease runs out
+        return false;       //  not an answer to keep
+    return true;
+}
+
+void
+tiers_edge_fill (tiers_edge_t *self, const char *collection, const char *id,
+                 tiers_edge_ticket_t *ticket, const tiers_wire_t *reply)
+{
+    assert (self && ticket && reply);
+    uint64_t lease = ticket->lease;
+    ticket->lease = 0;
+    if (!lease)
+        return;
+    char key [EDGE_KEY_MAX + 1];
+    s_key (key, collection, id);
+    int64_t now = zclock_mono ();
+    //  An answer that cannot fill gives the lease back: the key's next
+    //  miss takes one at once rather than after the lease's time.
+    if (!s_fill (self, key, lease, ticket, reply, now))
+        tiers_cachestore_release (self->store, key, lease, now);
     s_sync (self);
 }
 

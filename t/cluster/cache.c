@@ -632,6 +632,26 @@ s_bad_input (zsock_t *client, zsock_t *c0, const char *c0_endpoint)
     is_int (reply ? reply->status : -1, 409, "bad input: a fill of another incarnation: "
             "409");
     tiers_wire_destroy (&reply);
+    //  ... which gave the lease back: the next get takes a new one at once.
+    char again [32];
+    is_int (s_lease (c0, id, again), 202, "release: a refused fill of another incarnation "
+            "gave the lease back (the next get is a miss, not parked)");
+    ok (strcmp (again, lease) != 0, "release: ... with a new lease");
+    reply = s_cache_call (c0, "release", NULL, 0, "collection", COLLECTION, "id", id,
+                          "lease", again, NULL);
+    is_int (reply ? reply->status : -1, 204, "release: the holder gives its lease back: 204");
+    tiers_wire_destroy (&reply);
+    reply = s_cache_call (c0, "release", NULL, 0, "collection", COLLECTION, "id", id,
+                          "lease", again, NULL);
+    is_int (reply ? reply->status : -1, 409, "release: the same lease again: 409");
+    tiers_wire_destroy (&reply);
+    is_int (s_lease (c0, id, again), 202, "release: ... and the next get is a miss with "
+            "a lease");
+    reply = s_cache_call (c0, "release", NULL, 0, "collection", COLLECTION, "id", id,
+                          "lease", "x1", NULL);
+    is_int (reply ? reply->status : -1, 400, "release: a bad lease: 400");
+    tiers_wire_destroy (&reply);
+    refused++;
 
     id = s_pick (0, 0, "bad", &from);
     is_int (s_lease (c0, id, lease), 202, "bad input: a get of %s: a lease", id);
@@ -647,7 +667,7 @@ s_bad_input (zsock_t *client, zsock_t *c0, const char *c0_endpoint)
     tiers_wire_destroy (&reply);
     is_int (s_stat (c0, "fills_refused"), fills_refused + 5, "bad input: c0 counted the "
             "five refused fills");
-    is_int (s_stat (c0, "refused"), refused + 9, "bad input: ... and still nine refusals "
+    is_int (s_stat (c0, "refused"), refused + 9, "bad input: ... and still only those refusals "
             "(the long frame never reached it: the socket dropped it)");
 
     //  And it serves: a document through the read-api, twice, the second a hit.

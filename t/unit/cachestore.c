@@ -143,6 +143,23 @@ s_hit_miss_lease (void)
     is_int (tiers_cachestore_fill (store, "docs/1", lease, "x", 1, "v4", 4, 1030),
             TIERS_FILL_NO_LEASE, "the lease ended with its fill: a second fill is refused");
 
+    //  A lease given back: the next lookup misses with a new one at once.
+    uint64_t held = 0, next = 0;
+    is_int (s_get (store, "docs/r", 1031, &held), TIERS_CACHE_MISS, "docs/r misses");
+    ok (!tiers_cachestore_release (store, "docs/r", held ^ 1, 1032),
+        "release: another lease is not released");
+    ok (!tiers_cachestore_release (store, "docs/nothing", held, 1032),
+        "release: a key without a lease is not released");
+    is_int (s_get (store, "docs/r", 1033, NULL), TIERS_CACHE_LEASED, "... it is still LEASED");
+    ok (tiers_cachestore_release (store, "docs/r", held, 1034), "release: the holder's lease");
+    ok (!tiers_cachestore_release (store, "docs/r", held, 1035), "release: ... only once");
+    is_int (s_get (store, "docs/r", 1036, &next), TIERS_CACHE_MISS,
+            "after a release the next lookup misses, with a lease");
+    ok (next != 0 && next != held, "... a new one");
+    is_int (tiers_cachestore_fill (store, "docs/r", held, "x", 1, "v1", 1, 1037),
+            TIERS_FILL_NO_LEASE, "a fill with the released lease is refused");
+    ok (tiers_cachestore_release (store, "docs/r", next, 1038), "release: the new one too");
+
     //  Fills without the live lease.
     is_int (tiers_cachestore_fill (store, "docs/2", 12345, "x", 1, "v1", 1, 1040),
             TIERS_FILL_NO_LEASE, "a fill of a key never looked up is refused");

@@ -335,6 +335,7 @@ s_on_key (void *arg, size_t shard, const char *key, int64_t version)
 {
     (void) shard;
     cache_t *self = (cache_t *) arg;
+    tiers_cachestore_time (self->store, zclock_mono ());
     tiers_cachestore_invalidate (self->store, key, version);
     s_unpark_all (self, key, "the key was written while the get waited");
 }

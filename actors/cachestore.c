@@ -591,6 +591,14 @@ tiers_cachestore_get (tiers_cachestore_t *self, const char *key, int64_t now_ms,
     return TIERS_CACHE_MISS;
 }
 
+void
+tiers_cachestore_time (tiers_cachestore_t *self, int64_t now_ms)
+{
+    assert (self);
+    if (now_ms > self->now)
+        self->now = now_ms;
+}
+
 bool
 tiers_cachestore_release (tiers_cachestore_t *self, const char *key, uint64_t lease,
                           int64_t now_ms)

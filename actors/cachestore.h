@@ -111,6 +111,11 @@ tiers_fill_t tiers_cachestore_fill (tiers_cachestore_t *self, const char *key,
 bool tiers_cachestore_release (tiers_cachestore_t *self, const char *key, uint64_t lease,
                                int64_t now_ms);
 
+//  The store's clock moves on to `now_ms` (monotonic): invalidations take
+//  no time of their own, and a floor lasts lease_ms from the last time the
+//  store was given. An owner that invalidates calls this first.
+void tiers_cachestore_time (tiers_cachestore_t *self, int64_t now_ms);
+
 //  A committed write of `key` at `version` (a delete too): an entry older
 //  than it goes, a lease of the key is voided, and a later fill older than
 //  `version` is refused while the store remembers it: for lease_ms from the

@@ -80,6 +80,12 @@ struct _tiers_edge_t {
     tiers_counter_t *invalidations, *evictions, *expirations, *resets;
     tiers_counter_t *bypass [BYPASS_REASONS];
     tiers_gauge_t *bytes, *cap_bytes, *entries;
+    //  Per shard: the newest write answered through this instance, as its
+    //  token said (incarnation "" = none since the last reset). A miss
+    //  reads at least there, though the stream may not have told of it yet.
+    size_t shards;
+    int64_t *written;
+    char (*written_incarnation) [TIERS_TOKEN_INCARNATION_MAX + 1];
 };
 
 //  --------------------------------------------------------------------------
@@ -123,6 +129,7 @@ s_on_key (void *arg, size_t shard, const char *key, int64_t version)
 {
     (void) shard;
     tiers_edge_t *self = (tiers_edge_t *) arg;
+    tiers_cachestore_time (self->store, zclock_mono ());
     if (tiers_cachestore_invalidate (self->store, key, version))
         s_sync (self);
 }
@@ -133,6 +140,10 @@ s_on_reset (void *arg, size_t shard)
     tiers_edge_t *self = (tiers_edge_t *) arg;
     tiers_follow_match_t match = { self->follow, shard };
     tiers_cachestore_flush (self->store, tiers_follow_match, &match);
+    if (self->written && shard < self->shards) {
+        self->written [shard] = 0;
+        self->written_incarnation [shard][0] = 0;
+    }
     tiers_counter_add (self->resets, 1);
     tiers_debug ("edge: shard %s reset: its keys are dropped",
                  tiers_follow_shard_name (self->follow, shard));
@@ -232,6 +243,11 @@ tiers_edge_new (const tiers_actor_args_t *args, int64_t lease_ms, char **why)
         tiers_edge_destroy (&self);
         return NULL;
     }
+    self->shards = tiers_follow_shard_count (self->follow);
+    self->written = (int64_t *) zmalloc ((self->shards + 1) * sizeof (int64_t));
+    self->written_incarnation = zmalloc ((self->shards + 1)
+                                         * sizeof self->written_incarnation [0]);
+    assert (self->written && self->written_incarnation);
     s_metrics (self);
     s_sync (self);
     tiers_info ("edge cache: %lld bytes, ttl %lld ms, negative ttl %lld ms, silent %lld ms; "
@@ -249,6 +265,8 @@ tiers_edge_destroy (tiers_edge_t **self_p)
     if (self) {
         tiers_follow_destroy (&self->follow);
         tiers_cachestore_destroy (&self->store);
+        free (self->written);
+        free (self->written_incarnation);
         free (self);
         *self_p = NULL;
     }
@@ -396,6 +414,11 @@ tiers_edge_lookup (tiers_edge_t *self, tiers_http_req_t *req, const char *collec
     if (scan.token && (scan.token_lines > 1
     ||  !s_token_allows (self, scan.token, shard, position, incarnation)))
         return s_bypass (self, BYPASS_TOKEN);
+    //  A write answered here that the stream has not told of yet: a miss
+    //  reads at least at it.
+    if (streq (self->written_incarnation [shard], incarnation)
+    &&  self->written [shard] > position)
+        position = self->written [shard];
 
     char key [EDGE_KEY_MAX + 1];
     s_key (key, collection, id);
@@ -442,6 +465,16 @@ tiers_edge_forward (tiers_edge_t *self, tiers_edge_ticket_t *ticket, tiers_wire_
         tiers_token_t token;
         char why [8];
         if (tiers_token_parse (client, &token, why, sizeof why)) {
+            ticket->lease = 0;
+            return;
+        }
+        //  A full token with no entry for this shard: one more would make
+        //  it one the read-api refuses; it goes as it came, and fills nothing.
+        bool has = false;
+        for (size_t i = 0; i < token.count; i++)
+            has |= token.entries [i].shard_size == strlen (name)
+                && memcmp (token.entries [i].shard, name, strlen (name)) == 0;
+        if (!has && token.count >= TIERS_TOKEN_ENTRIES) {
             ticket->lease = 0;
             return;
         }
@@ -571,11 +604,36 @@ tiers_edge_written (tiers_edge_t *self, const char *collection, const char *id,
     tiers_token_t token;
     char why [8];
     const char *value = tiers_wire_header (reply, "token");
+    size_t shard = tiers_follow_shard_of (self->follow, collection, id);
+    const char *name = tiers_follow_shard_name (self->follow, shard);
     if (reply->status < 300 && value && tiers_token_parse (value, &token, why, sizeof why) == 0
-    &&  token.count == 1)
-        version = token.entries [0].sequence;
+    &&  token.count == 1 && token.entries [0].shard_size == strlen (name)
+    &&  memcmp (token.entries [0].shard, name, strlen (name)) == 0
+    &&  token.entries [0].incarnation_size <= TIERS_TOKEN_INCARNATION_MAX) {
+        const tiers_token_entry_t *entry = &token.entries [0];
+        char incarnation [TIERS_TOKEN_INCARNATION_MAX + 1];
+        memcpy (incarnation, entry->incarnation, entry->incarnation_size);
+        incarnation [entry->incarnation_size] = 0;
+        //  Of the incarnation the follower is at: the write's version, and
+        //  misses read at least there; else every older fill of the key is
+        //  refused for a while (and a fill's tag of another incarnation is
+        //  refused anyway).
+        const char *following = NULL;
+        tiers_follow_position (self->follow, shard, &following);
+        if (following && streq (following, incarnation)) {
+            version = entry->sequence;
+            if (!streq (self->written_incarnation [shard], incarnation)) {
+                snprintf (self->written_incarnation [shard],
+                          sizeof self->written_incarnation [0], "%s", incarnation);
+                self->written [shard] = 0;
+            }
+            if (entry->sequence > self->written [shard])
+                self->written [shard] = entry->sequence;
+        }
+    }
     char key [EDGE_KEY_MAX + 1];
     s_key (key, collection, id);
+    tiers_cachestore_time (self->store, zclock_mono ());
     if (tiers_cachestore_invalidate (self->store, key, version))
         s_sync (self);
 }

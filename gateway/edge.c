@@ -586,6 +586,20 @@ tiers_edge_fill (tiers_edge_t *self, const char *collection, const char *id,
     s_sync (self);
 }
 
+void
+tiers_edge_release (tiers_edge_t *self, const char *collection, const char *id,
+                    tiers_edge_ticket_t *ticket)
+{
+    assert (self && ticket);
+    uint64_t lease = ticket->lease;
+    ticket->lease = 0;
+    if (!lease)
+        return;
+    char key [EDGE_KEY_MAX + 1];
+    s_key (key, collection, id);
+    tiers_cachestore_release (self->store, key, lease, zclock_mono ());
+}
+
 //  --------------------------------------------------------------------------
 //  A write through this instance
 

@@ -73,6 +73,10 @@ void tiers_edge_forward (tiers_edge_t *self, tiers_edge_ticket_t *ticket, tiers_
 //  answer is one the edge can give again (the lease ends either way).
 void tiers_edge_fill (tiers_edge_t *self, const char *collection, const char *id,
                       tiers_edge_ticket_t *ticket, const tiers_wire_t *reply);
+//  The ticketed read ended without a reply (the client left, the face
+//  answered it): its lease goes back.
+void tiers_edge_release (tiers_edge_t *self, const char *collection, const char *id,
+                         tiers_edge_ticket_t *ticket);
 //  A write of COLLECTION/ID was answered through this instance: its key
 //  is invalidated here at once (at the answer's token), not only when the
 //  stream brings it.

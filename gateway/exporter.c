@@ -47,8 +47,8 @@
 
 
 static const tiers_http_route_t s_routes [] = {
-    { "metrics", tiers_http_match_metrics, tiers_http_begin_metrics, NULL, NULL, 0, NULL, TIERS_HTTP_OPEN },
-    { "health",  tiers_http_match_health,  tiers_http_begin_health,  NULL, NULL, 0, NULL, TIERS_HTTP_OPEN },
+    { "metrics", tiers_http_match_metrics, tiers_http_begin_metrics, NULL, NULL, 0, NULL, TIERS_HTTP_OPEN, NULL },
+    { "health",  tiers_http_match_health,  tiers_http_begin_health,  NULL, NULL, 0, NULL, TIERS_HTTP_OPEN, NULL },
 };
 
 static void

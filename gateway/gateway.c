@@ -62,6 +62,7 @@ typedef struct {
     char collection [TIERS_COLLECTION_MAX + 1];
     char id [TIERS_DOC_ID_MAX + 1];
     tiers_edge_ticket_t ticket;     //  a read the edge missed: its fill
+    bool forwarded, replied;        //  it went to a back end; its answer came
 } doc_t;
 
 //  --------------------------------------------------------------------------
@@ -290,7 +291,30 @@ s_forward_document (tiers_http_req_t *req, tiers_wire_t *msg, const char **detai
     if (doc->ticket.lease && !too_long)
         tiers_edge_forward (((outlets_t *) tiers_http_arg (req))->edge, &doc->ticket, msg);
     *detail = s_too_long;
+    doc->forwarded = !too_long;     //  (a send that fails is answered 503 by the face)
     return too_long ? 431 : 0;
+}
+
+//  A document request is over: a read's lease that no answer filled goes
+//  back (the client left, the face answered 503/504/431 itself); a write
+//  that no back end answered may still have been applied: its key here
+//  is dropped as of an unknown version.
+static void
+s_done_document (tiers_http_req_t *req)
+{
+    doc_t *doc = (doc_t *) tiers_http_state (req);
+    tiers_edge_t *edge = ((outlets_t *) tiers_http_arg (req))->edge;
+    if (!edge || !*doc->collection || !*doc->id)
+        return;
+    if (doc->ticket.lease)
+        tiers_edge_release (edge, doc->collection, doc->id, &doc->ticket);
+    else
+    if (doc->forwarded && !doc->replied && !tiers_http_reading (req)) {
+        tiers_wire_t *unknown = tiers_wire_new (TIERS_WIRE_REPLY);
+        unknown->status = 504;
+        tiers_edge_written (edge, doc->collection, doc->id, unknown);
+        tiers_wire_destroy (&unknown);
+    }
 }
 
 //  A document's answer: the face's mapping, after the edge filled from it
@@ -300,6 +324,7 @@ s_reply_document (tiers_http_req_t *req, tiers_wire_t *reply)
 {
     doc_t *doc = (doc_t *) tiers_http_state (req);
     tiers_edge_t *edge = ((outlets_t *) tiers_http_arg (req))->edge;
+    doc->replied = true;
     if (doc->ticket.lease)
         tiers_edge_fill (edge, doc->collection, doc->id, &doc->ticket, reply);
     else
@@ -441,15 +466,15 @@ s_reply_ready (tiers_http_req_t *req, tiers_wire_t *reply)
 
 static const tiers_http_route_t s_routes [] = {
     { "document", s_match_document, s_begin_document, s_forward_document, NULL, 0,
-      s_reply_document, TIERS_HTTP_KEYED },
+      s_reply_document, TIERS_HTTP_KEYED, s_done_document },
     { "list",     s_match_list,     s_begin_list,     s_forward_list,     NULL, 0, NULL,
-      TIERS_HTTP_KEYED },
+      TIERS_HTTP_KEYED, NULL },
     { "health",   tiers_http_match_health,   tiers_http_begin_health,   NULL,               NULL, 0, NULL,
-      TIERS_HTTP_OPEN },
+      TIERS_HTTP_OPEN, NULL },
     { "ready",    s_match_ready,    s_begin_ready,    NULL,               NULL,
-      TIERS_WIRE_STATUS, s_reply_ready, TIERS_HTTP_ANYONE },
+      TIERS_WIRE_STATUS, s_reply_ready, TIERS_HTTP_ANYONE, NULL },
     { "metrics",  tiers_http_match_metrics,  tiers_http_begin_metrics,  NULL,               NULL, 0, NULL,
-      TIERS_HTTP_METRICS },
+      TIERS_HTTP_METRICS, NULL },
 };
 
 //  --------------------------------------------------------------------------

@@ -1315,6 +1315,8 @@ s_completed (void *cls, struct MHD_Connection *connection, void **con_cls,
         else
             s_conn_enter (conn, CONN_BUSY, 0);
     }
+    if (req->route && req->route->done)
+        req->route->done (req);
     if (req->draining)
         self->closing--;
     tiers_gauge_add (self->inflight, -1);

@@ -83,6 +83,9 @@ typedef struct {
     //  mapping (status, body, ETag, Location, Retry-After, problem+json).
     void (*reply) (tiers_http_req_t *req, tiers_wire_t *reply);
     tiers_http_access_t access;
+    //  Optional: the request is over (answered, refused, cut, given up
+    //  on), once, before its route state goes.
+    void (*done) (tiers_http_req_t *req);
 } tiers_http_route_t;
 
 typedef struct {

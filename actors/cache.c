@@ -469,24 +469,41 @@ s_get (cache_t *self, tiers_wire_t **msg_p, zmsg_t **route_p)
     }
 }
 
+//  The key and the lease of a fill or a release; false when either is bad
+//  (refused: 400, counted).
+static bool
+s_key_and_lease (cache_t *self, tiers_wire_t *msg, zmsg_t *route, char *key,
+                 uint64_t *lease)
+{
+    const char *why = NULL;
+    if (!s_request_key (msg, key, &why)) {
+        s_refuse (self, msg, route, why);
+        return false;
+    }
+    bool bad = false;
+    const char *lease_text = tiers_wire_text (msg, "lease", &bad);
+    *lease = 0;
+    if (bad || s_decimal (lease_text, lease) || *lease == 0) {
+        s_refuse (self, msg, route, "bad lease: the decimal a 202 gave");
+        return false;
+    }
+    return true;
+}
+
 static void
 s_fill (cache_t *self, tiers_wire_t *msg, zmsg_t *route)
 {
     char key [KEY_MAX + 1];
-    const char *why = NULL;
-    if (!s_request_key (msg, key, &why)) {
-        s_refuse (self, msg, route, why);
+    uint64_t lease = 0, version = 0;
+    if (!s_key_and_lease (self, msg, route, key, &lease))
         return;
-    }
     bool bad = false;
-    const char *lease_text = tiers_wire_text (msg, "lease", &bad);
     const char *version_text = tiers_wire_text (msg, "version", &bad);
     const char *tag = tiers_wire_text (msg, "tag", &bad);
     const char *negative = tiers_wire_text (msg, "negative", &bad);
     const char *of = tiers_wire_text (msg, "incarnation", &bad);
-    uint64_t lease = 0, version = 0;
-    if (bad || s_decimal (lease_text, &lease) || lease == 0) {
-        s_refuse (self, msg, route, "bad lease: the decimal a 202 gave");
+    if (bad) {
+        s_refuse (self, msg, route, "a fill's header holds a NUL byte");
         return;
     }
     if (s_decimal (version_text, &version) || version > INT64_MAX) {
@@ -562,18 +579,9 @@ static void
 s_release (cache_t *self, tiers_wire_t *msg, zmsg_t *route)
 {
     char key [KEY_MAX + 1];
-    const char *why = NULL;
-    if (!s_request_key (msg, key, &why)) {
-        s_refuse (self, msg, route, why);
-        return;
-    }
-    bool bad = false;
-    const char *lease_text = tiers_wire_text (msg, "lease", &bad);
     uint64_t lease = 0;
-    if (bad || s_decimal (lease_text, &lease) || lease == 0) {
-        s_refuse (self, msg, route, "bad lease: the decimal a 202 gave");
+    if (!s_key_and_lease (self, msg, route, key, &lease))
         return;
-    }
     bool released = tiers_cachestore_release (self->store, key, lease, zclock_mono ());
     tiers_wire_t *reply = s_answer (msg, "release", released ? 204 : 409,
                                     released ? NULL : "no-lease: the key has no such live lease");

@@ -135,30 +135,50 @@ if start_node "$dir/tls.log" run -m "$dir/tls.map"; then
     # Past the limit (connections = 2, held by two clients that say
     # nothing yet, for 6 s: on a loaded machine the refusal may take a
     # while to ask for): a TLS alert at once, where a 503 cannot be written.
-    "$TOOL" hold "$port" 2 6 >"$dir/hold" 2>&1 &
-    hold=$!
-    pids="$pids $hold"
-    i=0
-    while [ $i -lt 40 ] && ! grep -q "connected 2" "$dir/hold"; do sleep 0.05; i=$((i + 1)); done
-    # The kernel took the two; until the gateway has accepted them (a
-    # moment later on a loaded machine) a third is served: ask again, 2 s.
-    i=0
-    while :; do
-        start=$(date +%s)
-        curl -s -m 3 -o /dev/null --cacert "$dir/cert.pem" "$base/health" 2>"$dir/alert"
-        status=$?
-        [ $status -ne 0 ] && break
-        i=$((i + 1)); [ $i -lt 40 ] || break
-        sleep 0.05
-    done
-    is "$status:$(( $(date +%s) - start <= 1 ))" "35:1" "tls: over the connection limit: the handshake fails at once (curl 35)"
-    curl -sv -m 3 -o /dev/null --cacert "$dir/cert.pem" "$base/health" 2>"$dir/alert"
-    grep -q "alert internal error" "$dir/alert"; ok $? "tls: ... with a TLS alert"
-    wait "$hold"; forget "$hold"
-    is "$(tail -n 1 "$dir/hold")" "open 2" "tls: ... while the two held their slots"
+    # On a loaded machine the gateway may not have let go of the last
+    # request's connection when the two come, and then one of them is
+    # refused in its place: the round is played again (three times at
+    # most), and every refusal a client saw is counted.
     req GET /metrics --cacert "$dir/cert.pem" -H "$(auth $SCRAPER)"
-    grep -q '^tiers_gateway_refused_total{limit="connections"} 2$' "$dir/body"
-    ok $? "tls: the two refusals are counted"
+    before=$(sed -n 's/^tiers_gateway_refused_total{limit="connections"} //p' "$dir/body")
+    seen=0
+    round=0
+    while :; do
+        round=$((round + 1))
+        "$TOOL" hold "$port" 2 6 >"$dir/hold" 2>&1 &
+        hold=$!
+        pids="$pids $hold"
+        i=0
+        while [ $i -lt 40 ] && ! grep -q "connected 2" "$dir/hold"; do sleep 0.05; i=$((i + 1)); done
+        # The kernel took the two; until the gateway has accepted them (a
+        # moment later on a loaded machine) a third is served: ask again, 2 s.
+        i=0
+        while :; do
+            start=$(date +%s)
+            curl -s -m 3 -o /dev/null --cacert "$dir/cert.pem" "$base/health" 2>"$dir/alert"
+            status=$?
+            [ $status -ne 0 ] && break
+            i=$((i + 1)); [ $i -lt 40 ] || break
+            sleep 0.05
+        done
+        fast=$(( $(date +%s) - start <= 1 ))
+        [ $status = 35 ] && seen=$((seen + 1))
+        curl -sv -m 3 -o /dev/null --cacert "$dir/cert.pem" "$base/health" 2>"$dir/alert"
+        alert=1
+        grep -q "alert internal error" "$dir/alert" && { alert=0; seen=$((seen + 1)); }
+        wait "$hold"; forget "$hold"
+        held=$(sed -n 's/^open //p' "$dir/hold")
+        seen=$((seen + 2 - ${held:-0}))
+        [ "$status:$fast:$alert:$held" = "35:1:0:2" ] || [ $round -ge 3 ] && break
+        echo "# round $round: curl $status, alert $alert, the hold kept $held open: again"
+        sleep 1
+    done
+    is "$status:$fast" "35:1" "tls: over the connection limit: the handshake fails at once (curl 35)"
+    ok $alert "tls: ... with a TLS alert"
+    is "$held" 2 "tls: ... while the two held their slots"
+    req GET /metrics --cacert "$dir/cert.pem" -H "$(auth $SCRAPER)"
+    after=$(sed -n 's/^tiers_gateway_refused_total{limit="connections"} //p' "$dir/body")
+    is "$(( ${after:-0} - ${before:-0} ))" "$seen" "tls: the refusals are counted ($seen in $round rounds)"
     stop_pid "$web" TERM; ok $? "tls: node stops with exit 0"
 else
     ok 1 "tls: cluster started"

@@ -1,6 +1,7 @@
-/*  node.c — the launcher: start order, reverse stop order, $TERM within
-    100 ms, a failed start that leaves nothing running, and the balancer's
-    own shutdown time. */
+/*  node.c — the launcher: start order, reverse stop order, $TERM honoured
+    promptly (within 2 s, loose for a loaded machine: a stop that sits out
+    a timeout or a linger still fails), a failed start that leaves nothing
+    running, and the balancer's own shutdown time. */
 #include "../tap.h"
 #include "node.h"
 #include "map.h"
@@ -94,7 +95,7 @@ main (void)
     ok (node == NULL, "destroy nulls the pointer");
     is (s_events, "start:low.0 start:low.1 start:high stop:high stop:low.1 stop:low.0",
         "start in rank order, stop in reverse");
-    ok (elapsed < 100000, "three actors stop in %lld us (< 100 ms)", (long long) elapsed);
+    ok (elapsed < 2000000, "three actors stop in %lld us (< 2 s)", (long long) elapsed);
     tiers_map_destroy (&map);
 
     //  A failed start stops what had started and reports why.
@@ -145,7 +146,7 @@ main (void)
     start = zclock_usecs ();
     tiers_node_destroy (&first);
     elapsed = zclock_usecs () - start;
-    ok (elapsed < 100000, "balancer stops in %lld us (< 100 ms)", (long long) elapsed);
+    ok (elapsed < 2000000, "balancer stops in %lld us (< 2 s)", (long long) elapsed);
     tiers_map_destroy (&map);
 
     //  tiers_data_path joins the cluster's data directory.

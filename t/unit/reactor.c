@@ -125,22 +125,37 @@ main (void)
     int64_t elapsed = zclock_mono () - start;
     is_int (slow.taken, MESSAGES, "the reader took every message (%d ms)",
             (int) elapsed);
+    //  What the timer's place between messages means, counted in messages
+    //  (a loaded machine stretches the wall clock, not the count): between
+    //  two ticks the reader took about INTERVAL_MS / WORK_MS = 2 messages,
+    //  never a burst (256) — at most 4, as the reactor's look at the clock
+    //  is the coarse one, up to a scheduler tick (10 ms at HZ=100) behind.
+    //  The wall-clock gap is only checked loosely.
     int during = 0;
+    int most = 0;               //  messages taken between two ticks, at most
     int64_t gap = 0;
     int64_t last = start;
+    int taken_before = 0;
     for (int i = 0; i < slow.tick_count; i++) {
         if (slow.taken_at [i] > 0 && slow.taken_at [i] < MESSAGES)
             during++;
+        if (slow.taken_at [i] - taken_before > most)
+            most = slow.taken_at [i] - taken_before;
+        taken_before = slow.taken_at [i];
         if (slow.ticks [i] - last > gap)
             gap = slow.ticks [i] - last;
         last = slow.ticks [i];
     }
+    if (MESSAGES - taken_before > most)
+        most = MESSAGES - taken_before;     //  after the last tick
     ok (during >= (MESSAGES * WORK_MS) / INTERVAL_MS / 2,
         "the timer ran between the messages of the burst (%d times of %d)",
         during, slow.tick_count);
-    ok (gap <= INTERVAL_MS + WORK_MS + 15,
-        "never later than one message's work past its interval (longest gap "
-        "%d ms, interval %d ms, one message %d ms)", (int) gap, INTERVAL_MS, WORK_MS);
+    ok (most <= 4,
+        "never more than a few messages between two ticks (at most %d, "
+        "interval %d ms, one message %d ms)", most, INTERVAL_MS, WORK_MS);
+    ok (gap < 500,
+        "and no tick long late (longest gap %d ms)", (int) gap);
     ok (slow.passes >= 1 && slow.taken_at_pass == MESSAGES,
         "the pass hook still comes after the readers (%d passes)", slow.passes);
 

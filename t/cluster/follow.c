@@ -153,6 +153,16 @@ s_keys_until (zsock_t *dealer, int64_t *position, int64_t sequence, char *keys, 
     return true;
 }
 
+//  A keys follower's ack of what it took: also its keepalive (a follower
+//  silent for 3 s is forgotten, doc/protocol.md "Keys followers").
+static void
+s_ack (zsock_t *dealer, int64_t position)
+{
+    char text [32];
+    snprintf (text, sizeof text, "%" PRId64, position);
+    s_stream_send (dealer, "ack", "applied", text, NULL);
+}
+
 static int64_t
 s_metric (const char *line_start)
 {
@@ -406,6 +416,7 @@ s_by_hand (zsock_t *client)
         "... its change: the headers of a change, body \"c/a %" PRId64 "\", no checksum", v1);
     position = s_header_int (change, "sequence");
     tiers_wire_destroy (&change);
+    s_ack (keys, position);
     reply = s_write (client, true, "put", "a", "{\"n\":2}", NULL);
     int64_t v2 = s_header_int (reply, "version");
     tiers_wire_destroy (&reply);
@@ -417,6 +428,7 @@ s_by_hand (zsock_t *client)
     snprintf (want, sizeof want, "c/a %" PRId64 "\nc/a %" PRId64 "\n", v2, v2 + 1);
     ok (chained && streq (got, want), "... their changes: the replace's version, the delete's "
         "sequence");
+    s_ack (keys, position);
 
     //  Many writes at once: batches; a refused write (412) is in none
     reply = s_write (client, true, "put", "b0", "{}", NULL);
@@ -424,6 +436,7 @@ s_by_hand (zsock_t *client)
     position++;
     change = s_expect (keys, "change", 3000);
     tiers_wire_destroy (&change);
+    s_ack (keys, position);
     for (int i = 0; i < 40; i++) {
         char id [16];
         snprintf (id, sizeof id, "b%d", i);
@@ -444,6 +457,7 @@ s_by_hand (zsock_t *client)
             refused++;
         tiers_wire_destroy (&reply);
     }
+    s_ack (keys, position);                 //  (a keepalive: nothing new taken)
     is_int (answered, 40, "40 writes sent at once are answered");
     is_int (refused, 1, "... one of them refused (create on an existing document)");
     status = s_status (client);
@@ -461,6 +475,7 @@ s_by_hand (zsock_t *client)
     ok (chained && streq (got, expected), "the 39 writes' keys came in order, each with "
         "its version, the refused one in none");
     ok (most > 1, "... in %d changes, one of them with %d keys (a batch)", changes, most);
+    s_ack (keys, position);
 
     //  A replay of a keyed write changes nothing: its key is in no change
     reply = s_write (client, true, "put", "k", "{}", "idempotency-key", "K1", NULL);
@@ -518,6 +533,7 @@ s_by_hand (zsock_t *client)
         snprintf (id, sizeof id, "e%d", i);
         reply = s_write (client, true, "put", id, "{}", NULL);
         tiers_wire_destroy (&reply);
+        s_ack (keys, position);             //  a keepalive
     }
     got [0] = 0;
     chained = s_keys_until (keys, &position, vz + 12, got, sizeof got, NULL, NULL);

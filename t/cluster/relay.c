@@ -232,7 +232,8 @@ s_ask (zsock_t *client, const char *text)
 {
     zstr_send (client, text);
     zpoller_t *poller = zpoller_new (client, NULL);
-    char *reply = zpoller_wait (poller, 3000) ? zstr_recv (client) : NULL;
+    //  Long: an answer later than this would be taken for the next ask's.
+    char *reply = zpoller_wait (poller, 10000) ? zstr_recv (client) : NULL;
     zpoller_destroy (&poller);
     return reply;
 }
@@ -397,7 +398,7 @@ main (int argc, char **argv)
         char *args [] = { (char *) h_self_path (), (char *) "run", (char *) "-m", path,
                           (char *) "-n", (char *) nodes [i], NULL };
         pids [i] = h_spawn (args, logs [i]);
-        up = up && h_wait_for_line (logs [i], "; ready", 10000) == 0;
+        up = up && h_wait_for_line (logs [i], "; ready", 30000) == 0;     //  as lib.sh
     }
     ok (up, "tcp: the relays run as two processes");
     if (up)

@@ -277,9 +277,9 @@ main (int argc, char **argv)
     char *web_argv [] = { tiers, (char *) "run", (char *) "-m", path,
                           (char *) "-n", (char *) "web", NULL };
     pid_t storage = h_spawn (storage_argv, storage_log);
-    bool up = h_wait_for_line (storage_log, "; ready", 10000) == 0;
+    bool up = h_wait_for_line (storage_log, "; ready", 30000) == 0;  //  as lib.sh
     pid_t web = h_spawn (web_argv, web_log);
-    up = up && h_wait_for_line (web_log, "; ready", 10000) == 0;
+    up = up && h_wait_for_line (web_log, "; ready", 30000) == 0;
     ok (up, "tcp: storage and web nodes started as processes");
     if (up) {
         //  The test calls the balancer as the web node would.

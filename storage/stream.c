@@ -26,15 +26,17 @@
     acknowledged per follower (and the port's send queue is short), so a
     slow replica holds the log's memory, not copies of it.
 
-    KEYS followers (`want: keys`: the caches, doc/protocol.md "Keys
-    followers") hold no copy of the data: they get, for each change, the
+    KEYS followers (`want: keys`: the caches and the gateways' edge caches,
+    doc/protocol.md "Keys followers") hold no copy of the data: they get, for each change, the
     keys it wrote (a second frame of the change, built by the shard) and
     never a snapshot. A follow whose position the log does not cover is
     answered 200 `reset: 1` from the shard's sequence instead of 409 (the
     follower drops what it holds of the shard). They acknowledge like
     replicas (the in-flight bound) but are no replicas: they count neither
     in tiers_stream_acked nor in tiers_stream_live, and never fence the
-    copy (an epoch they send is only a position to them).
+    copy (an epoch they send is only a position to them). At most
+    KEYS_FOLLOWERS_MAX of them stream at once (a further one is told 503),
+    so that many caches never keep a replica out of the table.
 
     Fenced (a replica was promoted, tiers_stream_fence): nothing more is
     published, no snapshot is served, no new follower is taken; followers
@@ -61,7 +63,9 @@
 #include <pthread.h>
 #include <unistd.h>
 
-#define FOLLOWERS_MAX       64          //  peers on the stream port at once
+#define FOLLOWERS_MAX       256         //  peers on the stream port at once
+#define KEYS_FOLLOWERS_MAX  192         //  of them keys followers: the rest
+                                        //  is always there for replicas
 #define FOLLOWER_SILENT_MS  3000        //  forgotten after this much silence
 #define STREAM_TICK_MS      200         //  heartbeats and resends
 #define SNAPSHOT_CHUNK      (1024 * 1024)
@@ -655,6 +659,22 @@ s_on_follow_keys (tiers_stream_t *self, follower_t *follower, const char *incarn
 static const char *s_keys_only = "the map names no replica of this shard: its stream "
                                  "carries keys only (for caches)";
 
+#define S_TEXT(x) #x
+#define S_NUMBER(x) S_TEXT (x)
+static const char *s_keys_full = "this stream has as many keys followers as it takes "
+                                 "(" S_NUMBER (KEYS_FOLLOWERS_MAX) "): try again later";
+
+//  How many keys followers are streaming.
+static size_t
+s_streaming_keys (tiers_stream_t *self)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < self->follower_count; i++)
+        count += self->followers [i]->keys
+              && self->followers [i]->state == FOLLOWER_STREAMING;
+    return count;
+}
+
 static void
 s_on_follow (tiers_stream_t *self, follower_t *follower, const tiers_wire_t *msg)
 {
@@ -671,6 +691,12 @@ s_on_follow (tiers_stream_t *self, follower_t *follower, const tiers_wire_t *msg
         s_refuse (self, follower->identity, "follow", 400, want && !keys && !bad
                   ? "follow: `want` is `keys` or absent (a replica)"
                   : "follow needs name, incarnation, epoch and applied");
+        return;
+    }
+    if (keys && follower->state != FOLLOWER_STREAMING
+    &&  s_streaming_keys (self) >= KEYS_FOLLOWERS_MAX) {
+        tiers_counter_add (self->refused, 1);
+        s_refuse (self, follower->identity, "follow", 503, s_keys_full);
         return;
     }
     snprintf (follower->name, sizeof follower->name, "%s", name);

@@ -639,6 +639,68 @@ s_no_replica (void)
     zsock_destroy (&client);
 }
 
+//  Many caches never keep a replica out: at most 192 keys followers stream
+//  at once; the next is told 503 (with Retry-After), and a replica still
+//  follows.
+static void
+s_crowd (void)
+{
+    enum { CROWD = 200 };
+    zsock_t *client = zsock_new_dealer ("inproc://fo-s1");
+    json_t *status = s_status (client);
+    char inc [16];
+    snprintf (inc, sizeof inc, "%s", json_string_value (json_object_get (status, "incarnation")) ?: "");
+    char sequence [32];
+    snprintf (sequence, sizeof sequence, "%" PRId64,
+              (int64_t) json_integer_value (json_object_get (status, "sequence")));
+    json_decref (status);
+    zsock_t *crowd [CROWD];
+    for (int i = 0; i < CROWD; i++) {
+        char name [16];
+        snprintf (name, sizeof name, "crowd%d", i);
+        crowd [i] = zsock_new_dealer ("inproc://fo-s1-stream");
+        s_stream_send (crowd [i], "follow", "name", name, "want", "keys", "incarnation", "",
+                       "epoch", "0", "applied", "0", NULL);
+    }
+    int taken = 0, refused = 0, other = 0;
+    for (int i = 0; i < CROWD; i++) {
+        tiers_wire_t *answer = s_expect (crowd [i], "follow", 10000);
+        if (answer && answer->status == 200)
+            taken++;
+        else
+        if (answer && answer->status == 503 && tiers_wire_header (answer, "retry-after")
+        &&  strstr (tiers_wire_header (answer, "error") ?: "", "(192)"))
+            refused++;
+        else
+            other++;
+        tiers_wire_destroy (&answer);
+    }
+    status = s_status (client);
+    json_t *followers = json_object_get (status, "followers");
+    int streaming = 0;
+    for (size_t i = 0; i < json_array_size (followers); i++) {
+        json_t *follower = json_array_get (followers, i);
+        json_t *want = json_object_get (follower, "want");
+        streaming += want && streq (json_string_value (want) ?: "", "keys")
+                  && streq (json_string_value (json_object_get (follower, "state")) ?: "",
+                            "streaming");
+    }
+    json_decref (status);
+    ok (streaming == 192 && refused >= CROWD - 192 && other == 0,
+        "%d keys followers at once: 192 stream, the rest are told 503 with Retry-After "
+        "(%d taken, %d refused, %d streaming)", CROWD, taken, refused, streaming);
+    zsock_t *replica = zsock_new_dealer ("inproc://fo-s1-stream");
+    s_stream_send (replica, "follow", "name", "rep2", "incarnation", inc, "epoch", "1",
+                   "applied", sequence, NULL);
+    tiers_wire_t *answer = s_expect (replica, "follow", 10000);
+    ok (answer && answer->status == 200, "... and a replica still follows");
+    tiers_wire_destroy (&answer);
+    zsock_destroy (&replica);
+    for (int i = 0; i < CROWD; i++)
+        zsock_destroy (&crowd [i]);
+    zsock_destroy (&client);
+}
+
 //  --------------------------------------------------------------------------
 //  The client
 
@@ -985,6 +1047,7 @@ main (void)
         s_by_hand (client);
         zsock_destroy (&client);
         s_no_replica ();
+        s_crowd ();
         s_client (map, &s0, dir);
     }
     zactor_destroy (&s0.actor);

@@ -35,7 +35,7 @@ keys="$dir/keys"
 set --
 for hp in $(grep -o '127\.0\.0\.1:[0-9][0-9]*$' "$top_srcdir/maps/cache.map" | sort -u); do
     if [ "$hp" = 127.0.0.1:8080 ]; then new=127.0.0.1:0
-    else new=127.0.0.1:$("$TOOL" freeport); fi
+    else new=127.0.0.1:$(freeport); fi
     set -- "$@" -e "s|$hp\$|$new|"
 done
 sed "$@" -e "s|data = ./tiers-data|data = $dir/data|" -e "s|keys = ./tiers-keys|keys = $keys|" \

@@ -41,10 +41,10 @@ count () { grep -cF -- "$2" "$1"; }
 now_ms () { echo $(( $(date +%s%N) / 1000000 )); }
 BOUND=2500    # ms a read may take: replica_timeout 500 + read_wait 1000, and slack
 
-p_s0=$("$TOOL" freeport); p_s0s=$("$TOOL" freeport)
-p_s1=$("$TOOL" freeport); p_s1s=$("$TOOL" freeport)
-p_s0a=$("$TOOL" freeport); p_s1a=$("$TOOL" freeport)
-p_s0b=$("$TOOL" freeport); p_s1b=$("$TOOL" freeport)
+p_s0=$(freeport); p_s0s=$(freeport)
+p_s1=$(freeport); p_s1s=$(freeport)
+p_s0a=$(freeport); p_s1a=$(freeport)
+p_s0b=$(freeport); p_s1b=$(freeport)
 keys="$dir/keys"
 data="$dir/data"
 cat >"$dir/c.map" <<MAP

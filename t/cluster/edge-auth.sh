@@ -87,7 +87,7 @@ openssl ca -batch -config "$dir/ca/ca.cnf" -selfsign -keyfile "$dir/other.pem" \
     -out "$dir/expired.pem" >>"$dir/openssl.log" 2>&1
 ok $? "tls: openssl made an expired certificate"
 
-port=$("$TOOL" freeport)
+port=$(freeport)
 tls_map () {      # tls_map NAME CERT KEY: a gateway with those files
     { map_head "$1"; cat <<EOF
     gateway
@@ -205,7 +205,7 @@ refuses "$dir/half.map" "tls_cert and tls_key go together: the entry has only tl
 # --------------------------------------------------------------------------
 # API keys
 
-port=$("$TOOL" freeport)
+port=$(freeport)
 { map_head keys; cat <<EOF
     gateway
         http = 127.0.0.1:$port
@@ -334,7 +334,7 @@ refuses "$dir/badkeys.map" "cannot read api_keys $dir/bad-keys: No such file or 
 # Rate limits: gateway `limited` takes 3 at once and 1 a second, per key
 # and per address; gateway `open` (no keys, no limits) looks at the data.
 
-port=$("$TOOL" freeport); other=$("$TOOL" freeport)
+port=$(freeport); other=$(freeport)
 { map_head rates; cat <<EOF
     gateway = limited
         http = 127.0.0.1:$port

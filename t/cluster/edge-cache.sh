@@ -18,8 +18,8 @@ CAP=65536
 map () {   # map MODE: the cluster's map, to stdout
     if [ "$1" = one ]; then s0=inproc://s0; s1=inproc://s1; t0=inproc://s0-stream; t1=inproc://s1-stream
     else
-        s0=tcp://127.0.0.1:$("$TOOL" freeport); s1=tcp://127.0.0.1:$("$TOOL" freeport)
-        t0=tcp://127.0.0.1:$("$TOOL" freeport); t1=tcp://127.0.0.1:$("$TOOL" freeport)
+        s0=tcp://127.0.0.1:$(freeport); s1=tcp://127.0.0.1:$(freeport)
+        t0=tcp://127.0.0.1:$(freeport); t1=tcp://127.0.0.1:$(freeport)
     fi
     cat <<EOF
 cluster

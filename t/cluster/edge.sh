@@ -62,7 +62,7 @@ map_head () { box_map_head "$1"; }      # the cluster block and the back end
 # Item 9: past the connection limit, 503 + Retry-After at once, nothing
 # applied; the limit is what the file descriptors allow.
 
-port=$("$TOOL" freeport)
+port=$(freeport)
 { map_head limits; cat <<EOF
     gateway
         http = 127.0.0.1:$port
@@ -134,7 +134,7 @@ fi
 # to the hard one, the default connection limit follows it (less the
 # reserve for the process's other descriptors), and a flood of 400 is
 # answered in full rather than left waiting for descriptors.
-port=$("$TOOL" freeport)
+port=$(freeport)
 { map_head fds; cat <<EOF
     gateway
         http = 127.0.0.1:$port
@@ -166,7 +166,7 @@ fi
 # its own; gateway b, in a cluster of its own, has short deadlines (a head
 # within 1 s, a body at 100 bytes/s, idle 2 s).
 
-pa=$("$TOOL" freeport); pb=$("$TOOL" freeport); pe=$("$TOOL" freeport)
+pa=$(freeport); pb=$(freeport); pe=$(freeport)
 { map_head slow; cat <<EOF
     gateway = a
         http = 127.0.0.1:$pa

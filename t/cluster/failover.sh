@@ -18,12 +18,9 @@ contains () { grep -qF -- "$2" "$1"; }
 keys="$dir/keys"
 sed -e "s|data = ./tiers-data|data = $dir/data|" -e "s|keys = ./tiers-keys|keys = $keys|" \
     -e "s|http = 127.0.0.1:8080|http = 127.0.0.1:0|" "$top_srcdir/maps/replicas.map" >"$dir/r.map"
-taken=" "
 for old in $(grep -o '127\.0\.0\.1:[0-9][0-9]*' "$dir/r.map" | grep -v ':0$' | sort -u); do
-    # a port free now, and not one given to another endpoint already
-    p=$("$TOOL" freeport)
-    while case "$taken" in *" $p "*) true;; *) false;; esac; do p=$("$TOOL" freeport); done
-    taken="$taken$p "
+    # a port free now, and not one given to another endpoint already (lib.sh)
+    p=$(freeport)
     sed -i "s|$old\$|127.0.0.1:$p|" "$dir/r.map"
 done
 ! grep -q ':71[0-9][0-9]$\|:910[0-9]$' "$dir/r.map"; ok $? "the map's fixed ports are replaced by free ones"

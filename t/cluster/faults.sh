@@ -126,7 +126,7 @@ stop_pid "$box" TERM; forget "$box"
 # --- A stopped storage node (SIGSTOP): the gateway's 504 must stay true.
 # The split map, two processes; the writes queued at the stopped node have
 # passed their deadline when it comes back, and are not applied.
-p1=$("$TOOL" freeport); p2=$("$TOOL" freeport); p3=$("$TOOL" freeport)
+p1=$(freeport); p2=$(freeport); p3=$(freeport)
 sed -e "s|data = ./tiers-data|data = $dir/apart-data|" \
     -e "s|127.0.0.1:7101|127.0.0.1:$p1|" -e "s|127.0.0.1:7102|127.0.0.1:$p2|" \
     -e "s|127.0.0.1:9101|127.0.0.1:$p3|" \

@@ -8,6 +8,9 @@
 #   start_node LOG ARGS...          `tiers ARGS` in the background until
 #                                   "; ready" shows in LOG; sets $pid
 #   stop_pid PID SIGNAL             waits up to 10 s; the exit status
+#   until_ready [SECONDS]           GET $base/ready until it is 200 (20 s)
+#   freeport                        a port free now that this test was not
+#                                   given before
 #   box_map_head NAME [LINE...]     a single-box map's cluster block (LINEs
 #                                   added to it) and back end, to stdout
 # Every pid started is killed on exit, also when a test fails.
@@ -84,6 +87,32 @@ stop_pid () {
 }
 forget () {       # forget PID: reaped, so the exit trap must not kill it
     pids=$(echo " $pids " | sed "s/ $1 / /g")
+}
+# until_ready [SECONDS]: "; ready" in the log means the actors run; the
+# APIs join their balancer pools and reach their shards a moment later
+# (much later on a loaded machine, or while a restarted node's peers
+# reconnect). /ready is 200 once both pools have a worker and every shard
+# answers: asked until it is, for SECONDS (20).
+until_ready () {
+    ur_i=0; ur_limit=$((${1:-20} * 10)); ur_code=000
+    while [ $ur_i -lt $ur_limit ]; do
+        ur_code=$(curl -s -m 5 -o "$dir/ready.last" -w '%{http_code}' "$base/ready")
+        [ "$ur_code" = 200 ] && return 0
+        sleep 0.1; ur_i=$((ur_i + 1))
+    done
+    echo "# $base/ready is still $ur_code after ${1:-20} s: $(head -c 200 "$dir/ready.last" 2>/dev/null)"
+    return 1
+}
+# freeport: `tool freeport` picks at random among the kernel's ports, and
+# may pick the same one twice in a row (over the 17 of a big map, about
+# once in a hundred runs): never one this test was given before.
+freeport () {
+    while :; do
+        fp=$("$TOOL" freeport) || return 1
+        grep -qx "$fp" "$dir/freeports" 2>/dev/null || break
+    done
+    echo "$fp" >>"$dir/freeports"
+    echo "$fp"
 }
 box_map_head () {   # the cluster block (extra lines after NAME) and the back end
     mh_name=$1; shift

@@ -62,9 +62,9 @@ done
     || skip_all "cannot set up the veth pair: $(head -n 1 "$dir/ip.err")"
 diag "namespace $ns: $veth_host $host_ip/30 (host) <-> $veth_ns $ns_ip/30 ($net/30)"
 
-p_s0=$("$TOOL" freeport); p_s0s=$("$TOOL" freeport)
-p_s1=$("$TOOL" freeport); p_s1s=$("$TOOL" freeport)
-p_r1=$("$TOOL" freeport); p_r2=$("$TOOL" freeport)
+p_s0=$(freeport); p_s0s=$(freeport)
+p_s1=$(freeport); p_s1s=$(freeport)
+p_r1=$(freeport); p_r2=$(freeport)
 keys="$dir/keys"
 data="$dir/data"
 cat >"$dir/p.map" <<MAP

@@ -50,7 +50,7 @@ grep -q 's0 .*tcp://10.1.2.3:7101 *private *reached by: web' "$dir/out"; ok $? \
     "check prints the subnet view: s0 private, reached by web"
 
 # --- Keys
-p1=$("$TOOL" freeport); p2=$("$TOOL" freeport); p3=$("$TOOL" freeport)
+p1=$(freeport); p2=$(freeport); p3=$(freeport)
 keys="$dir/keys"
 sed -e "s|data = ./tiers-data|data = $dir/data|" -e "s|keys = ./tiers-keys|keys = $keys|" \
     -e "s|127.0.0.1:7101|127.0.0.1:$p1|" -e "s|127.0.0.1:7102|127.0.0.1:$p2|" \

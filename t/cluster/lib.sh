@@ -11,6 +11,8 @@
 #   until_ready [SECONDS]           GET $base/ready until it is 200 (20 s)
 #   freeport                        a port free now that this test was not
 #                                   given before
+#   in_api_rotation LOG REPLICA...  the read-api logging to LOG counts every
+#                                   REPLICA in its read rotation (20 s)
 #   box_map_head NAME [LINE...]     a single-box map's cluster block (LINEs
 #                                   added to it) and back end, to stdout
 # Every pid started is killed on exit, also when a test fails.
@@ -127,4 +129,36 @@ node = box
     shard = s0
         bind = inproc://s0
 EOF
+}
+# in_api_rotation LOG REPLICA...: the read-api of the node whose LOG it is
+# counts every REPLICA in its read rotation: its last "replica R joined /
+# left the read rotation" line says joined (in every instance), within
+# 20 s. What a fixed sleep after a freeze stood for.
+in_api_rotation () {
+    ar_log=$1; shift; ar_i=0
+    while [ $ar_i -lt 200 ]; do
+        ar_in=$(awk -v want="$*" '
+            / replica [^ ]* (joined|left) the read rotation/ {
+                for (i = 1; i < NF; i++)
+                    if ($i ~ /^read-api[.0-9]*:$/ && $(i + 1) == "replica") {
+                        state [$i " " $(i + 2)] = $(i + 3); break
+                    }
+            }
+            END {
+                n = split(want, r, " "); all = 1
+                for (i = 1; i <= n; i++) wanted [r [i]] = 1
+                for (k in state) {
+                    split(k, p, " ")
+                    if (!(p[2] in wanted)) continue
+                    seen [p[2]] = 1
+                    if (state [k] != "joined") all = 0
+                }
+                for (i = 1; i <= n; i++) if (!(r [i] in seen)) all = 0
+                print all
+            }' "$ar_log")
+        [ "$ar_in" = 1 ] && return 0
+        sleep 0.1; ar_i=$((ar_i + 1))
+    done
+    echo "# the read-api's rotation ($ar_log): $(grep 'the read rotation' "$ar_log" | tail -n 4 | sed 's/.*read-api/read-api/' | tr '\n' ';')"
+    return 1
 }

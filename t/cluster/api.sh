@@ -20,7 +20,7 @@ start_cluster () {
         start_node "$dir/one.log" run -m "$dir/one.map" --http 127.0.0.1:0 || return 1
         web=$pid; storage=$pid; weblog="$dir/one.log"
     else
-        p1=$("$TOOL" freeport); p2=$("$TOOL" freeport); p3=$("$TOOL" freeport)
+        p1=$(freeport); p2=$(freeport); p3=$(freeport)
         exporter="http://127.0.0.1:$p3"
         sed -e "s|data = ./tiers-data|data = $data|" \
             -e "s|127.0.0.1:7101|127.0.0.1:$p1|" -e "s|127.0.0.1:7102|127.0.0.1:$p2|" \
@@ -38,7 +38,7 @@ start_cluster () {
         web=$pid; weblog="$dir/web.log"
     fi
     base=$(sed -n 's|.*listening on \(http://[^ ]*\).*|\1|p' "$weblog" | head -n 1)
-    [ -n "$base" ]
+    [ -n "$base" ] && until_ready      # the APIs in their pools, the shards answering
 }
 
 restart_storage () {
@@ -506,7 +506,12 @@ scenarios () {
     ) &
     writer=$!
     pids="$pids $writer"
-    sleep 1.5
+    # More than 10 acknowledged before the kill (20 s at most: a loaded
+    # machine acknowledges fewer a second).
+    i=0
+    while [ $i -lt 200 ] && [ "$(wc -l <"$dir/acked" | tr -d ' ')" -lt 11 ]; do
+        sleep 0.1; i=$((i + 1))
+    done
     kill -9 "$storage"; wait "$storage" 2>/dev/null; forget "$storage"
     sleep 0.3
     touch "$dir/stop-writer"; wait "$writer"; forget "$writer"; rm -f "$dir/stop-writer"
@@ -523,7 +528,7 @@ scenarios () {
         ok "$([ $((end - start)) -ge 4 ] && [ $((end - start)) -le 7 ] && echo 0 || echo 1)" "$M: ... at the deadline ($((end - start)) s)"
     fi
     restart_storage; ok $? "$M: the shard process restarts on the same files"
-    sleep 0.5
+    until_ready; ok $? "$M: ... and is ready again (/ready 200)"
     lost=0
     for i in $(cat "$dir/acked"); do
         c=$(curl -s -m 5 -o "$dir/one-doc" -w '%{http_code}' "$base/v1/durable/k$i")

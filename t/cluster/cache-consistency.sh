@@ -12,7 +12,8 @@
 #   - cache c0's node is killed (kill -9) after 3 s and started again (empty)
 #     after 6 s: reads go on without an error, through storage and c1;
 #   - once writes stop, an eventual read of every key returns its last
-#     write within BOUND ms;
+#     write within BOUND ms (entries have no ttl: a missed invalidation
+#     never converges);
 #   - both caches served hits (their exporters' metrics), and the read-api
 #     fell back to storage while c0 was gone.
 # Prints TAP. About 25 s.
@@ -20,8 +21,12 @@
 dir=$(mktemp -d "${TMPDIR:-/tmp}/tiers-cache-consistency-XXXXXX")
 . "${top_srcdir:-.}/t/cluster/lib.sh"
 PROBE="$top_builddir/t/cluster/probe"
-BOUND=1500      # ms: eventual reads converge (replicas' max_lag and the caches'
-                # silent are 1 s; in practice it is milliseconds)
+BOUND=5000      # ms from the writes' stop until a pass of reads has seen every
+                # key's last write. doc/cache.md bounds a cache's staleness at
+                # about 1 s (its silent; the replicas' max_lag is 1 s too) and
+                # a normal run converges in milliseconds; the bound also holds
+                # the passes over 100 keys themselves, slow on a loaded
+                # machine: 5 s shows convergence, not the 1 s figure
 DURATION=10
 
 if ! command -v python3 >/dev/null 2>&1; then
@@ -35,7 +40,7 @@ keys="$dir/keys"
 set --
 for hp in $(grep -o '127\.0\.0\.1:[0-9][0-9]*$' "$top_srcdir/maps/cache.map" | sort -u); do
     if [ "$hp" = 127.0.0.1:8080 ]; then new=127.0.0.1:0
-    else new=127.0.0.1:$("$TOOL" freeport); fi
+    else new=127.0.0.1:$(freeport); fi
     set -- "$@" -e "s|$hp\$|$new|"
 done
 sed "$@" -e "s|data = ./tiers-data|data = $dir/data|" -e "s|keys = ./tiers-keys|keys = $keys|" \
@@ -221,6 +226,21 @@ metric () {   # metric PORT NAME: the sum of its series
     curl -s -m 5 "http://127.0.0.1:$1/metrics" | grep "^$2" | awk '{s += $2} END {print s + 0}'
 }
 hits_a=$(metric "$m_a" tiers_cache_hits_total); hits_b=$(metric "$m_b" tiers_cache_hits_total)
+# c0 had the checker's last ~4 s after its restart; on a loaded machine
+# its follower may have been live for too little of them to serve a hit:
+# then every key is read twice (a miss fills, the next read hits), for up
+# to 10 s, until it has.
+i=0; rounds=0
+while [ "$hits_a" -eq 0 ] && [ $i -lt 10 ]; do
+    t0=$(date +%s); k=0
+    while [ $k -lt 100 ]; do
+        curl -s -m 5 -o /dev/null "$base/v1/cc/k$k"; curl -s -m 5 -o /dev/null "$base/v1/cc/k$k"
+        k=$((k + 1))
+    done
+    rounds=$((rounds + 1)); hits_a=$(metric "$m_a" tiers_cache_hits_total)
+    i=$((i + $(date +%s) - t0 + 1)); [ "$hits_a" -gt 0 ] || sleep 1
+done
+[ $rounds -eq 0 ] || diag "c0 served no hit during the checker's run; $rounds passes over the keys after it"
 [ "$hits_a" -gt 0 ] && [ "$hits_b" -gt 0 ]
 ok $? "both caches served hits (c0 since its restart: $hits_a, c1: $hits_b)"
 fallbacks=$(metric "$m_reads" tiers_api_cache_fallbacks_total)

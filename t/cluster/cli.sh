@@ -191,7 +191,7 @@ pid=$!
 wait_ready "$dir/ready.log"; ok $? "/ready: the single box runs"
 rport=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$dir/ready.log" | head -n 1)
 i=0; code=0
-while [ $i -lt 50 ]; do      # the APIs join their pools a moment after ready
+while [ $i -lt 200 ]; do     # the APIs join their pools a moment after ready (20 s)
     code=$(curl -s -m 5 -o "$dir/ready.out" -w '%{http_code}' "http://127.0.0.1:$rport/ready")
     [ "$code" = 200 ] && break
     sleep 0.1; i=$((i + 1))
@@ -205,8 +205,15 @@ grep -v '^    write-api$\|^        instances = 1$' "$dir/ready.map" | sed -e 's|
 pid=$!
 wait_ready "$dir/noread.log"; ok $? "/ready: a box without a write-api runs"
 rport=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$dir/noread.log" | head -n 1)
-sleep 0.5
-code=$(curl -s -m 5 -o "$dir/ready.out" -D "$dir/ready.hdr" -w '%{http_code}' "http://127.0.0.1:$rport/ready")
+# Asked again while the read pool has no worker yet either (it joins a
+# moment after ready; 20 s at most): then only the write pool is missing.
+i=0
+while :; do
+    code=$(curl -s -m 5 -o "$dir/ready.out" -D "$dir/ready.hdr" -w '%{http_code}' "http://127.0.0.1:$rport/ready")
+    [ "$code" = 503 ] && contains "$dir/ready.out" "no live worker in pool read" || break
+    i=$((i + 1)); [ $i -lt 200 ] || break
+    sleep 0.1
+done
 [ "$code" = 503 ]; ok $? "/ready is 503 without a write worker ($code)"
 contains "$dir/ready.out" "no live worker in pool write"; ok $? "... naming the pool"
 grep -qi '^Retry-After: 1' "$dir/ready.hdr"; ok $? "... with Retry-After"

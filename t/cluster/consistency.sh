@@ -39,12 +39,13 @@ LC_ALL=C; export LC_ALL       # sort and comm agree on the order
 contains () { grep -qF -- "$2" "$1"; }
 count () { grep -cF -- "$2" "$1"; }
 now_ms () { echo $(( $(date +%s%N) / 1000000 )); }
-BOUND=2500    # ms a read may take: replica_timeout 500 + read_wait 1000, and slack
+BOUND=5000    # ms a read may take: replica_timeout 500 + read_wait 1000 by design
+              # (a normal run's slowest is ~1520 ms), and room for a loaded machine
 
-p_s0=$("$TOOL" freeport); p_s0s=$("$TOOL" freeport)
-p_s1=$("$TOOL" freeport); p_s1s=$("$TOOL" freeport)
-p_s0a=$("$TOOL" freeport); p_s1a=$("$TOOL" freeport)
-p_s0b=$("$TOOL" freeport); p_s1b=$("$TOOL" freeport)
+p_s0=$(freeport); p_s0s=$(freeport)
+p_s1=$(freeport); p_s1s=$(freeport)
+p_s0a=$(freeport); p_s1a=$(freeport)
+p_s0b=$(freeport); p_s1b=$(freeport)
 keys="$dir/keys"
 data="$dir/data"
 cat >"$dir/c.map" <<MAP
@@ -294,12 +295,15 @@ pulse () {   # pulse LABEL COUNT MODE -> $bad, $slow, $max_ms
             [ "$3" != 0 ] && [ $bad -le 3 ] && diag "$1 $pj: wrote d/$id $want $b ($h), read $got $(cat "$dir/pbody")"
         fi
         pj=$((pj + 1))
-        sleep 0.5                 # the read-api hears them again
+        # The read-api hears them again (their STATUS answers, asked every
+        # 250 ms); one that was silent for 1 s under load joins again.
+        sleep 0.3
+        in_api_rotation "$dir/web.log" s0a s1a s0b s1b || diag "$1 $pj: not all four back in the rotation"
     done
 }
 # --- 1. Read your writes with replica node ra frozen (its replicas lag:
 # they take nothing), then both.
-sleep 0.5                     # the read-api has the four in its rotation
+in_api_rotation "$dir/web.log" s0a s1a s0b s1b; ok $? "the web node's read-api has the four in its rotation"
 f0=$(fallbacks); r0=$(replica_reads)
 kill -STOP "$ra"; ok $? "replica node ra frozen (SIGSTOP)"
 ryw "ra frozen" 50 "$k0"
@@ -336,8 +340,8 @@ done
 # Pulses (see pulse above): without a token the resumed replica answers
 # from before the write (which shows it lags when the read comes); with
 # the token, never.
-in_rotation; ok $? "the four replicas are in their read rotation again"
-sleep 0.6
+in_rotation && in_api_rotation "$dir/web.log" s0a s1a s0b s1b
+ok $? "the four replicas are in their read rotation again, and in the read-api's"
 pulse "pulse, eventual" 10 0
 [ "$bad" -gt 0 ]; ok $? "pulses without a token: the resumed replica answered from before the write $bad of 10 times (so it does lag when the read comes)"
 r0=$(replica_reads)
@@ -351,8 +355,8 @@ is "$slow" 0 "... every read answered within $BOUND ms (the slowest: $max_ms ms)
 [ "$(($(replica_reads) - r0))" -ge 25 ]; ok $? "... the replicas served them ($(($(replica_reads) - r0)) of 50 reads, a list's page of each shard one): they waited for the token's write"
 
 # --- 2. Eventual reads converge once writes stop.
-in_rotation; ok $? "the four replicas are back in their read rotation"
-sleep 0.6                     # and the read-api has asked them since
+in_rotation && in_api_rotation "$dir/web.log" s0a s1a s0b s1b
+ok $? "the four replicas are back in their read rotation, and in the read-api's"
 ej=1
 for v in 1 2 3; do
     ej=1
@@ -363,7 +367,7 @@ r0=$(replica_reads)
 : >"$dir/pending"; ej=1
 while [ $ej -le 40 ]; do echo "e$ej" >>"$dir/pending"; ej=$((ej + 1)); done
 stale=0
-while [ -s "$dir/pending" ] && [ $(($(now_ms) - stopped)) -lt 3000 ]; do
+while [ -s "$dir/pending" ] && [ $(($(now_ms) - stopped)) -lt 15000 ]; do
     : >"$dir/still"
     while read -r id; do
         req GET "/v1/d/$id"
@@ -373,9 +377,9 @@ while [ -s "$dir/pending" ] && [ $(($(now_ms) - stopped)) -lt 3000 ]; do
     mv "$dir/still" "$dir/pending"
 done
 is "$(wc -l <"$dir/pending" | tr -d ' ')" 0 \
-    "40 keys written three times: an eventual read of each gave its last version within 3 s ($(($(now_ms) - stopped)) ms; $stale stale reads on the way)"
+    "40 keys written three times: an eventual read of each gave its last version within 15 s ($(($(now_ms) - stopped)) ms; $stale stale reads on the way)"
 for r in s0a s1a s0b s1b; do
-    caught_up "$r" 30; ok $? "$r: STATUS applied is its shard's sequence (within 3 s)"
+    caught_up "$r" 200; ok $? "$r: STATUS applied is its shard's sequence (within 20 s)"
 done
 # Every key twice more (the two replicas of its shard take turns): all
 # the last version, and served by replicas.
@@ -400,7 +404,7 @@ snap_s0a=$(count "$dir/ra.log" "s0a: fetching snapshot")
 forgot_s1a=$(count "$dir/storage.log" "replica s1a is silent: forgotten")
 kill -STOP "$ra"; ok $? "replica node ra frozen again"
 i=0
-while [ $i -lt 100 ] && [ "$(count "$dir/storage.log" "replica s1a is silent: forgotten")" -le "$forgot_s1a" ]; do
+while [ $i -lt 200 ] && [ "$(count "$dir/storage.log" "replica s1a is silent: forgotten")" -le "$forgot_s1a" ]; do
     sleep 0.1; i=$((i + 1))
 done
 [ "$(count "$dir/storage.log" "replica s1a is silent: forgotten")" -gt "$forgot_s1a" ]
@@ -433,8 +437,8 @@ for r in s1a s1b; do
 done
 
 # --- 4. Tiers-Consistency: strong, no token: the primary's, and the write.
-in_rotation; ok $? "the four replicas are in their read rotation"
-sleep 0.6
+in_rotation && in_api_rotation "$dir/web.log" s0a s1a s0b s1b
+ok $? "the four replicas are in their read rotation, and in the read-api's"
 p0=$(primary_reads); r0=$(replica_reads)
 bad=0; sj=1
 while [ $sj -le 50 ]; do
@@ -450,7 +454,10 @@ is "$bad" 0 "50 writes, each read at once with Tiers-Consistency: strong: always
 is "$(($(primary_reads) - p0)) $(($(replica_reads) - r0))" "50 0" "... all 50 read from the primaries, none from a replica"
 # Strong while both replica nodes are frozen (and still in the read-api's
 # rotation for a moment): not a replica's to answer, so no wait for one.
-bad=0; slow=0; max_ms=0; sj=1
+# The metrics say so (a read sent to a frozen replica would fall back to
+# the primary after replica_timeout); the time is only shown.
+bad=0; max_ms=0; sj=1
+p0=$(primary_reads); r0=$(replica_reads); f0=$(fallbacks)
 while [ $sj -le 10 ]; do
     kill -STOP "$ra" "$rb"
     b="{\"id\":\"$k1\",\"strong, frozen\":$sj}"
@@ -460,14 +467,14 @@ while [ $sj -le 10 ]; do
     ms=$(($(now_ms) - t0))
     kill -CONT "$ra" "$rb"
     [ $ms -gt $max_ms ] && max_ms=$ms
-    [ $ms -gt 250 ] && slow=$((slow + 1))
     [ "$code" = 200 ] && [ "$(body)" = "$b" ] && [ "$(hdr ETag)" = "$want" ] || {
         bad=$((bad + 1)); diag "strong, frozen $sj: wrote $want $b, read $code $(hdr ETag) $(body)"; }
     sj=$((sj + 1))
     sleep 0.3
 done
 is "$bad" 0 "10 writes, each read strong while the replica nodes are frozen: always the write"
-is "$slow" 0 "... answered at once, without waiting for a replica (the slowest: $max_ms ms)"
+is "$(($(primary_reads) - p0)) $(($(replica_reads) - r0)) $(($(fallbacks) - f0))" "10 0 0" \
+    "... all 10 read from the primaries at once: none asked of a replica, none fallen back (the slowest: $max_ms ms)"
 # What strong saves one from: an eventual read right after a write may be
 # older (not asserted: the replicas may well be that fast).
 older=0; sj=1
@@ -522,10 +529,7 @@ start_node "$dir/box.log" run -m "$dir/box.map" -n box; ok $? "one process: the 
 box=$pid
 base=$(sed -n 's|.*listening on \(http://[^ ]*\).*|\1|p' "$dir/box.log" | head -n 1)
 i=0
-while [ $i -lt 100 ] && [ "$(count "$dir/box.log" "read-api: replica r")" -lt 2 ]; do
-    sleep 0.05; i=$((i + 1))
-done
-is "$(grep -c "read-api: replica r[12] joined the read rotation" "$dir/box.log")" 2 "one process: r1 and r2 are in the read rotation"
+in_api_rotation "$dir/box.log" r1 r2; ok $? "one process: r1 and r2 are in the read rotation"
 r0=$(replica_reads)
 ryw "one process" 50 d1
 is "$bad" 0 "one process: 50 writes of d/d1, each read back with its token: always the new version"
@@ -539,7 +543,7 @@ last_seq=${tok##*.}
 stopped=$(now_ms)
 : >"$dir/pending"; ej=1
 while [ $ej -le 20 ]; do echo "e$ej" >>"$dir/pending"; ej=$((ej + 1)); done
-while [ -s "$dir/pending" ] && [ $(($(now_ms) - stopped)) -lt 3000 ]; do
+while [ -s "$dir/pending" ] && [ $(($(now_ms) - stopped)) -lt 15000 ]; do
     : >"$dir/still"
     while read -r id; do
         req GET "/v1/d/$id"
@@ -547,9 +551,9 @@ while [ -s "$dir/pending" ] && [ $(($(now_ms) - stopped)) -lt 3000 ]; do
     done <"$dir/pending"
     mv "$dir/still" "$dir/pending"
 done
-is "$(wc -l <"$dir/pending" | tr -d ' ')" 0 "one process: 20 keys written twice: eventual reads gave the last versions within 3 s"
+is "$(wc -l <"$dir/pending" | tr -d ' ')" 0 "one process: 20 keys written twice: eventual reads gave the last versions within 15 s ($(($(now_ms) - stopped)) ms)"
 i=0
-while [ $i -lt 30 ]; do
+while [ $i -lt 200 ]; do
     a1=$(metric 'tiers_replica_applied{replica="r1"}'); a2=$(metric 'tiers_replica_applied{replica="r2"}')
     [ "$a1" = "$last_seq" ] && [ "$a2" = "$last_seq" ] && break
     sleep 0.1; i=$((i + 1))

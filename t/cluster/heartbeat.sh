@@ -28,7 +28,7 @@ start_cluster () {
         start_node "$dir/one.log" run -m "$dir/one.map" --http 127.0.0.1:0 || return 1
         nodes=$pid; weblog="$dir/one.log"
     else
-        p1=$("$TOOL" freeport); p2=$("$TOOL" freeport); p3=$("$TOOL" freeport)
+        p1=$(freeport); p2=$(freeport); p3=$(freeport)
         sed -e "s|data = ./tiers-data|data = $data|" -e "$HEARTBEAT" \
             -e "s|127.0.0.1:7101|127.0.0.1:$p1|" -e "s|127.0.0.1:7102|127.0.0.1:$p2|" \
             -e "s|127.0.0.1:9101|127.0.0.1:$p3|" -e "s|keys = ./tiers-keys|keys = $dir/keys|" \

@@ -8,6 +8,11 @@
 #   start_node LOG ARGS...          `tiers ARGS` in the background until
 #                                   "; ready" shows in LOG; sets $pid
 #   stop_pid PID SIGNAL             waits up to 10 s; the exit status
+#   until_ready [SECONDS]           GET $base/ready until it is 200 (20 s)
+#   freeport                        a port free now that this test was not
+#                                   given before
+#   in_api_rotation LOG REPLICA...  the read-api logging to LOG counts every
+#                                   REPLICA in its read rotation (20 s)
 #   box_map_head NAME [LINE...]     a single-box map's cluster block (LINEs
 #                                   added to it) and back end, to stdout
 # Every pid started is killed on exit, also when a test fails.
@@ -85,6 +90,32 @@ stop_pid () {
 forget () {       # forget PID: reaped, so the exit trap must not kill it
     pids=$(echo " $pids " | sed "s/ $1 / /g")
 }
+# until_ready [SECONDS]: "; ready" in the log means the actors run; the
+# APIs join their balancer pools and reach their shards a moment later
+# (much later on a loaded machine, or while a restarted node's peers
+# reconnect). /ready is 200 once both pools have a worker and every shard
+# answers: asked until it is, for SECONDS (20).
+until_ready () {
+    ur_i=0; ur_limit=$((${1:-20} * 10)); ur_code=000
+    while [ $ur_i -lt $ur_limit ]; do
+        ur_code=$(curl -s -m 5 -o "$dir/ready.last" -w '%{http_code}' "$base/ready")
+        [ "$ur_code" = 200 ] && return 0
+        sleep 0.1; ur_i=$((ur_i + 1))
+    done
+    echo "# $base/ready is still $ur_code after ${1:-20} s: $(head -c 200 "$dir/ready.last" 2>/dev/null)"
+    return 1
+}
+# freeport: `tool freeport` picks at random among the kernel's ports, and
+# may pick the same one twice in a row (over the 17 of a big map, about
+# once in a hundred runs): never one this test was given before.
+freeport () {
+    while :; do
+        fp=$("$TOOL" freeport) || return 1
+        grep -qx "$fp" "$dir/freeports" 2>/dev/null || break
+    done
+    echo "$fp" >>"$dir/freeports"
+    echo "$fp"
+}
 box_map_head () {   # the cluster block (extra lines after NAME) and the back end
     mh_name=$1; shift
     printf 'cluster\n    name = %s\n    data = %s\n' "$mh_name" "$dir/$mh_name-data"
@@ -98,4 +129,36 @@ node = box
     shard = s0
         bind = inproc://s0
 EOF
+}
+# in_api_rotation LOG REPLICA...: the read-api of the node whose LOG it is
+# counts every REPLICA in its read rotation: its last "replica R joined /
+# left the read rotation" line says joined (in every instance), within
+# 20 s. What a fixed sleep after a freeze stood for.
+in_api_rotation () {
+    ar_log=$1; shift; ar_i=0
+    while [ $ar_i -lt 200 ]; do
+        ar_in=$(awk -v want="$*" '
+            / replica [^ ]* (joined|left) the read rotation/ {
+                for (i = 1; i < NF; i++)
+                    if ($i ~ /^read-api[.0-9]*:$/ && $(i + 1) == "replica") {
+                        state [$i " " $(i + 2)] = $(i + 3); break
+                    }
+            }
+            END {
+                n = split(want, r, " "); all = 1
+                for (i = 1; i <= n; i++) wanted [r [i]] = 1
+                for (k in state) {
+                    split(k, p, " ")
+                    if (!(p[2] in wanted)) continue
+                    seen [p[2]] = 1
+                    if (state [k] != "joined") all = 0
+                }
+                for (i = 1; i <= n; i++) if (!(r [i] in seen)) all = 0
+                print all
+            }' "$ar_log")
+        [ "$ar_in" = 1 ] && return 0
+        sleep 0.1; ar_i=$((ar_i + 1))
+    done
+    echo "# the read-api's rotation ($ar_log): $(grep 'the read rotation' "$ar_log" | tail -n 4 | sed 's/.*read-api/read-api/' | tr '\n' ';')"
+    return 1
 }

@@ -62,9 +62,9 @@ done
     || skip_all "cannot set up the veth pair: $(head -n 1 "$dir/ip.err")"
 diag "namespace $ns: $veth_host $host_ip/30 (host) <-> $veth_ns $ns_ip/30 ($net/30)"
 
-p_s0=$("$TOOL" freeport); p_s0s=$("$TOOL" freeport)
-p_s1=$("$TOOL" freeport); p_s1s=$("$TOOL" freeport)
-p_r1=$("$TOOL" freeport); p_r2=$("$TOOL" freeport)
+p_s0=$(freeport); p_s0s=$(freeport)
+p_s1=$(freeport); p_s1s=$(freeport)
+p_r1=$(freeport); p_r2=$(freeport)
 keys="$dir/keys"
 data="$dir/data"
 cat >"$dir/p.map" <<MAP
@@ -239,16 +239,13 @@ loader=$!
 pids="$pids $loader"
 i=0
 while [ $i -lt 200 ] && [ "$(acked)" -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
-i=0
-while [ $i -lt 40 ] && [ "$(grep -c "read-api: replica r[12] joined the read rotation" "$dir/web.log")" -lt 2 ]; do
-    sleep 0.05; i=$((i + 1))
-done
-is "$(grep -c "read-api: replica r[12] joined the read rotation" "$dir/web.log")" 2 "r1 and r2 are in the web node's read rotation"
+in_api_rotation "$dir/web.log" r1 r2; ok $? "r1 and r2 are in the web node's read rotation"
 [ "$(s1_writes_after 0)" -gt 0 ]; ok $? "s1 acknowledges writes (ack = replica: r2 has them) before the cut ($(s1_writes_after 0))"
 snapshots_before=$(grep -c "fetching snapshot" "$dir/db2.log")
 resyncs_before=$(grep -c "resync at sequence" "$dir/db2.log")
 applied_r1=$(field "$(replica_status r1)" applied)
 applied_r2=$(field "$(replica_status r2)" applied)
+r1_joins=$(grep -c "read-api: replica r1 joined the read rotation" "$dir/web.log")
 
 # --- The cut: 5 s with the host side of the veth down.
 before_cut=$(acked)
@@ -263,7 +260,8 @@ t0=$(now_ms)
 req GET "/v1/d/$cutkey" -H "Tiers-Token: $tok"
 read_ms=$(($(now_ms) - t0))
 is "$code $(body)" "200 {\"id\":\"$cutkey\",\"v\":1}" "read with its token right after the cut, it is the write ($read_ms ms)"
-[ "$read_ms" -lt 2500 ]; ok $? "... answered within 2.5 s (the primary, after r1 did not answer)"
+# (by design replica_timeout 500 ms + read_wait 1 s; 5 s for a loaded machine)
+[ "$read_ms" -lt 5000 ]; ok $? "... answered within 5 s (the primary, after r1 did not answer)"
 silent=0; out=0; seen=""; behind=0; behind_seen=""
 while [ $(($(now_ms) - cut_at)) -lt 5000 ]; do
     # The primary's view: r1 among its followers, acked below its sequence
@@ -285,7 +283,7 @@ t0=$(now_ms)
 req GET "/v1/d/w1"
 read_ms=$(($(now_ms) - t0))
 is "$code" 200 "an eventual read while the replicas are cut off is answered ($read_ms ms)"
-[ "$read_ms" -lt 2000 ]; ok $? "... within 2 s"
+[ "$read_ms" -lt 5000 ]; ok $? "... within 5 s"
 during_cut=$(($(acked) - before_cut))
 restore_at=$(now_ms)
 ip link set "$veth_host" up; ok $? "the link is back ($veth_host up) after $((restore_at - cut_at)) ms"
@@ -306,7 +304,7 @@ grep -q "read-api: replica r1 left the read rotation" "$dir/web.log"; ok $? "the
 
 # --- Back: s1 acknowledges again; the writes stop; both must catch up.
 i=0
-while [ $i -lt 100 ] && [ "$(s1_writes_after "$restore_at")" -lt 5 ]; do sleep 0.1; i=$((i + 1)); done
+while [ $i -lt 300 ] && [ "$(s1_writes_after "$restore_at")" -lt 5 ]; do sleep 0.1; i=$((i + 1)); done
 [ "$(s1_writes_after "$restore_at")" -ge 5 ]; ok $? "s1 acknowledges writes again once r2 is back ($(s1_writes_after "$restore_at") within $((i / 10)) s)"
 touch "$dir/stop"
 wait "$loader"; forget "$loader"
@@ -340,11 +338,15 @@ sqlite3 "$data/s1.db" "SELECT id FROM docs" >>"$dir/ids" 2>/dev/null
 diag "failed writes: $(awk '$2 !~ /^20/ { print $2 "/" $6 }' "$dir/writes" | sort | uniq -c | tr '\n' ' ')"
 [ -s "$dir/refused" ]; ok $? "some writes were refused \"not applied\" ($(wc -l <"$dir/refused" | tr -d ' '))"
 is "$(sort -u "$dir/ids" | comm -12 - "$dir/refused" | wc -l | tr -d ' ')" 0 "... and none of them is in a shard's file"
+# Joined again since the cut (more than once, maybe, on a loaded
+# machine), and in the rotation now.
 i=0
-while [ $i -lt 50 ] && [ "$(grep -c "read-api: replica r1 joined the read rotation" "$dir/web.log")" -lt 2 ]; do
+while [ $i -lt 200 ] && [ "$(grep -c "read-api: replica r1 joined the read rotation" "$dir/web.log")" -le "$r1_joins" ]; do
     sleep 0.1; i=$((i + 1))
 done
-is "$(grep -c "read-api: replica r1 joined the read rotation" "$dir/web.log")" 2 "r1 is back in the web node's read rotation"
+[ "$(grep -c "read-api: replica r1 joined the read rotation" "$dir/web.log")" -gt "$r1_joins" ] \
+    && in_api_rotation "$dir/web.log" r1
+ok $? "r1 is back in the web node's read rotation (joined $r1_joins times before the cut, $(grep -c "read-api: replica r1 joined the read rotation" "$dir/web.log") now)"
 req GET "/v1/d/$hot"
 last_hot=$(grep "^$hot " "$dir/acked.s0" | tail -n 1 | cut -d' ' -f2-)
 is "$(body)" "$last_hot" "an eventual read of d/$hot gives its last acknowledged version"

@@ -13,7 +13,7 @@ t_unit_log_t_SOURCES = t/unit/log.c t/tap.h
 t_unit_log_t_LDADD = $(TIERS_LIBS)
 t_unit_metrics_t_SOURCES = t/unit/metrics.c t/tap.h
 t_unit_metrics_t_LDADD = $(TIERS_LIBS)
-t_cluster_balancer_t_SOURCES = t/cluster/balancer.c t/cluster/harness.c t/cluster/harness.h t/tap.h
+t_cluster_balancer_t_SOURCES = t/cluster/balancer.c t/cluster/harness.c t/cluster/harness.h t/cluster/ports.c t/cluster/ports.h t/tap.h
 t_cluster_balancer_t_LDADD = $(TIERS_LIBS)
 
 EXTRA_DIST += t/cluster/cli.sh t/fuzz/corpus t/fuzz/wire_fuzz.c t/fuzz/make-corpus.c \
@@ -50,25 +50,27 @@ t_unit_shard_t_LDADD = $(TIERS_LIBS)
 
 # A helper of the shell cluster tests (free ports, slow clients).
 check_PROGRAMS += t/cluster/tool
-t_cluster_tool_SOURCES = t/cluster/tool.c
-t_cluster_gateway_t_SOURCES = t/cluster/gateway.c t/cluster/harness.c t/cluster/harness.h t/tap.h
+t_cluster_tool_SOURCES = t/cluster/tool.c t/cluster/ports.c t/cluster/ports.h
+# the ports handed out to tests (t/cluster/ports.h)
+CLEANFILES += t/cluster/.ports
+t_cluster_gateway_t_SOURCES = t/cluster/gateway.c t/cluster/harness.c t/cluster/harness.h t/cluster/ports.c t/cluster/ports.h t/tap.h
 t_cluster_gateway_t_LDADD = $(TIERS_LIBS)
 TESTS += t/cluster/api.sh
 EXTRA_DIST += t/cluster/api.sh
 # The edge against floods and slow clients (raw sockets: tool flood, trickle).
 TESTS += t/cluster/edge.sh
 EXTRA_DIST += t/cluster/edge.sh
-t_cluster_wire_api_t_SOURCES = t/cluster/wire_api.c t/cluster/harness.c t/cluster/harness.h t/tap.h
+t_cluster_wire_api_t_SOURCES = t/cluster/wire_api.c t/cluster/harness.c t/cluster/harness.h t/cluster/ports.c t/cluster/ports.h t/tap.h
 t_cluster_wire_api_t_LDADD = $(TIERS_LIBS)
 t_unit_poller_t_SOURCES = t/unit/poller.c t/tap.h
 t_unit_poller_t_LDADD = $(TIERS_LIBS)
 # Reads over replicas (played by the test) with read-your-writes, both placements.
 CLUSTER_TESTS += t/cluster/replicas.t
-t_cluster_replicas_t_SOURCES = t/cluster/replicas.c t/cluster/harness.c t/cluster/harness.h t/tap.h
+t_cluster_replicas_t_SOURCES = t/cluster/replicas.c t/cluster/harness.c t/cluster/harness.h t/cluster/ports.c t/cluster/ports.h t/tap.h
 t_cluster_replicas_t_LDADD = $(TIERS_LIBS)
 # The example kind of doc/actors.md (two ports, two links) in both placements.
 CLUSTER_TESTS += t/cluster/relay.t
-t_cluster_relay_t_SOURCES = t/cluster/relay.c t/cluster/harness.c t/cluster/harness.h t/tap.h
+t_cluster_relay_t_SOURCES = t/cluster/relay.c t/cluster/harness.c t/cluster/harness.h t/cluster/ports.c t/cluster/ports.h t/tap.h
 t_cluster_relay_t_LDADD = $(TIERS_LIBS)
 t_unit_names_t_SOURCES = t/unit/names.c t/tap.h
 t_unit_names_t_LDADD = $(TIERS_LIBS)
@@ -117,12 +119,12 @@ TESTS += t/cluster/edge-auth.sh
 EXTRA_DIST += t/cluster/edge-auth.sh
 # The commit stream's primary side, with the test playing a replica.
 CLUSTER_TESTS += t/cluster/stream.t
-t_cluster_stream_t_SOURCES = t/cluster/stream.c t/cluster/harness.c t/cluster/harness.h t/tap.h
+t_cluster_stream_t_SOURCES = t/cluster/stream.c t/cluster/harness.c t/cluster/harness.h t/cluster/ports.c t/cluster/ports.h t/tap.h
 t_cluster_stream_t_LDADD = $(TIERS_LIBS)
 # The replica against a primary the test plays by hand (inproc, and a
 # `tiers run` process on tcp): snapshot, streaming, reads, resyncs.
 CLUSTER_TESTS += t/cluster/replica.t
-t_cluster_replica_t_SOURCES = t/cluster/replica.c t/cluster/harness.c t/cluster/harness.h t/tap.h
+t_cluster_replica_t_SOURCES = t/cluster/replica.c t/cluster/harness.c t/cluster/harness.h t/cluster/ports.c t/cluster/ports.h t/tap.h
 t_cluster_replica_t_LDADD = $(TIERS_LIBS)
 # A real shard and real replicas as processes, CURVE between them: from
 # empty and after kill -9 under curl write load (sqlite3 reads the files).
@@ -150,13 +152,13 @@ t_unit_ring_t_LDADD = $(TIERS_LIBS)
 # fill, invalidation, negative entries, TTL, eviction under the cap, tokens,
 # bad input on the cache's port, 1,000 concurrent GETs of one cold key.
 CLUSTER_TESTS += t/cluster/cache.t
-t_cluster_cache_t_SOURCES = t/cluster/cache.c t/cluster/harness.c t/cluster/harness.h t/tap.h
+t_cluster_cache_t_SOURCES = t/cluster/cache.c t/cluster/harness.c t/cluster/harness.h t/cluster/ports.c t/cluster/ports.h t/tap.h
 t_cluster_cache_t_LDADD = $(TIERS_LIBS)
 
 # KEYS followers of the commit stream: the stream's side by hand, and the
 # follower client (actors/follow.c) against real shards and a fake primary.
 CLUSTER_TESTS += t/cluster/follow.t
-t_cluster_follow_t_SOURCES = t/cluster/follow.c t/cluster/harness.c t/cluster/harness.h t/tap.h
+t_cluster_follow_t_SOURCES = t/cluster/follow.c t/cluster/harness.c t/cluster/harness.h t/cluster/ports.c t/cluster/ports.h t/tap.h
 t_cluster_follow_t_LDADD = $(TIERS_LIBS)
 # maps/cache.map split over processes (CURVE) under a consistency checker
 # (python3): tokens, committed versions, convergence, a cache killed -9 and

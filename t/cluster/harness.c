@@ -1,5 +1,6 @@
 /*  harness.c — see harness.h. */
 #include "harness.h"
+#include "ports.h"
 #include "security.h"
 #include "map.h"
 #include "service.h"
@@ -57,17 +58,7 @@ h_self_path (void)
 int
 h_free_port (void)
 {
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = { .sin_family = AF_INET };
-    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-    socklen_t size = sizeof addr;
-    int port = -1;
-    if (fd >= 0 && bind (fd, (struct sockaddr *) &addr, sizeof addr) == 0
-    &&  getsockname (fd, (struct sockaddr *) &addr, &size) == 0)
-        port = ntohs (addr.sin_port);
-    if (fd >= 0)
-        close (fd);
-    return port;
+    return h_port_pick (false);
 }
 
 char *

@@ -17,7 +17,8 @@ const char *h_tmpdir (void);
 //  The path of this test program, so that it can start itself as the
 //  nodes of a split cluster (`SELF run -m MAP -n NODE`).
 const char *h_self_path (void);
-//  A TCP port on 127.0.0.1 that was free a moment ago.
+//  A TCP port on 127.0.0.1 that was free a moment ago, and that no other
+//  test of this build tree was given lately (ports.h).
 int h_free_port (void);
 //  Write text to dir/name; returns the malloc'ed path.
 char *h_write_file (const char *name, const char *text);

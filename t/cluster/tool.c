@@ -1,6 +1,8 @@
 /*  tool.c — small helpers for the shell cluster tests.
 
         tool freeport             print a TCP port on 127.0.0.1 free just now
+                                  that no test of this build tree was given
+                                  in the last ten minutes (ports.h)
         tool freeport6            the same on [::1]; exits 1 where there is
                                   no IPv6 loopback
         tool slowloris PORT SECS  hold 8 connections open for SECS seconds,
@@ -49,6 +51,7 @@
                                   closes them all), then print "open O"
                                   (those still open) and close them
 */
+#include "ports.h"
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,28 +83,10 @@ s_connect (int port)
 static int
 s_freeport (bool v6)
 {
-    struct sockaddr_storage addr;
-    memset (&addr, 0, sizeof addr);
-    socklen_t size;
-    if (v6) {
-        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *) &addr;
-        in6->sin6_family = AF_INET6;
-        in6->sin6_addr = in6addr_loopback;
-        size = sizeof *in6;
-    }
-    else {
-        struct sockaddr_in *in4 = (struct sockaddr_in *) &addr;
-        in4->sin_family = AF_INET;
-        in4->sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-        size = sizeof *in4;
-    }
-    int fd = socket (addr.ss_family, SOCK_STREAM, 0);
-    if (fd < 0 || bind (fd, (struct sockaddr *) &addr, size)
-    ||  getsockname (fd, (struct sockaddr *) &addr, &size))
+    int port = h_port_pick (v6);
+    if (port < 0)
         return 1;
-    printf ("%d\n", ntohs (v6 ? ((struct sockaddr_in6 *) &addr)->sin6_port
-                              : ((struct sockaddr_in *) &addr)->sin_port));
-    close (fd);
+    printf ("%d\n", port);
     return 0;
 }
 

@@ -399,9 +399,12 @@ tiers_wire_t *
 tiers_call (zsock_t *dealer, const tiers_wire_t *request, int timeout_ms)
 {
     assert (dealer && request);
-    if (tiers_wire_send (request, dealer, NULL))
-        return NULL;
+    //  A DEALER with no peer (an inproc endpoint nobody binds any more)
+    //  would block in the send: it waits for room within the timeout too.
     int64_t until = zclock_mono () + timeout_ms;
+    zmq_pollitem_t room = { zsock_resolve (dealer), 0, ZMQ_POLLOUT, 0 };
+    if (zmq_poll (&room, 1, timeout_ms) <= 0 || tiers_wire_send (request, dealer, NULL))
+        return NULL;
     while (true) {
         int64_t left = until - zclock_mono ();
         if (left <= 0)

@@ -47,6 +47,14 @@ s_open (int type, const char *endpoint, bool bind, const tiers_entry_t *entry,
         zsock_destroy (&sock);
     else {
         int rc = bind ? zsock_bind (sock, "%s", endpoint) : zsock_connect (sock, "%s", endpoint);
+        //  An inproc endpoint is let go of by libzmq's reaper thread, a
+        //  moment after its socket was closed: an actor started again at
+        //  once (a restart, a test) asks again for up to a second.
+        for (int tries = 0; rc < 0 && bind && zmq_errno () == EADDRINUSE
+                         && strncmp (endpoint, "inproc://", 9) == 0 && tries < 100; tries++) {
+            zclock_sleep (10);
+            rc = zsock_bind (sock, "%s", endpoint);
+        }
         if (rc < 0) {
             reason = zsys_sprintf ("cannot %s %s: %s", bind ? "bind" : "connect to",
                                    endpoint, zmq_strerror (zmq_errno ()));

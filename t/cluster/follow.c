@@ -570,18 +570,24 @@ s_by_hand (zsock_t *client)
     zsock_destroy (&keys);
 }
 
+//  The incarnation and the sequence of the shard behind `client`, as text.
+static void
+s_shard_at (zsock_t *client, char inc [16], char sequence [32])
+{
+    json_t *status = s_status (client);
+    snprintf (inc, 16, "%s", json_string_value (json_object_get (status, "incarnation")) ?: "");
+    snprintf (sequence, 32, "%" PRId64,
+              (int64_t) json_integer_value (json_object_get (status, "sequence")));
+    json_decref (status);
+}
+
 //  A keys follower is no replica: ack = replica is not satisfied by it.
 static void
 s_no_replica (void)
 {
     zsock_t *client = zsock_new_dealer ("inproc://fo-s1");
-    json_t *status = s_status (client);
-    char inc [16];
-    snprintf (inc, sizeof inc, "%s", json_string_value (json_object_get (status, "incarnation")) ?: "");
-    char sequence [32];
-    snprintf (sequence, sizeof sequence, "%" PRId64,
-              (int64_t) json_integer_value (json_object_get (status, "sequence")));
-    json_decref (status);
+    char inc [16], sequence [32];
+    s_shard_at (client, inc, sequence);
     zsock_t *keys = zsock_new_dealer ("inproc://fo-s1-stream");
     s_stream_send (keys, "follow", "name", "k2", "want", "keys", "incarnation", "",
                    "epoch", "0", "applied", "0", NULL);
@@ -622,7 +628,7 @@ s_no_replica (void)
     tiers_wire_destroy (&reply);
     tiers_wire_destroy (&change);
     tiers_wire_destroy (&keys_change);
-    status = s_status (client);
+    json_t *status = s_status (client);
     json_t *followers = json_object_get (status, "followers");
     int replicas = 0, caches = 0;
     for (size_t i = 0; i < json_array_size (followers); i++) {
@@ -647,13 +653,8 @@ s_crowd (void)
 {
     enum { CROWD = 200 };
     zsock_t *client = zsock_new_dealer ("inproc://fo-s1");
-    json_t *status = s_status (client);
-    char inc [16];
-    snprintf (inc, sizeof inc, "%s", json_string_value (json_object_get (status, "incarnation")) ?: "");
-    char sequence [32];
-    snprintf (sequence, sizeof sequence, "%" PRId64,
-              (int64_t) json_integer_value (json_object_get (status, "sequence")));
-    json_decref (status);
+    char inc [16], sequence [32];
+    s_shard_at (client, inc, sequence);
     zsock_t *crowd [CROWD];
     for (int i = 0; i < CROWD; i++) {
         char name [16];
@@ -675,7 +676,7 @@ s_crowd (void)
             other++;
         tiers_wire_destroy (&answer);
     }
-    status = s_status (client);
+    json_t *status = s_status (client);
     json_t *followers = json_object_get (status, "followers");
     int streaming = 0;
     for (size_t i = 0; i < json_array_size (followers); i++) {

@@ -586,6 +586,30 @@ tiers_edge_fill (tiers_edge_t *self, const char *collection, const char *id,
     s_sync (self);
 }
 
+bool
+tiers_edge_not_modified (tiers_http_req_t *req, const tiers_wire_t *reply)
+{
+    assert (req && reply);
+    if (reply->status != 200)
+        return false;
+    const char *value = MHD_lookup_connection_value (tiers_http_connection (req),
+                                                     MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_IF_NONE_MATCH);
+    const char *etag = tiers_wire_header (reply, "etag");
+    size_t length = etag ? strlen (etag) : 0;
+    if (!value || length < 2 || etag [0] != '"' || etag [length - 1] != '"'
+    ||  length - 2 > EDGE_TAG_MAX)
+        return false;
+    tiers_api_tags_t if_none;
+    const char *why = NULL;
+    if (tiers_api_tags_parse (value, true, &if_none, &why))
+        return false;
+    char tag [EDGE_TAG_MAX + 1];
+    memcpy (tag, etag + 1, length - 2);
+    tag [length - 2] = 0;
+    return tiers_api_tags_match (&if_none, tag);
+}
+
 void
 tiers_edge_release (tiers_edge_t *self, const char *collection, const char *id,
                     tiers_edge_ticket_t *ticket)

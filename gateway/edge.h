@@ -46,6 +46,8 @@ typedef struct {
     int64_t position;           //  the follower's position of the shard at the lookup
     uint32_t shard;             //  the key's shard (the follower's index)
     char incarnation [TIERS_TOKEN_INCARNATION_MAX + 1];     //  of that position
+    bool conditional;           //  the client's If-None-Match was kept back:
+                                //  the route answers it (tiers_edge_not_modified)
 } tiers_edge_ticket_t;
 
 //  The edge of one gateway instance, from its entry's keys (edge_cache,
@@ -73,6 +75,10 @@ void tiers_edge_forward (tiers_edge_t *self, tiers_edge_ticket_t *ticket, tiers_
 //  answer is one the edge can give again (the lease ends either way).
 void tiers_edge_fill (tiers_edge_t *self, const char *collection, const char *id,
                       tiers_edge_ticket_t *ticket, const tiers_wire_t *reply);
+//  A miss forwarded without the client's If-None-Match (so that its 200
+//  fills): is the reply's ETag one of that header's tags? Then the route
+//  answers 304 (no body), as the read-api would have.
+bool tiers_edge_not_modified (tiers_http_req_t *req, const tiers_wire_t *reply);
 //  The ticketed read ended without a reply (the client left, the face
 //  answered it): its lease goes back.
 void tiers_edge_release (tiers_edge_t *self, const char *collection, const char *id,

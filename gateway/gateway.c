@@ -283,8 +283,14 @@ s_forward_document (tiers_http_req_t *req, tiers_wire_t *msg, const char **detai
     tiers_wire_set_header (msg, "id", doc->id, strlen (doc->id));
     bool too_long = false;
     tiers_http_copy_list (req, msg, MHD_HTTP_HEADER_IF_MATCH, "if-match", &too_long);
-    tiers_http_copy_list (req, msg, MHD_HTTP_HEADER_IF_NONE_MATCH, "if-none-match",
-                          &too_long);
+    //  A miss the edge fills goes without the client's If-None-Match: a
+    //  304 would fill nothing; the match is made here on the 200.
+    if (doc->ticket.lease)
+        doc->ticket.conditional = MHD_lookup_connection_value (
+            tiers_http_connection (req), MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH) != NULL;
+    else
+        tiers_http_copy_list (req, msg, MHD_HTTP_HEADER_IF_NONE_MATCH, "if-none-match",
+                              &too_long);
     //  Two lines of it are joined, and then refused by the write-api.
     tiers_http_copy_list (req, msg, "Idempotency-Key", "idempotency-key", &too_long);
     s_forward_session (req, msg, &too_long);
@@ -325,8 +331,13 @@ s_reply_document (tiers_http_req_t *req, tiers_wire_t *reply)
     doc_t *doc = (doc_t *) tiers_http_state (req);
     tiers_edge_t *edge = ((outlets_t *) tiers_http_arg (req))->edge;
     doc->replied = true;
-    if (doc->ticket.lease)
+    if (doc->ticket.lease) {
         tiers_edge_fill (edge, doc->collection, doc->id, &doc->ticket, reply);
+        if (doc->ticket.conditional && tiers_edge_not_modified (req, reply)) {
+            reply->status = 304;
+            tiers_wire_set_body (reply, NULL, 0);
+        }
+    }
     else
     if (edge && !tiers_http_reading (req))
         tiers_edge_written (edge, doc->collection, doc->id, reply);

@@ -136,6 +136,26 @@ scenarios () {
     headers >"$dir/direct.h"
     is "$c1" 304 "$M: If-None-Match with the tag: 304 from the edge"
     cmp -s "$dir/cached.h" "$dir/direct.h"; ok $? "$M: ... the same 304 as the forwarded one"
+    # A conditional GET that misses still fills: it goes without its
+    # If-None-Match, and the 304 is made here on the 200.
+    req PUT /v1/docs/cond -d '{"cond":1}'; ctag=$(hdr ETag)
+    : >"$dir/body"      # (curl leaves the file as it was when no body comes)
+    req GET /v1/docs/cond $rid -H "If-None-Match: $ctag"; c1=$code; headers >"$dir/cached.h"
+    b1=$(wc -c <"$dir/body")
+    req GET /v1/docs/cond $rid -H "If-None-Match: $ctag" -H 'Tiers-Consistency: strong'
+    headers >"$dir/direct.h"
+    is "$c1:$b1" "304:0" "$M: a conditional miss with the tag: 304, no body"
+    cmp -s "$dir/cached.h" "$dir/direct.h"; ok $? "$M: ... the same 304 as the forwarded one"
+    [ $? -eq 0 ] || { diff "$dir/cached.h" "$dir/direct.h" | sed 's/^/# /'; }
+    h0=$(hits); r0=$(api_reads)
+    req GET /v1/docs/cond
+    is "$code $(body)" '200 {"cond":1}' "$M: ... and it filled: the next GET is 200"
+    is "$(hits):$(api_reads)" "$((h0 + 1)):$r0" "$M: ... from the edge"
+    req PUT /v1/docs/cond2 -d '{"cond":2}'
+    req GET /v1/docs/cond2 -H 'If-None-Match: "other.1", W/"x.9"'
+    is "$code $(body)" '200 {"cond":2}' "$M: a conditional miss with other tags: 200 with the document"
+    h0=$(hits); req GET /v1/docs/cond2 -H "If-None-Match: $(hdr ETag)"
+    is "$code:$(hits)" "304:$((h0 + 1))" "$M: ... filled: the next, with its tag, a 304 hit"
     h0=$(hits)
     req HEAD /v1/docs/a $rid; c1=$code; headers >"$dir/cached.h"
     is "$(hits)" $((h0 + 1)) "$M: HEAD is a hit"

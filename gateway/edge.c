@@ -519,6 +519,20 @@ s_no_such_document (const tiers_wire_t *reply)
         && strstr ((const char *) reply->body, "\"detail\":\"no such document\"");
 }
 
+//  The reply's ETag without its quotes, in `tag`; false when it has none
+//  or one the edge does not keep.
+static bool
+s_reply_tag (const tiers_wire_t *reply, char tag [EDGE_TAG_MAX + 1])
+{
+    const char *etag = tiers_wire_header (reply, "etag");
+    size_t length = etag ? strlen (etag) : 0;
+    if (length < 2 || etag [0] != '"' || etag [length - 1] != '"' || length - 2 > EDGE_TAG_MAX)
+        return false;
+    memcpy (tag, etag + 1, length - 2);
+    tag [length - 2] = 0;
+    return true;
+}
+
 //  Fills the key from the answer under the lease; false when the answer
 //  is none to keep (the caller gives the lease back).
 static bool
@@ -527,31 +541,25 @@ s_fill (tiers_edge_t *self, const char *key, uint64_t lease, tiers_edge_ticket_t
 {
     if (reply->status == 200 && s_plain (reply)) {
         //  ETag "INCARNATION.VERSION": the shard's tag, quoted by the read-api.
-        const char *etag = tiers_wire_header (reply, "etag");
-        size_t length = etag ? strlen (etag) : 0;
-        const char *dot = length > 2 ? strrchr (etag, '.') : NULL;
         char tag [EDGE_TAG_MAX + 1];
+        const char *dot = s_reply_tag (reply, tag) ? strrchr (tag, '.') : NULL;
         long long version = -1;
-        size_t incarnation = dot ? (size_t) (dot - etag - 1) : 0;
-        if (!dot || etag [0] != '"' || etag [length - 1] != '"' || length - 2 > EDGE_TAG_MAX
-        ||  incarnation != strlen (ticket->incarnation)
-        ||  memcmp (etag + 1, ticket->incarnation, incarnation) != 0) {
+        size_t incarnation = dot ? (size_t) (dot - tag) : 0;
+        if (!dot || incarnation != strlen (ticket->incarnation)
+        ||  memcmp (tag, ticket->incarnation, incarnation) != 0) {
             //  Not a tag of the incarnation the ticket read at: the shard
             //  changed under the read (the reset that follows drops the
             //  rest), or not a tag the edge knows how to give again.
             tiers_counter_add (self->refused, 1);
             return false;
         }
-        memcpy (tag, etag + 1, length - 2);
-        tag [length - 2] = 0;
         char digits [24];
-        size_t size = length - 2 - incarnation - 1;
+        size_t size = strlen (dot + 1);
         if (size == 0 || size >= sizeof digits) {
             tiers_counter_add (self->refused, 1);
             return false;
         }
-        memcpy (digits, dot + 1, size);
-        digits [size] = 0;
+        memcpy (digits, dot + 1, size + 1);
         if (tiers_parse_int (digits, &version) || version < 0) {
             tiers_counter_add (self->refused, 1);
             return false;
@@ -567,17 +575,27 @@ s_fill (tiers_edge_t *self, const char *key, uint64_t lease, tiers_edge_ticket_t
     return true;
 }
 
+//  The ticket's lease (0: none), taken from it, and the key it is for.
+static uint64_t
+s_take_lease (tiers_edge_ticket_t *ticket, const char *collection, const char *id,
+              char key [EDGE_KEY_MAX + 1])
+{
+    uint64_t lease = ticket->lease;
+    ticket->lease = 0;
+    if (lease)
+        s_key (key, collection, id);
+    return lease;
+}
+
 void
 tiers_edge_fill (tiers_edge_t *self, const char *collection, const char *id,
                  tiers_edge_ticket_t *ticket, const tiers_wire_t *reply)
 {
     assert (self && ticket && reply);
-    uint64_t lease = ticket->lease;
-    ticket->lease = 0;
+    char key [EDGE_KEY_MAX + 1];
+    uint64_t lease = s_take_lease (ticket, collection, id, key);
     if (!lease)
         return;
-    char key [EDGE_KEY_MAX + 1];
-    s_key (key, collection, id);
     int64_t now = zclock_mono ();
     //  An answer that cannot fill gives the lease back: the key's next
     //  miss takes one at once rather than after the lease's time.
@@ -595,19 +613,12 @@ tiers_edge_not_modified (tiers_http_req_t *req, const tiers_wire_t *reply)
     const char *value = MHD_lookup_connection_value (tiers_http_connection (req),
                                                      MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_IF_NONE_MATCH);
-    const char *etag = tiers_wire_header (reply, "etag");
-    size_t length = etag ? strlen (etag) : 0;
-    if (!value || length < 2 || etag [0] != '"' || etag [length - 1] != '"'
-    ||  length - 2 > EDGE_TAG_MAX)
-        return false;
+    char tag [EDGE_TAG_MAX + 1];
     tiers_api_tags_t if_none;
     const char *why = NULL;
-    if (tiers_api_tags_parse (value, true, &if_none, &why))
-        return false;
-    char tag [EDGE_TAG_MAX + 1];
-    memcpy (tag, etag + 1, length - 2);
-    tag [length - 2] = 0;
-    return tiers_api_tags_match (&if_none, tag);
+    return value && s_reply_tag (reply, tag)
+        && tiers_api_tags_parse (value, true, &if_none, &why) == 0
+        && tiers_api_tags_match (&if_none, tag);
 }
 
 void
@@ -615,12 +626,10 @@ tiers_edge_release (tiers_edge_t *self, const char *collection, const char *id,
                     tiers_edge_ticket_t *ticket)
 {
     assert (self && ticket);
-    uint64_t lease = ticket->lease;
-    ticket->lease = 0;
+    char key [EDGE_KEY_MAX + 1];
+    uint64_t lease = s_take_lease (ticket, collection, id, key);
     if (!lease)
         return;
-    char key [EDGE_KEY_MAX + 1];
-    s_key (key, collection, id);
     tiers_cachestore_release (self->store, key, lease, zclock_mono ());
 }
 
